@@ -1,0 +1,176 @@
+"""`prunebench` command line: list | validate | run | leaderboard | ui | download."""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+DEFAULT_CACHE = ".prunebench-cache"
+
+
+def _tracking_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tracking-uri", default=None,
+                        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db)")
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .registry import METHODS, TASKS
+
+    if args.what in ("methods", "all"):
+        print("methods:")
+        for name, cls in METHODS.items():
+            options = ", ".join(cls.option_names()) or "-"
+            print(f"  {name:16s} family={cls.family:9s} provenance={cls.provenance:15s} options: {options}")
+        for name, error in METHODS.plugin_errors.items():
+            print(f"  {name:16s} PLUGIN FAILED TO LOAD: {error}")
+    if args.what in ("tasks", "all"):
+        print("tasks:")
+        for name, cls in TASKS.items():
+            print(f"  {name:16s} family={cls.family:7s} data={cls.data_origin:9s} metric={cls.metric:9s} "
+                  f"profiles: {', '.join(cls.profiles)}")
+        for name, error in TASKS.plugin_errors.items():
+            print(f"  {name:16s} PLUGIN FAILED TO LOAD: {error}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .cells import SweepError, load_sweep
+
+    try:
+        sweep = load_sweep(args.sweep)
+    except SweepError as error:
+        print(f"invalid sweep {error}", file=sys.stderr)
+        return 2
+    cells = sweep.cells()
+    print(f"{args.sweep}: valid. {len(cells)} cells "
+          f"({len(sweep.tasks)} task(s) x {len(sweep.seeds)} seed(s); reference cells included), "
+          f"profile {sweep.profile}, budget {sweep.budget}, experiment {sweep.name!r}")
+    if args.cells:
+        for cell in cells:
+            print(f"  {cell.id}  {cell.display}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .cells import SweepError, load_sweep
+
+    try:
+        sweep = load_sweep(args.sweep)
+    except SweepError as error:
+        print(f"invalid sweep {error}", file=sys.stderr)
+        return 2
+    from .runner import run_sweep
+    from .tracking import Tracker
+    from .trainer import resolve_device
+
+    tracker = Tracker(args.tracking_uri, experiment=args.experiment or sweep.name)
+    print(f"tracking: {tracker.tracking_uri} (experiment {tracker.experiment_name!r})", file=sys.stderr)
+    try:
+        report = run_sweep(sweep, tracker, resolve_device(args.device), Path(args.cache_dir),
+                           quiet=args.quiet, max_cells=args.max_cells)
+    except KeyboardInterrupt:
+        print("sweep interrupted; finished cells are kept. Run the same command to resume.", file=sys.stderr)
+        return 130
+    print(f"finished {len(report.finished)}, failed {len(report.failed)}, skipped (already finished) "
+          f"{len(report.skipped)}", file=sys.stderr)
+    for cell_id, error in report.failed.items():
+        print(f"  failed {cell_id}: {error}", file=sys.stderr)
+    if args.leaderboard:
+        lb_args = argparse.Namespace(tracking_uri=tracker.tracking_uri, experiment=tracker.experiment_name,
+                                     out=args.results_dir)
+        cmd_leaderboard(lb_args)
+    return 1 if report.failed else 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from .leaderboard import build_leaderboard
+    from .tracking import default_tracking_uri
+
+    uri = args.tracking_uri or default_tracking_uri()
+    text, path = build_leaderboard(uri, args.experiment, Path(args.out))
+    print(text)
+    if path:
+        print(f"\nwritten to {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from .tracking import default_tracking_uri
+
+    uri = args.tracking_uri or default_tracking_uri()
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+               "--host", args.host, "--port", str(args.port)]
+    print(f"MLflow UI on http://{args.host}:{args.port} for {uri} (Ctrl-C to stop)", file=sys.stderr)
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from .registry import get_task
+
+    task_cls = get_task(args.task)
+    if not hasattr(task_cls, "download"):
+        print(f"task {args.task!r} has no public download; see its documentation", file=sys.stderr)
+        return 2
+    path = task_cls.download(Path(args.dir))
+    print(f"{args.task}: data in {path}; pass data_dir: {path} in the sweep or set PRUNEBENCH_DATA")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="prunebench", description="Benchmark data- and model-pruning methods; track cells in MLflow.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="list registered methods and tasks")
+    p.add_argument("what", nargs="?", choices=("all", "methods", "tasks"), default="all")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("validate", help="check a sweep file without running anything")
+    p.add_argument("sweep", help="sweep file (.yaml or .toml)")
+    p.add_argument("--cells", action="store_true", help="also print every cell with its id")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("run", help="run a sweep's unfinished cells (finished ones are skipped)")
+    p.add_argument("sweep", help="sweep file (.yaml or .toml)")
+    _tracking_arg(p)
+    p.add_argument("--experiment", default=None, help="MLflow experiment (default: the sweep's name)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
+    p.add_argument("--cache-dir", default=os.environ.get("PRUNEBENCH_CACHE", DEFAULT_CACHE),
+                   help=f"where method scores are cached (default: $PRUNEBENCH_CACHE or {DEFAULT_CACHE})")
+    p.add_argument("--max-cells", type=int, default=None, help="run at most this many pending cells")
+    p.add_argument("--leaderboard", action="store_true", help="print and write the leaderboard afterwards")
+    p.add_argument("--results-dir", default="results", help="where --leaderboard writes (default: results)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("leaderboard", help="aggregate finished cells from MLflow into tables")
+    _tracking_arg(p)
+    p.add_argument("--experiment", required=True, help="MLflow experiment (the sweep's name)")
+    p.add_argument("--out", default="results", help="directory for the markdown board (default: results)")
+    p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("ui", help="start the MLflow UI on the same store (127.0.0.1)")
+    _tracking_arg(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5000)
+    p.set_defaults(func=cmd_ui)
+
+    p = sub.add_parser("download", help="download a task's public data (needs internet)")
+    p.add_argument("task")
+    p.add_argument("dir", help="destination directory")
+    p.set_defaults(func=cmd_download)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Run one cell: build its task and method, let the method prepare, train, test, and
+collect every figure the cell logs. Knows nothing about MLflow or sweeps."""
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .cells import Cell
+from .context import RunContext
+from .hooks import Hook
+from .method import Method
+from .registry import get_method, get_task
+from .task import Splits, Task
+from .trainer import Trainer
+
+
+@dataclass
+class CellPlan:
+    """A cell with its task and method built: nothing loaded or computed yet."""
+
+    cell: Cell
+    task: Task
+    method: Method
+
+    def params(self) -> dict[str, Any]:
+        recipe = {k: v for k, v in vars(self.task.recipe).items()}
+        return {"recipe": recipe, "family": self.method.family, "provenance": self.method.provenance}
+
+    def tags(self) -> dict[str, str]:
+        return {"family": self.method.family, "provenance": self.method.provenance,
+                "data_origin": self.task.data_origin, "task_family": self.task.family,
+                "metric": self.task.metric}
+
+
+@dataclass
+class CellResult:
+    metrics: dict[str, float]
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def plan_cell(cell: Cell, data_dir: str | None = None) -> CellPlan:
+    task = get_task(cell.task)(cell.profile, data_dir=data_dir, **dict(cell.task_options))
+    method = get_method(cell.method)(cell.ratio, cell.seed, **dict(cell.method_options))
+    return CellPlan(cell, task, method)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_splits_cached(task_name: str, profile: str, task_options: tuple, data_dir: str | None) -> Splits:
+    return get_task(task_name)(profile, data_dir=data_dir, **dict(task_options)).load_splits()
+
+
+def load_splits(plan: CellPlan, device: torch.device) -> Splits:
+    cell = plan.cell
+    splits = _load_splits_cached(cell.task, cell.profile, cell.task_options, plan.task.data_dir)
+    return Splits(splits.train.to(device), splits.val.to(device), splits.test.to(device))
+
+
+def run_cell(plan: CellPlan, device: torch.device, cache_dir: Path, hooks: list[Hook] = ()) -> CellResult:
+    cell, task, method = plan.cell, plan.task, plan.method
+    torch.manual_seed(cell.seed)
+    t0 = time.perf_counter()
+    splits = load_splits(plan, device)
+    load_seconds = time.perf_counter() - t0
+
+    context = RunContext(task=task, splits=splits, device=device, seed=cell.seed, cache_dir=Path(cache_dir))
+    t0 = time.perf_counter()
+    method.prepare(context)
+    prepare_wall = time.perf_counter() - t0
+
+    trainer = Trainer(task, splits, device, seed=cell.seed, hooks=[method, *hooks], budget=cell.budget)
+    model = trainer.build_model()
+    result = trainer.fit(model)
+    t0 = time.perf_counter()
+    test = trainer.evaluate(model, splits.test)
+    test_seconds = time.perf_counter() - t0
+
+    n_train = len(splits.train)
+    full_passes = task.recipe.epochs * n_train  # what the full-data cell trains on
+    state = result.state
+    metrics: dict[str, float] = {f"test_{k}": v for k, v in test.items()}
+    metrics.update({
+        "n_train": n_train,
+        "kept_fraction": sum(result.active_sizes) / (len(result.active_sizes) * n_train),
+        "sample_passes": state.sample_passes,
+        "sample_passes_rel": state.sample_passes / full_passes,
+        "scoring_sample_passes": context.scoring_sample_passes,
+        "total_sample_passes_rel": (state.sample_passes + context.scoring_sample_passes) / full_passes,
+        "scoring_seconds": context.scoring_seconds,
+        "scoring_wall_seconds": prepare_wall,
+        "train_seconds": result.train_seconds,
+        "eval_seconds": result.eval_seconds + test_seconds,
+        "load_seconds": load_seconds,
+        "optimizer_steps": state.step,
+        "epochs_run": state.epoch,
+        "params_total": sum(p.numel() for p in model.parameters()),
+    })
+    if state.history:
+        last = state.history[-1]
+        metrics.update({f"final_{k}": v for k, v in last.items() if k.startswith("val_")})
+        val_key = f"val_{task.metric}"
+        if val_key in last:  # best over epochs is allowed on validation only, never on test
+            metrics[f"best_{val_key}"] = max(h[val_key] for h in state.history)
+    metrics.update(method.summary())
+    return CellResult(metrics, tags={"scores_cached": str(context.scores_cached).lower()})

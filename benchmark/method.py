@@ -1,0 +1,119 @@
+"""Base classes of pruning methods.
+
+Every method has the same few verbs:
+
+- ``__init__(ratio, seed, **options)``: parameters only, nothing computed;
+- ``prepare(context)``: work before the main run (proxy training, scoring);
+  its cost is timed and charged to the method;
+- the :class:`~benchmark.hooks.Hook` points, through which it acts on training;
+- ``summary()``: realised figures to log (kept fraction, sparsity, ...).
+
+``ratio`` is always the fraction REMOVED, in [0, 1).
+"""
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+
+from .hooks import Hook, TrainState
+from .masks import Masker, count_removed, prunable_weights, sparsity
+
+if TYPE_CHECKING:
+    from .context import RunContext
+    from .task import Task
+
+
+class Method(Hook):
+    name: ClassVar[str] = ""
+    family: ClassVar[str] = ""  # data | model | reference
+    provenance: ClassVar[str] = "reference-code"  # reference-code | reconstructed
+    #: task capabilities this method needs (see Task.capabilities)
+    requires: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, ratio: float, seed: int = 0):
+        if not 0.0 <= ratio < 1.0:
+            raise ValueError(f"ratio {ratio!r} is outside [0, 1): it is the fraction removed")
+        self.ratio = float(ratio)
+        self.seed = int(seed)
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        """The keyword options a sweep may set (the __init__ parameters after ratio, seed)."""
+        params = inspect.signature(cls.__init__).parameters
+        return [p for p in params if p not in ("self", "ratio", "seed") and params[p].kind == params[p].KEYWORD_ONLY]
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        unknown = sorted(set(options) - set(cls.option_names()))
+        if unknown:
+            raise ValueError(
+                f"method {cls.name!r} has no option(s) {unknown}; valid options: {cls.option_names() or 'none'}"
+            )
+
+    @classmethod
+    def incompatibility(cls, task_cls: type["Task"]) -> str | None:
+        """Why this method cannot run on ``task_cls``, or None if it can."""
+        missing = sorted(cls.requires - task_cls.capabilities)
+        if missing:
+            return (
+                f"method {cls.name!r} needs a task with {missing}, but task {task_cls.name!r} "
+                f"provides {sorted(task_cls.capabilities)}"
+            )
+        return None
+
+    def prepare(self, context: "RunContext") -> None:
+        pass
+
+    def summary(self) -> dict[str, float]:
+        return {}
+
+    def generator(self, salt: int = 0) -> torch.Generator:
+        """A CPU generator for this method's own randomness, independent of training's."""
+        return torch.Generator().manual_seed(10_007 * self.seed + 7919 * salt + 12345)
+
+
+class DataPruner(Method):
+    """Chooses the training samples. The trainer measures the realised kept
+    fraction from the indices each epoch actually used."""
+
+    family = "data"
+
+    def n_keep(self, n: int) -> int:
+        return n - count_removed(self.ratio, n)
+
+
+class ModelPruner(Method):
+    """Chooses weight masks over the task's prunable weights and keeps them enforced."""
+
+    family = "model"
+
+    def __init__(self, ratio: float, seed: int = 0, *, scope: str = "global"):
+        super().__init__(ratio, seed)
+        if scope not in ("global", "layer"):
+            raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
+        self.scope = scope
+        self.masker: Masker | None = None
+        self._weights: dict[str, torch.nn.Parameter] = {}
+
+    def on_run_start(self, state: TrainState) -> None:
+        self._weights = prunable_weights(state.model, exclude=state.task.head(state.model))
+        if not self._weights:
+            raise ValueError(f"task {state.task.name!r}'s model has no prunable weights")
+        self.masker = Masker(self._weights)
+
+    def on_step_end(self, state: TrainState) -> None:
+        self.masker.enforce()
+
+    def on_run_end(self, state: TrainState) -> None:
+        self.masker.remove()
+
+    def summary(self) -> dict[str, float]:
+        total = sum(w.numel() for w in self._weights.values())
+        zero_fraction = sparsity(self._weights)
+        return {
+            "realised_sparsity": zero_fraction,
+            "prunable_params": float(total),
+            "prunable_params_remaining": float(round(total * (1 - zero_fraction))),
+        }

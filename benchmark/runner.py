@@ -1,0 +1,70 @@
+"""Run a sweep: skip finished cells, run the rest one by one, isolate failures.
+
+A cell that raises is recorded as failed (with its traceback) and the sweep goes
+on. Ctrl-C marks the current cell interrupted and stops; a killed process leaves
+its cell 'running', which the next run closes as interrupted and runs again.
+Only 'finished' cells are skipped, so a re-run never duplicates or loses one.
+"""
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .cells import Cell, Sweep
+from .execute import plan_cell, run_cell
+from .progress import EpochProgress, SweepProgress
+from .tracking import EpochLogger, Tracker
+
+
+@dataclass
+class SweepReport:
+    finished: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # cell id -> error
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def pending_cells(sweep: Sweep, tracker: Tracker) -> tuple[list[Cell], list[Cell]]:
+    """(to run, already finished)."""
+    finished = tracker.finished_cell_ids()
+    cells = sweep.cells()
+    return [c for c in cells if c.id not in finished], [c for c in cells if c.id in finished]
+
+
+def run_sweep(sweep: Sweep, tracker: Tracker, device: torch.device, cache_dir: Path,
+              quiet: bool = False, max_cells: int | None = None) -> SweepReport:
+    report = SweepReport()
+    todo, done = pending_cells(sweep, tracker)
+    report.skipped = [c.id for c in done]
+    if max_cells is not None:
+        todo = todo[:max_cells]
+    progress = SweepProgress(len(todo), len(done), quiet=quiet)
+    data_dirs = sweep.data_dirs()
+    runs_by_cell = tracker.runs_by_cell()
+
+    for cell in todo:
+        progress.start_cell(f"{cell.display}  [{cell.id}]")
+        plan = plan_cell(cell, data_dirs.get(cell.task))
+        run = tracker.start_cell(cell, sweep.name, plan.params(), plan.tags(), runs_by_cell.get(cell.id, []))
+        try:
+            result = run_cell(plan, device, cache_dir, hooks=[EpochLogger(run), EpochProgress(progress)])
+        except KeyboardInterrupt:
+            run.interrupt()
+            progress.print(f"    interrupted: {cell.display} marked 'interrupted'; run the sweep again to resume")
+            raise
+        except Exception as error:  # isolate the failure, record it, go on
+            run.fail(error, traceback.format_exc())
+            report.failed[cell.id] = f"{type(error).__name__}: {error}"
+            progress.end_cell(f"FAILED ({type(error).__name__}: {error})")
+            continue
+        run.finish(result.metrics, result.tags)
+        report.finished.append(cell.id)
+        metric = f"test_{plan.task.metric}"
+        progress.end_cell(f"{metric} {result.metrics[metric]:.4f}")
+    return report

@@ -1,0 +1,132 @@
+"""What a task is: data, a model factory, a loss, metrics and a recipe per profile.
+
+A task knows nothing about pruning. The trainer and the methods reach it only
+through the members of :class:`Task` below.
+
+Feature convention (used by methods that need penultimate features, e.g. TED):
+every model a task builds has ``model.features(x) -> h`` and ``model.head``
+(an ``nn.Module``) with ``model(x) == model.head(model.features(x))``. The head
+is never pruned.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+
+class DataNotFoundError(FileNotFoundError):
+    """The task's data is missing; the message names the path and the fix."""
+
+
+class DataFormatError(ValueError):
+    """A data file exists but is not in the expected format; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a task trains under one profile. Every field can be overridden per sweep."""
+
+    model: str
+    epochs: int
+    batch_size: int
+    lr: float
+    optimizer: str = "sgd"  # sgd | adamw
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"  # cosine | step | constant
+    milestones: tuple[float, ...] = ()  # fractions of the run, for schedule=step
+    gamma: float = 0.2
+    augment: bool = True
+    train_limit: int | None = None  # use only the first N training samples (smoke runs)
+    test_limit: int | None = None
+    eval_batch_size: int = 1024
+    model_options: dict[str, Any] = field(default_factory=dict)
+
+    def replace(self, **changes: Any) -> "Recipe":
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ValueError(
+                f"unknown recipe field(s) {sorted(unknown)}; valid: {[f.name for f in dataclasses.fields(self)]}"
+            )
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class Split:
+    """An in-memory split. ``x`` is kept in its stored dtype (uint8 images) and
+    converted per batch by :meth:`Task.prepare_batch`; ``index`` is each sample's
+    position in the task's training set, stable across runs."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def to(self, device: torch.device) -> "Split":
+        return Split(self.x.to(device), self.y.to(device))
+
+
+@dataclass
+class Splits:
+    train: Split
+    val: Split
+    test: Split
+
+
+class Task:
+    """Base class of every task. Subclasses set the class attributes and implement
+    :meth:`load_splits` and :meth:`build_model`."""
+
+    name: ClassVar[str] = ""
+    family: ClassVar[str] = ""  # vision | glue | sft | cwru ...
+    data_origin: ClassVar[str] = "real"  # real | simulated
+    pretrained: ClassVar[bool] = False  # fine-tunes a pre-trained model?
+    capabilities: ClassVar[frozenset[str]] = frozenset({"classification"})
+    num_classes: ClassVar[int] = 0
+    metric: ClassVar[str] = "accuracy"  # headline metric, higher is better
+    chance_level: ClassVar[float] = 0.0
+    profiles: ClassVar[dict[str, Recipe]] = {}
+
+    def __init__(self, profile: str = "cpu", data_dir: str | None = None, **recipe_overrides: Any):
+        if profile not in self.profiles:
+            raise ValueError(
+                f"task {self.name!r} has no profile {profile!r}; choose one of {sorted(self.profiles)}"
+            )
+        self.profile = profile
+        self.data_dir = data_dir
+        self.recipe = self.profiles[profile].replace(**recipe_overrides)
+
+    # --- data -------------------------------------------------------------
+    def check_data(self) -> None:
+        """Raise DataNotFoundError (naming the path and the fix) if the data is absent.
+        Must be cheap: `prunebench validate` calls it before any compute."""
+
+    def load_splits(self) -> Splits:
+        raise NotImplementedError
+
+    def prepare_batch(self, x: torch.Tensor, train: bool, generator: torch.Generator | None) -> torch.Tensor:
+        """Turn a stored batch into model input; augment it when ``train``."""
+        return x
+
+    # --- model ------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        raise NotImplementedError
+
+    def head(self, model: nn.Module) -> nn.Module:
+        return model.head
+
+    # --- loss and metrics -------------------------------------------------
+    def per_sample_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(logits.float(), y, reduction="none")
+
+    def metrics(self, logits: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        """Metrics over a whole split from its logits; must include ``self.metric``."""
+        loss = self.per_sample_loss(logits, y).mean().item()
+        accuracy = (logits.argmax(dim=1) == y).float().mean().item()
+        return {"loss": loss, "accuracy": accuracy}

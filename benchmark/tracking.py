@@ -1,0 +1,165 @@
+"""One MLflow run per cell.
+
+The store is the tracking URI given, else ``$MLFLOW_TRACKING_URI``, else a
+SQLite file ``mlflow.db`` in the working directory (artifacts beside it in
+``mlartifacts/``). A cell's run carries the tag ``cell_id``; its ``status`` tag
+moves running -> finished | failed | interrupted, and only ``finished`` runs
+count as done: a re-run skips them and re-runs everything else.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .hooks import Hook, TrainState
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+    from .cells import Cell
+
+DEFAULT_DB = "mlflow.db"
+MAX_PARAM_LENGTH = 6000
+
+
+def default_tracking_uri(cwd: str | Path | None = None) -> str:
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{Path(cwd or os.getcwd()).resolve() / DEFAULT_DB}"
+
+
+def code_version() -> str:
+    """The git commit of the harness source (with '-dirty' if modified), else the package version."""
+    from . import __version__
+
+    source = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "-C", str(source), "rev-parse", "--short=12", "HEAD"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return f"{sha}-dirty" if dirty else sha
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+
+
+def library_versions() -> dict[str, str]:
+    import mlflow
+    import torch
+
+    return {"torch_version": torch.__version__, "mlflow_version": mlflow.__version__}
+
+
+class Tracker:
+    """The MLflow side of a sweep: which cells are done, and a run per cell."""
+
+    def __init__(self, tracking_uri: str | None = None, experiment: str = "prunebench"):
+        from mlflow.tracking import MlflowClient
+
+        self.tracking_uri = tracking_uri or default_tracking_uri()
+        self.client: MlflowClient = MlflowClient(tracking_uri=self.tracking_uri)
+        self.experiment_name = experiment
+        self.experiment_id = self._experiment(experiment)
+        self.code_version = code_version()
+        self.versions = library_versions()
+
+    def _experiment(self, name: str) -> str:
+        existing = self.client.get_experiment_by_name(name)
+        if existing is not None:
+            return existing.experiment_id
+        artifact_location = None
+        if self.tracking_uri.startswith("sqlite:///"):
+            # keep artifacts beside the database rather than in whatever directory we run from
+            db_path = Path(self.tracking_uri[len("sqlite:///"):])
+            artifact_location = (db_path.parent / "mlartifacts").resolve().as_uri()
+        return self.client.create_experiment(name, artifact_location=artifact_location)
+
+    def runs_by_cell(self) -> dict[str, list[Any]]:
+        runs: dict[str, list[Any]] = {}
+        page_token = None
+        while True:
+            page = self.client.search_runs([self.experiment_id], max_results=1000, page_token=page_token)
+            for run in page:
+                cell_id = run.data.tags.get("cell_id")
+                if cell_id:
+                    runs.setdefault(cell_id, []).append(run)
+            page_token = page.token
+            if not page_token:
+                return runs
+
+    def finished_cell_ids(self) -> set[str]:
+        return {cid for cid, runs in self.runs_by_cell().items() if any(r.data.tags.get("status") == "finished" for r in runs)}
+
+    def start_cell(self, cell: "Cell", sweep: str, extra_params: dict[str, Any], tags: dict[str, str],
+                   stale_runs: list[Any] = ()) -> "CellRun":
+        """Open the run of ``cell``; earlier unfinished runs of it (a killed process) are closed as interrupted."""
+        from mlflow.entities import Param
+
+        for old in stale_runs:
+            if old.data.tags.get("status") == "running":
+                self.client.set_tag(old.info.run_id, "status", "interrupted")
+                self.client.set_terminated(old.info.run_id, "KILLED")
+        all_tags = {"cell_id": cell.id, "sweep": sweep, "status": "running", "code_version": self.code_version,
+                    "task": cell.task, "method": cell.method, "label": cell.label, **self.versions, **tags}
+        run = self.client.create_run(self.experiment_id, run_name=f"{cell.task}/{cell.label}/r{cell.ratio:g}/s{cell.seed}",
+                                     tags=all_tags)
+        params = {**cell.content(), "label": cell.label, **extra_params}
+        params = {k: str(v)[:MAX_PARAM_LENGTH] for k, v in _flatten(params).items()}
+        self.client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])
+        return CellRun(self.client, run.info.run_id)
+
+
+class CellRun:
+    def __init__(self, client: "MlflowClient", run_id: str):
+        self.client = client
+        self.run_id = run_id
+
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
+        for first in range(0, len(batch), 1000):
+            self.client.log_batch(self.run_id, metrics=batch[first : first + 1000])
+
+    def finish(self, metrics: dict[str, float], tags: dict[str, str] | None = None) -> None:
+        self.log_metrics(metrics)
+        for key, value in (tags or {}).items():
+            self.client.set_tag(self.run_id, key, value)
+        self.client.set_tag(self.run_id, "status", "finished")
+        self.client.set_terminated(self.run_id, "FINISHED")
+
+    def fail(self, error: BaseException, traceback_text: str) -> None:
+        self.client.log_text(self.run_id, traceback_text, "traceback.txt")
+        self.client.set_tag(self.run_id, "error", f"{type(error).__name__}: {error}"[:5000])
+        self.client.set_tag(self.run_id, "status", "failed")
+        self.client.set_terminated(self.run_id, "FAILED")
+
+    def interrupt(self) -> None:
+        self.client.set_tag(self.run_id, "status", "interrupted")
+        self.client.set_terminated(self.run_id, "KILLED")
+
+
+class EpochLogger(Hook):
+    """Logs each epoch's metrics to the cell's run as they come."""
+
+    def __init__(self, run: CellRun):
+        self.run = run
+
+    def on_epoch_end(self, state: TrainState, metrics: dict[str, float]) -> None:
+        self.run.log_metrics(metrics, step=state.epoch)
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out

@@ -1,0 +1,228 @@
+"""The one training loop every task and method goes through.
+
+Data stays in memory as tensors (on the training device); batches are index
+slices, augmentation runs on whole batches as tensor ops, and there are no
+DataLoader workers. Randomness comes from three seeded generators (model init,
+batch order, augmentation), so a CPU run is reproducible from its seed.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .hooks import Hook, TrainState
+from .task import Split, Splits, Task
+
+BUDGETS = ("epochs", "steps")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+def autocast_for(device: torch.device):
+    """Mixed precision where the device supports it: bf16 autocast on CUDA, none elsewhere."""
+    if device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return contextlib.nullcontext()
+
+
+def lr_factor(schedule: str, progress: float, milestones: tuple[float, ...], gamma: float) -> float:
+    """Multiplier of the base learning rate at ``progress`` in [0, 1] of the run."""
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+    if schedule == "step":
+        return gamma ** sum(progress >= m for m in milestones)
+    if schedule == "constant":
+        return 1.0
+    raise ValueError(f"unknown schedule {schedule!r}; use cosine, step or constant")
+
+
+def build_optimizer(model: nn.Module, task: Task) -> torch.optim.Optimizer:
+    r = task.recipe
+    if r.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(), lr=r.lr, momentum=r.momentum, nesterov=r.nesterov and r.momentum > 0,
+            weight_decay=r.weight_decay,
+        )
+    if r.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=r.lr, weight_decay=r.weight_decay)
+    raise ValueError(f"unknown optimizer {r.optimizer!r}; use sgd or adamw")
+
+
+@dataclass
+class TrainResult:
+    state: TrainState
+    train_seconds: float
+    eval_seconds: float
+    active_sizes: list[int]
+
+
+class Trainer:
+    def __init__(
+        self,
+        task: Task,
+        splits: Splits,
+        device: torch.device,
+        seed: int,
+        hooks: list[Hook] = (),
+        budget: str = "epochs",
+        epochs: int | None = None,
+        evaluate_each_epoch: bool = True,
+    ):
+        if budget not in BUDGETS:
+            raise ValueError(f"budget {budget!r} is unknown; use one of {BUDGETS}")
+        self.task = task
+        self.splits = splits
+        self.device = device
+        self.seed = seed
+        self.hooks = list(hooks)
+        self.budget = budget
+        self.epochs = epochs if epochs is not None else task.recipe.epochs
+        self.evaluate_each_epoch = evaluate_each_epoch
+
+    def build_model(self) -> nn.Module:
+        """A fresh model, initialised from the seed alone."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            model = self.task.build_model()
+        return model.to(self.device)
+
+    def fit(self, model: nn.Module) -> TrainResult:
+        recipe = self.task.recipe
+        train = self.splits.train
+        n, batch_size = len(train), recipe.batch_size
+        steps_per_full_epoch = math.ceil(n / batch_size)
+        optimizer = build_optimizer(model, self.task)
+        state = TrainState(
+            model=model, optimizer=optimizer, task=self.task, splits=self.splits, device=self.device,
+            epochs=self.epochs, total_steps=self.epochs * steps_per_full_epoch,
+            steps_per_full_epoch=steps_per_full_epoch,
+        )
+        order_gen = torch.Generator().manual_seed(self.seed * 2 + 1)
+        aug_gen = torch.Generator(device=self.device).manual_seed(self.seed * 2 + 2)
+        wants_features = any(h.wants_features for h in self.hooks)
+        active_sizes: list[int] = []
+        eval_seconds = 0.0
+        start = time.perf_counter()
+
+        for hook in self.hooks:
+            hook.on_run_start(state)
+        while not self._finished(state):
+            epoch_start = time.perf_counter()
+            active = torch.arange(n)
+            for hook in self.hooks:
+                chosen = hook.on_epoch_start(state)
+                if chosen is not None:
+                    active = chosen.cpu()
+            if len(active) == 0:
+                raise RuntimeError(f"epoch {state.epoch}: the hooks selected no training samples")
+            active_sizes.append(len(active))
+            order = active[torch.randperm(len(active), generator=order_gen)]
+            model.train()
+            loss_sum, seen = 0.0, 0
+            batches = math.ceil(len(order) / batch_size)
+            for batch_no in range(batches):
+                if self.budget == "steps" and state.step >= state.total_steps:
+                    break
+                indices = order[batch_no * batch_size : (batch_no + 1) * batch_size]
+                self._set_lr(optimizer, self._progress(state, batch_no, batches))
+                loss_sum += self._step(state, indices, aug_gen, wants_features) * len(indices)
+                seen += len(indices)
+            metrics = {"train_loss": loss_sum / max(seen, 1), "lr": optimizer.param_groups[0]["lr"],
+                       "active_samples": float(len(active))}
+            if self.evaluate_each_epoch and len(self.splits.val):
+                t0 = time.perf_counter()
+                metrics.update({f"val_{k}": v for k, v in self.evaluate(model, self.splits.val).items()})
+                eval_seconds += time.perf_counter() - t0
+            metrics["epoch_seconds"] = time.perf_counter() - epoch_start
+            state.history.append(metrics)
+            for hook in self.hooks:
+                hook.on_epoch_end(state, metrics)
+            state.epoch += 1
+        for hook in self.hooks:
+            hook.on_run_end(state)
+        total = time.perf_counter() - start
+        return TrainResult(state, total - eval_seconds, eval_seconds, active_sizes)
+
+    def _finished(self, state: TrainState) -> bool:
+        if self.budget == "steps":
+            return state.step >= state.total_steps
+        return state.epoch >= self.epochs
+
+    def _progress(self, state: TrainState, batch_no: int, batches: int) -> float:
+        """Fraction of the run done; drives the learning-rate schedule."""
+        if self.budget == "steps":
+            return state.step / state.total_steps
+        return (state.epoch + batch_no / batches) / self.epochs
+
+    def _set_lr(self, optimizer: torch.optim.Optimizer, progress: float) -> None:
+        r = self.task.recipe
+        for group in optimizer.param_groups:
+            group["lr"] = r.lr * lr_factor(r.schedule, progress, r.milestones, r.gamma)
+
+    def _step(self, state: TrainState, indices: torch.Tensor, aug_gen, wants_features: bool) -> float:
+        model, optimizer, train = state.model, state.optimizer, self.splits.train
+        device_idx = indices.to(train.y.device)
+        x = self.task.prepare_batch(train.x[device_idx], train=self.task.recipe.augment, generator=aug_gen)
+        y = train.y[device_idx]
+        optimizer.zero_grad(set_to_none=True)
+        with autocast_for(self.device):
+            if wants_features:
+                features = model.features(x)
+                logits = self.task.head(model)(features)
+            else:
+                features, logits = None, model(x)
+        losses = self.task.per_sample_loss(logits, y)
+        weights = None
+        for hook in self.hooks:
+            w = hook.on_batch_loss(state, indices, logits.detach(), losses.detach(), y,
+                                   features.detach() if features is not None else None)
+            if w is not None:
+                weights = w if weights is None else weights * w
+        loss = (losses * weights.to(losses.device)).mean() if weights is not None else losses.mean()
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite training loss {loss.item()} at epoch {state.epoch}, step {state.step}")
+        loss.backward()
+        optimizer.step()
+        state.step += 1
+        state.sample_passes += len(indices)
+        for hook in self.hooks:
+            hook.on_step_end(state)
+        return float(losses.detach().mean())
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, split: Split, with_features: bool = False):
+        """Logits (and features) for a whole split, in order, unaugmented, in eval mode."""
+        was_training = model.training
+        model.eval()
+        logits, features = [], []
+        batch = self.task.recipe.eval_batch_size
+        for first in range(0, len(split), batch):
+            x = self.task.prepare_batch(split.x[first : first + batch], train=False, generator=None)
+            with autocast_for(self.device):
+                if with_features:
+                    h = model.features(x)
+                    out = self.task.head(model)(h)
+                    features.append(h.float().cpu())
+                else:
+                    out = model(x)
+            logits.append(out.float().cpu())
+        model.train(was_training)
+        logits = torch.cat(logits) if logits else torch.empty(0)
+        return (logits, torch.cat(features)) if with_features else logits
+
+    def evaluate(self, model: nn.Module, split: Split) -> dict[str, float]:
+        return self.task.metrics(self.predict(model, split), split.y.cpu())

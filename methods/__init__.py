@@ -1,0 +1,1 @@
+"""Built-in pruning methods. Each module registers its method with ``@register_method``."""

@@ -1,0 +1,100 @@
+"""EL2N data pruning (Paul, Ganguli, Dziugaite, "Deep Learning on a Data Diet", NeurIPS 2021).
+
+Protocol (Data Diet): train ``proxy_runs`` independent models on all training data for
+``score_epochs`` epochs (through the harness trainer), score every training sample
+on unaugmented inputs in eval mode as ``|| softmax(f(x)) - onehot(y) ||_2``, average
+over runs, then select once and train a fresh model on the subset.
+
+Selection ``mode``:
+- ``hardest`` (paper): keep the highest scores;
+- ``offset``: drop the ``offset`` fraction of hardest samples first, then keep the next hardest;
+- ``stratified`` (CCS, Zheng et al. 2023): cut the ``cut`` fraction of hardest samples,
+  then stratified sampling over ``bins`` equal-width score strata.
+
+Scores are cached per (task, profile, task options, seed, proxy settings) and reused
+for every ratio and mode; their cost (proxy training + scoring) is charged to every
+cell that uses them, at what it cost when computed.
+
+``score_epochs`` defaults to a quarter of the task's epochs (at least 1): Data Diet
+scores at epoch 20 of 200 on CIFAR-10, which is too early to separate samples on a
+short cpu-profile run.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from benchmark.context import RunContext
+from benchmark.hooks import TrainState
+from benchmark.method import DataPruner
+from benchmark.registry import register_method
+
+from .selection import keep_hardest, stratified
+
+MODES = ("hardest", "offset", "stratified")
+
+
+def el2n_scores(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-sample L2 norm of the error vector softmax(logits) - onehot(labels)."""
+    probs = torch.softmax(logits.float(), dim=1)
+    error = probs - torch.nn.functional.one_hot(labels, probs.shape[1]).float()
+    return error.norm(dim=1)
+
+
+@register_method("el2n")
+class EL2N(DataPruner):
+    requires = frozenset({"classification"})
+
+    def __init__(self, ratio: float, seed: int = 0, *, proxy_runs: int = 2, score_epochs: int | None = None,
+                 mode: str = "hardest", offset: float = 0.0, cut: float = 0.0, bins: int = 50):
+        super().__init__(ratio, seed)
+        if mode not in MODES:
+            raise ValueError(f"el2n mode {mode!r} is unknown; use one of {MODES}")
+        if proxy_runs < 1:
+            raise ValueError(f"proxy_runs must be >= 1, got {proxy_runs}")
+        if score_epochs is not None and score_epochs < 1:
+            raise ValueError(f"score_epochs must be >= 1, got {score_epochs}")
+        if not 0 <= offset < 1 or not 0 <= cut < 1:
+            raise ValueError(f"offset and cut are fractions in [0, 1), got offset={offset}, cut={cut}")
+        self.proxy_runs, self.score_epochs, self.mode = proxy_runs, score_epochs, mode
+        self.offset, self.cut, self.bins = offset, cut, bins
+        self.scores: torch.Tensor | None = None
+        self.subset: torch.Tensor | None = None
+
+    def prepare(self, context: RunContext) -> None:
+        epochs = self.score_epochs or max(1, context.task.recipe.epochs // 4)
+        key = {"task": context.task.name, "profile": context.task.profile, "recipe": repr(context.task.recipe),
+               "n_train": len(context.splits.train), "seed": self.seed, "proxy_runs": self.proxy_runs,
+               "score_epochs": epochs}
+        path = context.cache_path("el2n", key)
+        if path.exists():
+            cached = torch.load(path, weights_only=True)
+            self.scores = cached["scores"]
+            context.charge(float(cached["seconds"]), int(cached["sample_passes"]), cached=True)
+        else:
+            start, passes, total = time.perf_counter(), 0, torch.zeros(len(context.splits.train))
+            for run in range(self.proxy_runs):
+                # proxy seeds are distinct from every main-run seed of the sweep
+                model, run_passes = context.train_proxy(seed=1_000_003 * (run + 1) + self.seed, epochs=epochs)
+                total += el2n_scores(context.predict(model), context.splits.train.y.cpu())
+                passes += run_passes
+            self.scores = total / self.proxy_runs
+            seconds = time.perf_counter() - start
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"scores": self.scores, "seconds": seconds, "sample_passes": passes, "key": str(key)},
+                       path.with_suffix(".tmp"))
+            path.with_suffix(".tmp").replace(path)  # atomic: a killed run never leaves half a file
+            context.charge(seconds, passes, cached=False)
+        self.subset = self.select(self.scores)
+
+    def select(self, scores: torch.Tensor) -> torch.Tensor:
+        n = len(scores)
+        n_keep = self.n_keep(n)
+        if self.mode == "stratified":
+            return stratified(scores, n_keep, round(self.cut * n), self.bins, self.generator())
+        offset = round(self.offset * n) if self.mode == "offset" else 0
+        return keep_hardest(scores, n_keep, min(offset, n - n_keep))
+
+    def on_epoch_start(self, state: TrainState) -> torch.Tensor:
+        return self.subset

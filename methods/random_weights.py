@@ -1,0 +1,23 @@
+"""Random weight pruning: a seeded uniform-random mask, applied once before training.
+
+Each prunable weight gets an i.i.d. U(0, 1) score; the ``round(ratio * n)`` lowest
+are removed, over all prunable weights (``scope="global"``, the default) or per
+tensor (``scope="layer"``). The mask is fixed for the whole run.
+"""
+from __future__ import annotations
+
+import torch
+
+from benchmark.hooks import TrainState
+from benchmark.masks import select_masks
+from benchmark.method import ModelPruner
+from benchmark.registry import register_method
+
+
+@register_method("random-weights")
+class RandomWeights(ModelPruner):
+    def on_run_start(self, state: TrainState) -> None:
+        super().on_run_start(state)
+        generator = self.generator()
+        scores = {name: torch.rand(w.shape, generator=generator) for name, w in self._weights.items()}
+        self.masker.set(select_masks(scores, self.ratio, self.scope))

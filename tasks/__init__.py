@@ -1,0 +1,1 @@
+"""Built-in tasks. Each module registers its tasks with ``@register_task``."""
