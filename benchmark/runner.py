@@ -51,19 +51,22 @@ def run_sweep(sweep: Sweep, tracker: Tracker, device: torch.device, cache_dir: P
     for cell in todo:
         progress.start_cell(f"{cell.display}  [{cell.id}]")
         plan = plan_cell(cell, data_dirs.get(cell.task))
-        run = tracker.start_cell(cell, sweep.name, plan.params(), plan.tags(), runs_by_cell.get(cell.id, []))
+        run = None
         try:
+            run = tracker.start_cell(cell, sweep.name, plan.params(), plan.tags(), runs_by_cell.get(cell.id, []))
             result = run_cell(plan, device, cache_dir, hooks=[EpochLogger(run), EpochProgress(progress)])
+            run.finish(result.metrics, result.tags)
         except KeyboardInterrupt:
-            run.interrupt()
-            progress.print(f"    interrupted: {cell.display} marked 'interrupted'; run the sweep again to resume")
+            if run is not None:
+                run.interrupt()
+            progress.print(f"    interrupted: {cell.display}; run the sweep again to resume")
             raise
         except Exception as error:  # isolate the failure, record it, go on
-            run.fail(error, traceback.format_exc())
+            if run is not None:
+                run.fail(error, traceback.format_exc())
             report.failed[cell.id] = f"{type(error).__name__}: {error}"
             progress.end_cell(f"FAILED ({type(error).__name__}: {error})")
             continue
-        run.finish(result.metrics, result.tags)
         report.finished.append(cell.id)
         metric = f"test_{plan.task.metric}"
         progress.end_cell(f"{metric} {result.metrics[metric]:.4f}")

@@ -1,0 +1,135 @@
+"""End to end through the console command, on real data and a real MLflow server (slow)."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from tasks.vision.fashion_mnist import DEBIAN_DIR
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not Path(DEBIAN_DIR).is_dir(), reason="needs Debian's dataset-fashion-mnist")]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    result = subprocess.run([sys.executable, "-m", "benchmark.cli", *args], cwd=cwd, env=env,
+                            capture_output=True, text=True, timeout=timeout)
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Stop a server and the workers it spawned (they share its process group)."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited: {process.stdout.read()}")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"{url} not healthy after {timeout}s")
+
+
+def test_real_fashion_mnist_sweep_default_store_and_leaderboard(tmp_path):
+    """A cut-down cpu-profile sweep on the real files, in the default ./mlflow.db, then the board."""
+    sweep = {"name": "e2e", "profile": "cpu", "seeds": [0], "ratios": [0.5],
+             "tasks": [{"name": "fashion-mnist", "options": {"epochs": 2, "train_limit": 8000}}],
+             "methods": ["random", {"name": "el2n", "options": {"proxy_runs": 1, "score_epochs": 1}},
+                         "magnitude", "random-weights"]}
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep))
+    run = cli("run", "sweep.yaml", "--leaderboard", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "mlflow.db").is_file()
+    assert "finished 5, failed 0" in run.stderr
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name("e2e")
+    runs = client.search_runs([experiment.experiment_id])
+    by_label = {r.data.tags["label"]: r.data.metrics["test_accuracy"] for r in runs}
+    assert set(by_label) == {"full", "random", "el2n", "magnitude", "random-weights"}
+    assert by_label["full"] > 0.75  # 2 epochs on 7,200 real images: well above chance (0.1)
+
+    board = (tmp_path / "results" / "e2e.md").read_text()
+    for label in ("random", "el2n", "magnitude", "random-weights"):
+        row = next(line for line in board.splitlines() if line.startswith(f"| {label} "))
+        shown = float(re.search(r"\| ([0-9.]+) ± ", row).group(1))
+        assert shown == pytest.approx(by_label[label], abs=5e-5)
+    assert f"{by_label['full']:.4f}" in board
+
+    again = cli("run", "sweep.yaml", cwd=tmp_path)
+    assert again.returncode == 0 and "0 cell(s) to run, 5 already finished" in again.stderr
+
+
+def test_sweep_against_a_real_mlflow_server(tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
+         "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        wait_healthy(url, server)
+        sweep = {"name": "remote", "profile": "smoke", "seeds": [0, 1], "ratios": [0.5],
+                 "tasks": ["fashion-mnist"], "methods": ["random", "magnitude"]}
+        (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep))
+        run = cli("run", "sweep.yaml", "--tracking-uri", url, cwd=tmp_path)
+        assert run.returncode == 0, run.stderr
+        assert not (tmp_path / "mlflow.db").exists()  # nothing went to the default store
+
+        client = MlflowClient(url)
+        runs = client.search_runs([client.get_experiment_by_name("remote").experiment_id])
+        assert sorted(r.data.tags["status"] for r in runs) == ["finished"] * 6
+        assert len({r.data.tags["cell_id"] for r in runs}) == 6
+
+        again = cli("run", "sweep.yaml", "--tracking-uri", url, cwd=tmp_path)
+        assert "0 cell(s) to run, 6 already finished" in again.stderr
+        board = cli("leaderboard", "--experiment", "remote", "--tracking-uri", url, "--out", "board", cwd=tmp_path)
+        assert board.returncode == 0 and "| magnitude " in (tmp_path / "board" / "remote.md").read_text()
+    finally:
+        stop(server)
+
+
+def test_ui_serves_the_same_store(tmp_path):
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    ui = subprocess.Popen([sys.executable, "-m", "benchmark.cli", "ui", "--port", str(port),
+                           "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"],
+                          cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          start_new_session=True)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", ui)
+    finally:
+        stop(ui)
