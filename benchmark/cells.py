@@ -57,8 +57,17 @@ class SweepError(ValueError):
         super().__init__(f"{source}: {len(problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in problems))
 
 
+def _frozen(value: Any) -> Any:
+    """Lists and mappings as tuples, so a cell is hashable; JSON still writes them as lists."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    if isinstance(value, dict):
+        return _frozen_items(value)
+    return value
+
+
 def _frozen_items(mapping: dict[str, Any] | None) -> tuple[tuple[str, Any], ...]:
-    return tuple(sorted((mapping or {}).items()))
+    return tuple(sorted((k, _frozen(v)) for k, v in (mapping or {}).items()))
 
 
 @dataclass(frozen=True)
@@ -207,6 +216,9 @@ def parse_sweep(data: dict[str, Any], source: str = "<sweep>", check_data: bool 
     name = str(data.get("name") or Path(source).stem)
     profile = data.get("profile", "cpu")
     budget = data.get("budget", "epochs")
+    if not isinstance(profile, str):
+        problems.append(f"sweep: 'profile' must be a name such as 'smoke', 'cpu' or 'paper', got {profile!r}")
+        profile = "cpu"
     if budget not in BUDGETS:
         problems.append(f"sweep: budget {budget!r} is unknown; use one of {list(BUDGETS)}")
 
@@ -236,10 +248,22 @@ def parse_sweep(data: dict[str, Any], source: str = "<sweep>", check_data: bool 
             if reason:
                 problems.append(f"{reason}; remove the pair from the sweep (or split it into two sweeps)")
 
+    sweep = Sweep(name=name, profile=profile, budget=budget, seeds=tuple(seeds), ratios=ratios,
+                  tasks=tuple(tasks), methods=tuple(methods), source=source)
+    if not problems:
+        problems.extend(_same_cell_twice(sweep))
     if problems:
         raise SweepError(source, problems)
-    return Sweep(name=name, profile=profile, budget=budget, seeds=tuple(seeds), ratios=ratios,
-                 tasks=tuple(tasks), methods=tuple(methods), source=source)
+    return sweep
+
+
+def _same_cell_twice(sweep: Sweep) -> list[str]:
+    """Entries that differ only by label would run (and track) one cell twice."""
+    labels_by_id: dict[str, set[str]] = {}
+    for cell in sweep.cells():
+        labels_by_id.setdefault(cell.id, set()).add(cell.label)
+    return [f"methods {sorted(labels)} describe the same cells (same method, options and ratios); "
+            "remove one or give them different options" for labels in labels_by_id.values() if len(labels) > 1]
 
 
 def _as_list(value: Any, key: str, problems: list[str]) -> list:
@@ -255,6 +279,9 @@ def _entry(entry: Any, kind: str, keys: tuple[str, ...], problems: list[str]) ->
     if isinstance(entry, str):
         return {"name": entry}
     if isinstance(entry, dict) and "name" in entry:
+        if not isinstance(entry["name"], str):
+            problems.append(f"{kind} name must be a string, got {entry['name']!r}")
+            return None
         problems.extend(_unknown_keys(f"{kind} {entry['name']!r}", entry, keys))
         return entry
     problems.append(f"{kind} entry {entry!r} must be a name or a mapping with a 'name' key")

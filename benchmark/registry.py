@@ -63,7 +63,7 @@ class Registry:
         self._load()
         try:
             return self._entries[name]
-        except KeyError:
+        except (KeyError, TypeError):  # TypeError: an unhashable name from a malformed file
             raise RegistryError(self._unknown_message(name)) from None
 
     def names(self) -> list[str]:
@@ -95,8 +95,12 @@ class Registry:
         if self._loaded:
             return
         self._loaded = True  # set first: modules being imported call register()
-        for module in self._builtin_modules:
-            importlib.import_module(module)
+        try:
+            for module in self._builtin_modules:
+                importlib.import_module(module)
+        except BaseException:
+            self._loaded = False  # fail again on the next lookup rather than return a partial registry
+            raise
         for entry_point in metadata.entry_points(group=self.entry_point_group):
             try:
                 entry_point.load()

@@ -48,12 +48,35 @@ class Recipe:
     model_options: dict[str, Any] = field(default_factory=dict)
 
     def replace(self, **changes: Any) -> "Recipe":
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        fields = [f.name for f in dataclasses.fields(self)]
+        unknown = set(changes) - set(fields)
         if unknown:
-            raise ValueError(
-                f"unknown recipe field(s) {sorted(unknown)}; valid: {[f.name for f in dataclasses.fields(self)]}"
-            )
+            raise ValueError(f"unknown recipe field(s) {sorted(unknown)}; valid: {fields}")
+        for name, value in changes.items():
+            _check_type(name, value, getattr(self, name))
+        if "milestones" in changes:
+            changes["milestones"] = tuple(changes["milestones"])
         return dataclasses.replace(self, **changes)
+
+
+def _check_type(name: str, value: Any, current: Any) -> None:
+    """An override must have the type of the value it replaces (ints may stand for floats;
+    the optional limits take an int or None; a list may stand for a tuple)."""
+    if name.endswith("_limit"):
+        ok = value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0)
+        expected = "a positive integer or null"
+    elif isinstance(current, bool):
+        ok, expected = isinstance(value, bool), "true or false"
+    elif isinstance(current, int):
+        ok, expected = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif isinstance(current, float):
+        ok, expected = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+    elif isinstance(current, tuple):
+        ok, expected = isinstance(value, (list, tuple)), "a list"
+    else:
+        ok, expected = isinstance(value, type(current)), type(current).__name__
+    if not ok:
+        raise ValueError(f"recipe field {name!r} must be {expected}, got {value!r}")
 
 
 @dataclass

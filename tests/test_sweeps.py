@@ -330,33 +330,39 @@ def test_missing_required_keys():
         assert any(f"missing required key {key!r}" in p for p in problems), (key, problems)
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason="BUG cells.py parse_sweep: a non-string profile / entry name (a YAML list "
-                                       "or mapping) reaches dict/set lookups and raises TypeError: unhashable, "
-                                       "not a SweepError")
-@pytest.mark.parametrize("changes", [
-    {"profile": ["smoke"]},
-    {"methods": [{"name": ["random"]}]},
-    {"tasks": [{"name": {"fashion": "mnist"}}]},
+@pytest.mark.parametrize("changes, expected", [
+    ({"profile": ["smoke"]}, "'profile' must be a name"),
+    ({"methods": [{"name": ["random"]}]}, "method name must be a string, got ['random']"),
+    ({"tasks": [{"name": {"fashion": "mnist"}}]}, "task name must be a string"),
 ])
-def test_non_string_values_give_a_sweep_error(changes):
-    with pytest.raises(SweepError):
+def test_non_string_values_give_a_sweep_error(changes, expected):
+    with pytest.raises(SweepError) as info:
         parse_sweep(sweep_dict(**changes), check_data=False)
+    assert any(expected in p for p in info.value.problems), info.value.problems
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason="BUG cells.py: two method entries that differ only by 'label' expand to "
-                                       "cells with the same id (label is not part of the id), so one cell is "
-                                       "run/tracked twice; parse_sweep should reject the pair")
 def test_entries_differing_only_by_label_are_rejected():
-    with pytest.raises(SweepError):
+    with pytest.raises(SweepError) as info:
         parse_sweep(sweep_dict(methods=["random", {"name": "random", "label": "random-again"}]), check_data=False)
+    assert any("['random', 'random-again'] describe the same cells" in p for p in info.value.problems)
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason="BUG task.py Recipe.replace / cells.py _parse_task: recipe overrides are "
-                                       "not type-checked, so options {epochs: 'ten'} validates and fails only "
-                                       "when the cell runs")
-def test_badly_typed_task_option_is_rejected():
-    with pytest.raises(SweepError):
-        parse_sweep(sweep_dict(tasks=[{"name": "fashion-mnist", "options": {"epochs": "ten"}}]), check_data=False)
+@pytest.mark.parametrize("options, expected", [
+    ({"epochs": "ten"}, "recipe field 'epochs' must be an integer, got 'ten'"),
+    ({"lr": True}, "recipe field 'lr' must be a number, got True"),
+    ({"train_limit": 0}, "recipe field 'train_limit' must be a positive integer or null, got 0"),
+    ({"augment": "yes"}, "recipe field 'augment' must be true or false, got 'yes'"),
+])
+def test_badly_typed_task_option_is_rejected(options, expected):
+    with pytest.raises(SweepError) as info:
+        parse_sweep(sweep_dict(tasks=[{"name": "fashion-mnist", "options": options}]), check_data=False)
+    assert any(expected in p for p in info.value.problems), info.value.problems
+
+
+def test_task_option_of_the_right_type_is_accepted():
+    sweep = parse_sweep(sweep_dict(tasks=[{"name": "fashion-mnist", "options": {"lr": 1, "milestones": [0.5]}}]),
+                        check_data=False)
+    assert dict(sweep.tasks[0].options) == {"lr": 1, "milestones": [0.5]}
 
 
 # --- files ----------------------------------------------------------------------------------
@@ -434,3 +440,13 @@ def test_sweep_name_defaults_to_the_file_stem(tmp_path: Path):
     path = tmp_path / "my-sweep.yaml"
     path.write_text(json.dumps(data))  # JSON is YAML
     assert load_sweep(path, check_data=False).name == "my-sweep"
+
+
+def test_cells_with_list_options_are_hashable_and_keep_their_id():
+    sweep = parse_sweep(sweep_dict(tasks=[{"name": "fashion-mnist", "options": {"milestones": [0.5, 0.75]}}]),
+                        check_data=False)
+    cell = sweep.cells()[0]
+    assert hash(cell) == hash(sweep.cells()[0])
+    assert cell.content()["task_options"] == {"milestones": (0.5, 0.75)}
+    canonical = json.dumps(cell.content(), sort_keys=True, separators=(",", ":"))
+    assert '"task_options":{"milestones":[0.5,0.75]}' in canonical
