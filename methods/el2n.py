@@ -65,6 +65,7 @@ class EL2N(DataPruner):
     def prepare(self, context: RunContext) -> None:
         epochs = self.score_epochs or max(1, context.task.recipe.epochs // 4)
         key = {"task": context.task.name, "profile": context.task.profile, "recipe": repr(context.task.recipe),
+               "data_dir": str(context.task.data_dir),
                "n_train": len(context.splits.train), "seed": self.seed, "proxy_runs": self.proxy_runs,
                "score_epochs": epochs}
         path = context.cache_path("el2n", key)
@@ -94,7 +95,13 @@ class EL2N(DataPruner):
         if self.mode == "stratified":
             return stratified(scores, n_keep, round(self.cut * n), self.bins, self.generator())
         offset = round(self.offset * n) if self.mode == "offset" else 0
-        return keep_hardest(scores, n_keep, min(offset, n - n_keep))
+        # the hardest skipped count toward the ratio: at most n - n_keep can be skipped
+        skipped = min(offset, n - n_keep)
+        self.realised_offset = skipped / n
+        return keep_hardest(scores, n_keep, skipped)
+
+    def summary(self) -> dict[str, float]:
+        return {"el2n_offset_realised": self.realised_offset} if self.mode == "offset" else {}
 
     def on_epoch_start(self, state: TrainState) -> torch.Tensor:
         return self.subset

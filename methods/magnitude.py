@@ -50,6 +50,9 @@ class Magnitude(ModelPruner):
         self.update_steps: dict[int, float] = {}
 
     def prune_to(self, sparsity: float) -> None:
+        # re-zero first: since the last enforce, optimizer momentum may have moved pruned
+        # weights off zero, and they must not outrank weights that are still alive
+        self.masker.enforce()
         scores = {name: w.detach().abs() for name, w in self._weights.items()}
         self.masker.set(select_masks(scores, sparsity, self.scope))
 

@@ -42,6 +42,7 @@ class RandomData(DataPruner):
         self.subset: torch.Tensor | None = None
 
     def on_run_start(self, state: TrainState) -> None:
+        self.subset = None
         self._generator = self.generator()
         self._labels = state.splits.train.y.cpu() if self.class_balanced else None
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pytest
 import torch
 
 from benchmark.hooks import Hook, TrainState
@@ -14,6 +15,16 @@ from benchmark.task import Splits
 from benchmark.trainer import Trainer, build_optimizer
 from tasks.vision.fashion_mnist import FashionMNIST
 from tasks.vision.models import SmallCNN
+
+@pytest.fixture(autouse=True, scope="module")
+def one_cpu_thread():
+    """Train on one thread: on a shared, busy CPU, two threads fighting a background run are
+    many times slower. Import this fixture into a test module to make it autouse there."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 N_TRAIN, N_TEST = 300, 100  # 300 -> 270 train + 30 validation (10% carve-out)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     try:
         with opener(path, "rb") as handle:
             raw = handle.read()
-    except (OSError, EOFError) as error:  # bad gzip stream
+    except (OSError, EOFError, zlib.error) as error:  # bad gzip stream
         raise DataFormatError(f"{path}: cannot be read as {'gzip' if opener is gzip.open else 'IDX'}: {error}") from error
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
         raise DataFormatError(f"{path}: not an IDX file (bad magic number {raw[:4].hex()})")
