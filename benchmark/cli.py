@@ -35,13 +35,20 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
+def _load_sweep_or_report(path: str):
+    """The validated sweep, or None after printing every problem to stderr."""
     from .cells import SweepError, load_sweep
 
     try:
-        sweep = load_sweep(args.sweep)
+        return load_sweep(path)
     except SweepError as error:
         print(f"invalid sweep {error}", file=sys.stderr)
+        return None
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    sweep = _load_sweep_or_report(args.sweep)
+    if sweep is None:
         return 2
     cells = sweep.cells()
     print(f"{args.sweep}: valid. {len(cells)} cells "
@@ -54,12 +61,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .cells import SweepError, load_sweep
-
-    try:
-        sweep = load_sweep(args.sweep)
-    except SweepError as error:
-        print(f"invalid sweep {error}", file=sys.stderr)
+    sweep = _load_sweep_or_report(args.sweep)
+    if sweep is None:
         return 2
     from .runner import run_sweep
     from .tracking import Tracker

@@ -4,6 +4,7 @@ by the tests that need it."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from benchmark.masks import prunable_weights
 from benchmark.task import Splits
 from benchmark.trainer import Trainer, build_optimizer
 from tasks.vision.fashion_mnist import FashionMNIST
+from tasks.vision.idx import write_idx
 from tasks.vision.models import SmallCNN
 
 @pytest.fixture(autouse=True, scope="module")
@@ -132,3 +134,14 @@ class Recorder(Hook):
 
 def state_dict_copy(model) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in copy.deepcopy(model).state_dict().items()}
+
+
+def write_tiny_fashion_mnist(directory: Path, n_train: int = 40, n_test: int = 20) -> Path:
+    """Random images in the real Fashion-MNIST file layout (gzipped IDX), enough for check_data."""
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    write_idx(directory / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8))
+    write_idx(directory / "train-labels-idx1-ubyte.gz", np.arange(n_train) % 10)
+    write_idx(directory / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8))
+    write_idx(directory / "t10k-labels-idx1-ubyte.gz", np.arange(n_test) % 10)
+    return directory

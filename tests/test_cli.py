@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from benchmark.cells import load_sweep
-from tasks.vision.idx import write_idx
+from helpers_tiny import write_tiny_fashion_mnist
 
 SUBCOMMANDS = ("list", "validate", "run", "leaderboard", "ui", "download")
 CONSOLE_SCRIPT = Path(sys.executable).parent / "prunebench"
@@ -23,16 +23,6 @@ def prunebench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProce
     """Run the CLI through `python -m benchmark.cli` (the same main() the console script calls)."""
     return subprocess.run([sys.executable, "-m", "benchmark.cli", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=180, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-
-
-def write_tiny_fashion_mnist(directory: Path, n_train: int = 40, n_test: int = 20) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    write_idx(directory / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8))
-    write_idx(directory / "train-labels-idx1-ubyte.gz", np.arange(n_train) % 10)
-    write_idx(directory / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8))
-    write_idx(directory / "t10k-labels-idx1-ubyte.gz", np.arange(n_test) % 10)
-    return directory
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from benchmark.registry import (
     get_task,
     register_method,
 )
-from tasks.vision.idx import write_idx
+from helpers_tiny import write_tiny_fashion_mnist
 
 BUILTIN_METHODS = {"none", "random", "el2n", "magnitude", "random-weights"}
 BUILTIN_TASKS = {"fashion-mnist", "cifar10", "cifar100"}
@@ -180,16 +180,6 @@ def write_dist_info(root: Path, dist: str, entry_points: str) -> None:
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text(entry_points)
-
-
-def write_tiny_fashion_mnist(directory: Path, n_train: int = 40, n_test: int = 20) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    write_idx(directory / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8))
-    write_idx(directory / "train-labels-idx1-ubyte.gz", np.arange(n_train) % 10)
-    write_idx(directory / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8))
-    write_idx(directory / "t10k-labels-idx1-ubyte.gz", np.arange(n_test) % 10)
-    return directory
 
 
 PLUGIN_SOURCE = '''

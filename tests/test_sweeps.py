@@ -14,17 +14,7 @@ import pytest
 from benchmark.cells import Cell, SweepError, load_sweep, parse_sweep
 from benchmark.task import Recipe, Task
 from benchmark.registry import TASKS, register_task
-from tasks.vision.idx import write_idx
-
-
-def write_tiny_fashion_mnist(directory: Path, n_train: int = 40, n_test: int = 20) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    write_idx(directory / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8))
-    write_idx(directory / "train-labels-idx1-ubyte.gz", np.arange(n_train) % 10)
-    write_idx(directory / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8))
-    write_idx(directory / "t10k-labels-idx1-ubyte.gz", np.arange(n_test) % 10)
-    return directory
+from helpers_tiny import write_tiny_fashion_mnist
 
 
 @pytest.fixture
