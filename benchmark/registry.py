@@ -123,6 +123,8 @@ METHODS = Registry(
         "methods.reference",
         "methods.random_data",
         "methods.el2n",
+        "methods.emp",
+        "methods.ted",
         "methods.magnitude",
         "methods.random_weights",
     ],
