@@ -32,11 +32,16 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def autocast_for(device: torch.device):
-    """Mixed precision where the device supports it: bf16 autocast on CUDA, none elsewhere."""
+    """Mixed precision where the device supports it: bf16 (else fp16) autocast on CUDA, none elsewhere."""
     if device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
+        return torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
     return contextlib.nullcontext()
+
+
+def grad_scaler_for(device: torch.device) -> torch.amp.GradScaler:
+    """Loss scaling is needed only for fp16 autocast (CUDA without bf16); disabled it is a pass-through."""
+    fp16 = device.type == "cuda" and not torch.cuda.is_bf16_supported()
+    return torch.amp.GradScaler(device.type, enabled=fp16)
 
 
 def lr_factor(schedule: str, progress: float, milestones: tuple[float, ...], gamma: float) -> float:
@@ -111,6 +116,7 @@ class Trainer:
             epochs=self.epochs, total_steps=self.epochs * steps_per_full_epoch,
             steps_per_full_epoch=steps_per_full_epoch,
         )
+        self.scaler = grad_scaler_for(self.device)
         order_gen = torch.Generator().manual_seed(self.seed * 2 + 1)
         aug_gen = torch.Generator(device=self.device).manual_seed(self.seed * 2 + 2)
         wants_features = any(h.wants_features for h in self.hooks)
@@ -195,8 +201,9 @@ class Trainer:
         loss = (losses * weights.to(losses.device)).mean() if weights is not None else losses.mean()
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite training loss {loss.item()} at epoch {state.epoch}, step {state.step}")
-        loss.backward()
-        optimizer.step()
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)  # unscales .grad first, so on_step_end sees true gradients
+        self.scaler.update()
         state.step += 1
         state.sample_passes += len(indices)
         for hook in self.hooks:
