@@ -113,15 +113,19 @@ def render(runs: pd.DataFrame, experiment: str) -> str:
             table = family_table(runs, task, family)
             if table.empty:
                 continue
+            pivot = table.assign(shown=[f"{_fmt(m)} ± {_fmt(sd)}" for m, sd in zip(table["mean"], table["std"])])
+            pivot = pivot.pivot(index="method", columns="ratio", values="shown").fillna("")
             realised_name = "kept" if family == "data" else "sparsity"
             body = [[r.method, f"{r.ratio:g}", f"{_fmt(r['mean'])} ± {_fmt(r['std'])}", r.seeds,
                      _fmt(r.delta_full, signed=True), _fmt(r.delta_random, signed=True),
                      _fmt(r.realised, ".3f"), _fmt(r.passes_rel, ".2f"), _fmt(r.seconds, ".0f"), r.provenance]
                     for _, r in table.iterrows()]
             lines += [f"### {FAMILY_TITLE[family]}", "",
+                      tabulate(pivot.reset_index().values.tolist(),
+                               headers=["method"] + [f"r={r:g}" for r in pivot.columns], tablefmt="github", disable_numparse=True), "",
                       tabulate(body, headers=["method", "ratio", f"{metric} (mean ± std)", "seeds", "Δ full",
                                               f"Δ {FAMILY_BASELINE[family]}", realised_name, "passes ×full",
-                                              "seconds", "provenance"], tablefmt="github"), ""]
+                                              "seconds", "provenance"], tablefmt="github", disable_numparse=True), ""]
     lines += ["Columns: *kept* = realised fraction of training samples per epoch; *sparsity* = realised "
               "fraction of prunable weights that are zero at the end; *passes ×full* = sample forward/backward "
               "passes (training + the method's own scoring or proxy training) over the full-data cell's; "

@@ -1,0 +1,84 @@
+"""The leaderboard is a pure function of the finished runs in MLflow: exact numbers from known runs."""
+from __future__ import annotations
+
+import statistics
+
+import pandas as pd
+import pytest
+
+from benchmark.cells import Cell
+from benchmark.leaderboard import build_leaderboard, family_table, load_runs
+from benchmark.tracking import Tracker
+
+# test accuracy per (label, ratio, seed): invented numbers, logged as if cells had produced them
+KNOWN = {
+    ("full", 0.0): [0.90, 0.92, 0.91],
+    ("random", 0.5): [0.85, 0.86, 0.84],
+    ("el2n", 0.5): [0.88, 0.87, 0.89],
+    ("magnitude", 0.8): [0.89, 0.90, 0.88],
+    ("random-weights", 0.8): [0.80, 0.83, 0.81],
+}
+FAMILY = {"full": "reference", "random": "data", "el2n": "data", "magnitude": "model", "random-weights": "model"}
+
+
+def fill_store(uri: str) -> None:
+    tracker = Tracker(uri, "board")
+    for (label, ratio), values in KNOWN.items():
+        method = "none" if label == "full" else label
+        for seed, value in enumerate(values):
+            cell = Cell("fashion-mnist", method, ratio, seed, "cpu", label=label)
+            tags = {"family": FAMILY[label], "provenance": "reference-code", "data_origin": "real",
+                    "task_family": "vision", "metric": "accuracy"}
+            run = tracker.start_cell(cell, "board", {}, tags)
+            run.finish({"test_accuracy": value, "kept_fraction": 1 - ratio, "total_sample_passes_rel": 1.0,
+                        "train_seconds": 10.0, "scoring_seconds": 0.0,
+                        **({"realised_sparsity": ratio} if FAMILY[label] == "model" else {})})
+    # an unfinished run and a failed run must not count
+    cell = Cell("fashion-mnist", "random", 0.5, 7, "cpu", label="random")
+    tracker.start_cell(cell, "board", {}, {"family": "data", "metric": "accuracy"})
+    failed = tracker.start_cell(Cell("fashion-mnist", "el2n", 0.5, 8, "cpu", label="el2n"), "board", {},
+                                {"family": "data", "metric": "accuracy"})
+    failed.fail(RuntimeError("boom"), "Traceback: boom")
+
+
+def paired(label: str, ratio: float, reference: list[float]) -> float:
+    return statistics.mean(v - r for v, r in zip(KNOWN[(label, ratio)], reference))
+
+
+def test_tables_hold_exactly_the_expected_numbers(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    fill_store(uri)
+    runs = load_runs(uri, "board")
+    assert len(runs) == 15  # the running and the failed run are left out
+
+    data = family_table(runs, "fashion-mnist", "data").set_index("method")
+    full = KNOWN[("full", 0.0)]
+    assert data.loc["el2n", "mean"] == pytest.approx(statistics.mean(KNOWN[("el2n", 0.5)]))
+    assert data.loc["el2n", "std"] == pytest.approx(statistics.stdev(KNOWN[("el2n", 0.5)]))
+    assert data.loc["el2n", "delta_full"] == pytest.approx(paired("el2n", 0.5, full))
+    assert data.loc["el2n", "delta_random"] == pytest.approx(paired("el2n", 0.5, KNOWN[("random", 0.5)]))
+    assert pd.isna(data.loc["random", "delta_random"])
+    assert data.loc["el2n", "seeds"] == 3
+
+    model = family_table(runs, "fashion-mnist", "model").set_index("method")
+    assert model.loc["magnitude", "delta_random"] == pytest.approx(
+        paired("magnitude", 0.8, KNOWN[("random-weights", 0.8)]))
+    assert model.loc["magnitude", "realised"] == pytest.approx(0.8)
+
+    text, path = build_leaderboard(uri, "board", tmp_path / "results")
+    assert path.read_text() == text
+    mean = statistics.mean(KNOWN[("el2n", 0.5)])
+    std = statistics.stdev(KNOWN[("el2n", 0.5)])
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("| el2n ")]
+    assert rows[0] == ["el2n", f"{mean:.4f} ± {std:.4f}"]  # the method x ratio overview (one ratio here)
+    assert rows[1][:5] == ["el2n", "0.5", f"{mean:.4f} ± {std:.4f}", "3", f"{paired('el2n', 0.5, full):+.4f}"]
+    assert rows[1][5] == f"{paired('el2n', 0.5, KNOWN[('random', 0.5)]):+.4f}"
+    assert f"{paired('el2n', 0.5, full):+.4f}" in text
+    assert f"Full data / dense reference: {statistics.mean(full):.4f} ± {statistics.stdev(full):.4f} over 3 seed(s)" in text
+
+
+def test_unknown_experiment_is_a_clear_error(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    Tracker(uri, "exists")
+    with pytest.raises(SystemExit, match="no MLflow experiment 'nope'"):
+        load_runs(uri, "nope")
