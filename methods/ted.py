@@ -14,7 +14,7 @@ the samples whose gradients align least with the mean gradient are removed first
 - a sample's score is the EMA (``ema``) of its alignments ``<g_bar, g_i>`` over the
   times it is forwarded (its first alignment initialises it);
 - the removed fraction rises in ``stages`` equal steps to ``ratio``; stage k starts
-  at epoch ``max(1, round(until * epochs * k / stages))``, so removal reaches
+  at epoch ``max(1, round(until * epochs * k / stages))`` (capped at the last epoch), so removal reaches
   exactly ``round(ratio * n)`` samples at the last stage (by default 75% into the
   run); removal is permanent, lowest score first, ties by lower index.
 """
@@ -45,7 +45,10 @@ def alignment(error: torch.Tensor, inputs: torch.Tensor, mean_gradient: torch.Te
 
 
 def stage_epochs(epochs: int, stages: int, until: float) -> list[int]:
-    return [max(1, round(until * epochs * k / stages)) for k in range(1, stages + 1)]
+    """Epoch at which each stage begins: never epoch 0 (scores are filled there) and never
+    after the last epoch (so the last stage always runs and removal reaches the ratio)."""
+    last = max(1, epochs - 1)
+    return [min(max(1, round(until * epochs * k / stages)), last) for k in range(1, stages + 1)]
 
 
 @register_method("ted")
@@ -66,6 +69,8 @@ class TED(DataPruner):
         self.ema, self.grad_momentum, self.stages, self.until = ema, grad_momentum, stages, until
 
     def on_run_start(self, state: TrainState) -> None:
+        if state.epochs < 2:
+            raise ValueError("ted needs at least 2 epochs: epoch 0 fills the scores, pruning starts at epoch 1")
         n = state.n_train
         self.scores = torch.zeros(n)
         self.seen = torch.zeros(n, dtype=torch.bool)
