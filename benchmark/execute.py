@@ -12,6 +12,7 @@ import torch
 
 from .cells import Cell
 from .context import RunContext
+from .flops import parameter_counts, weight_layer_flops
 from .hooks import Hook
 from .method import Method
 from .registry import get_method, get_task
@@ -34,13 +35,22 @@ class CellPlan:
     def tags(self) -> dict[str, str]:
         return {"family": self.method.family, "provenance": self.method.provenance,
                 "data_origin": self.task.data_origin, "task_family": self.task.family,
-                "metric": self.task.metric}
+                "metric": self.task.metric, "chance_level": repr(float(self.task.chance_level))}
 
 
 @dataclass
 class CellResult:
     metrics: dict[str, float]
     tags: dict[str, str] = field(default_factory=dict)
+
+
+def model_cost(model: torch.nn.Module, example: torch.Tensor) -> dict[str, float]:
+    """Parameters and theoretical FLOPs of the trained (possibly masked) model."""
+    params_total, params_left = parameter_counts(model)
+    flops_dense, flops_left = weight_layer_flops(model, example)
+    return {"params_total": params_total, "params_remaining": params_left,
+            "flops_dense": flops_dense, "flops_remaining": flops_left,
+            "flops_remaining_rel": flops_left / flops_dense if flops_dense else 1.0}
 
 
 def plan_cell(cell: Cell, data_dir: str | None = None) -> CellPlan:
@@ -97,8 +107,8 @@ def run_cell(plan: CellPlan, device: torch.device, cache_dir: Path, hooks: list[
         "load_seconds": load_seconds,
         "optimizer_steps": state.step,
         "epochs_run": state.epoch,
-        "params_total": sum(p.numel() for p in model.parameters()),
     })
+    metrics.update(model_cost(model, task.example_input(splits.test)))
     if state.history:
         last = state.history[-1]
         metrics.update({f"final_{k}": v for k, v in last.items() if k.startswith("val_")})

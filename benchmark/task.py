@@ -137,6 +137,10 @@ class Task:
         """Turn a stored batch into model input; augment it when ``train``."""
         return x
 
+    def example_input(self, split: Split) -> torch.Tensor:
+        """One unaugmented example as model input; used to count the model's FLOPs."""
+        return self.prepare_batch(split.x[:1], train=False, generator=None)
+
     # --- model ------------------------------------------------------------
     def build_model(self) -> nn.Module:
         raise NotImplementedError
