@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -82,20 +83,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  failed {cell_id}: {error}", file=sys.stderr)
     if args.leaderboard:
         lb_args = argparse.Namespace(tracking_uri=tracker.tracking_uri, experiment=tracker.experiment_name,
-                                     out=args.results_dir)
+                                     out=args.results_dir, no_mlflow=False)
         cmd_leaderboard(lb_args)
     return 1 if report.failed else 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from .leaderboard import build_leaderboard
+    from .board_publish import LEADERBOARD_EXPERIMENT, build_and_publish
     from .tracking import default_tracking_uri
 
     uri = args.tracking_uri or default_tracking_uri()
-    text, path = build_leaderboard(uri, args.experiment, Path(args.out))
-    print(text)
-    if path:
-        print(f"\nwritten to {path}", file=sys.stderr)
+    command = "prunebench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    published = build_and_publish(uri, args.experiment, Path(args.out), command=command,
+                                  log_board=not args.no_mlflow)
+    print(published.markdown)
+    for path in published.files[:2]:
+        print(f"written: {path}", file=sys.stderr)
+    if len(published.files) > 2:
+        print(f"written: {len(published.files) - 2} plot(s) in {published.files[2].parent}", file=sys.stderr)
+    if published.mlflow_run_id:
+        print(f"logged to MLflow: experiment {LEADERBOARD_EXPERIMENT!r}, run {published.mlflow_run_id}",
+              file=sys.stderr)
     return 0
 
 
@@ -151,10 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("leaderboard", help="aggregate finished cells from MLflow into tables")
+    p = sub.add_parser("leaderboard", help="aggregate finished cells from MLflow into tables, plots and HTML")
     _tracking_arg(p)
     p.add_argument("--experiment", required=True, help="MLflow experiment (the sweep's name)")
-    p.add_argument("--out", default="results", help="directory for the markdown board (default: results)")
+    p.add_argument("--out", default="results",
+                   help="directory for EXPERIMENT.md, EXPERIMENT.html and EXPERIMENT-plots/ (default: results)")
+    p.add_argument("--no-mlflow", action="store_true",
+                   help="do not log the board as a run of the MLflow experiment 'leaderboards'")
     p.set_defaults(func=cmd_leaderboard)
 
     p = sub.add_parser("ui", help="start the MLflow UI on the same store (127.0.0.1)")

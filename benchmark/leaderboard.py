@@ -1,20 +1,27 @@
-"""The leaderboard: a pure function of the finished runs MLflow holds.
+"""The leaderboard's numbers: a pure function of the finished runs MLflow holds.
 
-Per task and family, one row per (method label, ratio): the headline test metric
-as mean +- std over seeds, the paired difference from the full-data / dense cell
-and from the family's random baseline (same task, ratio and seed), and the cost.
+:func:`load_runs` reads one row per finished cell; :func:`build_board` turns them into
+one row per (task, family, method label, ratio) with seed statistics, paired
+comparisons against the full-data / dense cell and against the family's random
+baseline, cost figures, and a score normalised across tasks. Rendering lives in
+``board_markdown``, ``board_html`` and ``board_plots``; publishing in ``board_publish``.
 """
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import pandas as pd
-from tabulate import tabulate
+
+from .stats import compare_paired, summarise
 
 FAMILY_BASELINE = {"data": "random", "model": "random-weights"}
 FAMILY_TITLE = {"data": "data pruning (ratio = fraction of training samples removed)",
                 "model": "model pruning (ratio = fraction of prunable weights removed)"}
+FAMILIES = ("data", "model")
+#: metrics each run contributes, by the name the cell logged them under
+RUN_METRICS = ("kept_fraction", "realised_sparsity", "total_sample_passes_rel", "train_seconds",
+               "scoring_seconds", "params_total", "params_remaining", "flops_dense", "flops_remaining_rel")
 
 
 def load_runs(tracking_uri: str, experiment: str) -> pd.DataFrame:
@@ -33,111 +40,144 @@ def load_runs(tracking_uri: str, experiment: str) -> pd.DataFrame:
         for run in page:
             tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
             metric = tags.get("metric", "accuracy")
-            rows.append({
+            row = {
                 "cell_id": tags["cell_id"], "task": tags["task"], "method": tags["method"],
                 "label": tags.get("label", tags["method"]), "family": tags.get("family", ""),
                 "provenance": tags.get("provenance", ""), "data_origin": tags.get("data_origin", ""),
                 "code_version": tags.get("code_version", ""), "metric": metric,
+                "chance_level": _chance_level(tags),
                 "ratio": float(params["ratio"]), "seed": int(params["seed"]),
-                "value": metrics.get(f"test_{metric}"),
-                "kept_fraction": metrics.get("kept_fraction"),
-                "realised_sparsity": metrics.get("realised_sparsity"),
-                "total_sample_passes_rel": metrics.get("total_sample_passes_rel"),
-                "seconds": metrics.get("train_seconds", 0.0) + metrics.get("scoring_seconds", 0.0),
-                "start_time": run.info.start_time,
-            })
+                "value": metrics.get(f"test_{metric}"), "start_time": run.info.start_time,
+            }
+            row.update({name: metrics.get(name) for name in RUN_METRICS})
+            row["seconds"] = (metrics.get("train_seconds") or 0.0) + (metrics.get("scoring_seconds") or 0.0)
+            rows.append(row)
         token = page.token
         if not token:
             break
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(rows, columns=None if rows else ["cell_id"])
     if frame.empty:
         return frame
     return frame.sort_values("start_time").drop_duplicates("cell_id", keep="last").reset_index(drop=True)
 
 
-def _paired_delta(rows: pd.DataFrame, reference: pd.Series) -> float | None:
-    """Mean over seeds of (value - reference value at the same seed); None without common seeds."""
-    paired = rows.set_index("seed")["value"] - reference
-    paired = paired.dropna()
-    return float(paired.mean()) if len(paired) else None
+def _chance_level(tags: dict[str, str]) -> float | None:
+    """The task's chance level as the cell logged it; runs logged before that tag existed
+    fall back to the registered task's class attribute."""
+    if "chance_level" in tags:
+        return float(tags["chance_level"])
+    try:
+        from .registry import get_task
+
+        return float(get_task(tags["task"]).chance_level)
+    except Exception:  # an unknown task (plugin not installed): no normalised score for it
+        return None
+
+
+def _by_seed(frame: pd.DataFrame, column: str = "value") -> pd.Series:
+    return frame.set_index("seed")[column]
 
 
 def family_table(runs: pd.DataFrame, task: str, family: str) -> pd.DataFrame:
+    """One row per (method label, ratio) of ``family`` on ``task``, every statistic and cost."""
     task_runs = runs[runs.task == task]
-    full = task_runs[task_runs.family == "reference"].set_index("seed")["value"]
+    full_runs = task_runs[task_runs.family == "reference"]
+    full = _by_seed(full_runs)
+    full_seconds = _by_seed(full_runs, "seconds")
     rows = task_runs[task_runs.family == family]
     baseline = FAMILY_BASELINE.get(family)
     out = []
     for (label, ratio), group in rows.groupby(["label", "ratio"], sort=True):
-        base = rows[(rows.label == baseline) & (rows.ratio == ratio)].set_index("seed")["value"]
-        realised = group["kept_fraction" if family == "data" else "realised_sparsity"]
+        summary = summarise(group["value"])
+        vs_full = compare_paired(_by_seed(group), full)
+        base_rows = rows[(rows.label == baseline) & (rows.ratio == ratio)]
+        vs_base = None if label == baseline else compare_paired(_by_seed(group), _by_seed(base_rows))
+        speedup = (full_seconds / _by_seed(group, "seconds")).dropna()
         out.append({
-            "method": label, "ratio": ratio, "seeds": len(group),
-            "mean": group["value"].mean(), "std": group["value"].std(ddof=1) if len(group) > 1 else float("nan"),
-            "delta_full": _paired_delta(group, full),
-            "delta_random": None if label == baseline else _paired_delta(group, base),
-            "realised": realised.mean(), "passes_rel": group["total_sample_passes_rel"].mean(),
-            "seconds": group["seconds"].mean(), "provenance": group["provenance"].iloc[0],
+            "task": task, "family": family, "method": label, "ratio": ratio, "seeds": summary.n,
+            "mean": summary.mean, "std": summary.std if summary.std is not None else float("nan"),
+            "ci_low": summary.ci_low, "ci_high": summary.ci_high,
+            "delta_full": vs_full.mean_diff, "p_full": vs_full.p_value, "noise_full": vs_full.within_noise,
+            "wins_full": vs_full.wins, "losses_full": vs_full.losses, "pairs_full": vs_full.n,
+            "delta_random": vs_base.mean_diff if vs_base else None,
+            "p_random": vs_base.p_value if vs_base else None,
+            "noise_random": vs_base.within_noise if vs_base else None,
+            "wins_random": vs_base.wins if vs_base else None,
+            "losses_random": vs_base.losses if vs_base else None,
+            "pairs_random": vs_base.n if vs_base else None,
+            "realised": group["kept_fraction" if family == "data" else "realised_sparsity"].mean(),
+            "passes_rel": group["total_sample_passes_rel"].mean(),
+            "seconds": group["seconds"].mean(),
+            "speedup": speedup.mean() if len(speedup) else None,
+            "params_remaining": group["params_remaining"].mean(),
+            "flops_rel": group["flops_remaining_rel"].mean(),
+            "provenance": group["provenance"].iloc[0],
         })
     table = pd.DataFrame(out)
     return table.sort_values(["ratio", "method"]).reset_index(drop=True) if not table.empty else table
 
 
-def _fmt(value, spec: str = ".4f", signed: bool = False) -> str:
-    if value is None or pd.isna(value):
-        return "-"
-    return f"{value:+{spec}}" if signed else f"{value:{spec}}"
+def normalised_scores(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (family, method label, ratio): the mean over tasks of each task's mean score
+    rescaled so that chance is 0 and the task's full / dense model (mean over seeds) is 100."""
+    per_task = []
+    for task, task_runs in runs.groupby("task"):
+        full = task_runs[task_runs.family == "reference"]["value"].mean()
+        chance = task_runs["chance_level"].iloc[0]
+        if pd.isna(full) or chance is None or pd.isna(chance) or full == chance:
+            continue
+        pruned = task_runs[task_runs.family.isin(FAMILIES)]
+        scores = 100.0 * (pruned["value"] - chance) / (full - chance)
+        per_task.append(pruned.assign(score=scores).groupby(["family", "label", "ratio"], as_index=False)
+                        .agg(score=("score", "mean")).assign(task=task))
+    if not per_task:
+        return pd.DataFrame(columns=["family", "method", "ratio", "score", "tasks"])
+    stacked = pd.concat(per_task)
+    table = (stacked.groupby(["family", "label", "ratio"], as_index=False)
+             .agg(score=("score", "mean"), tasks=("task", "nunique"))
+             .rename(columns={"label": "method"}))
+    return table.sort_values(["family", "ratio", "method"]).reset_index(drop=True)
 
 
-def render(runs: pd.DataFrame, experiment: str) -> str:
-    lines = [f"# Leaderboard: {experiment}", ""]
-    if runs.empty:
-        return "\n".join(lines + ["No finished cells yet."])
-    lines += [
-        f"Generated {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC from {len(runs)} finished cells; "
-        f"code version(s): {', '.join(sorted(runs.code_version.unique()))}.",
-        "Headline: the test metric at the END of training (never an epoch picked on test). "
-        "mean ± std over seeds; Δ full / Δ random are paired by seed (same task, ratio, seed).",
-        "",
-    ]
-    for task in sorted(runs.task.unique()):
-        task_runs = runs[runs.task == task]
-        metric = task_runs.metric.iloc[0]
-        origin = task_runs.data_origin.iloc[0]
-        full = task_runs[task_runs.family == "reference"]["value"]
-        lines += [f"## {task} ({'SIMULATED data' if origin == 'simulated' else origin + ' data'}), test {metric}", ""]
-        if len(full):
-            lines += [f"Full data / dense reference: {full.mean():.4f} ± {_fmt(full.std(ddof=1) if len(full) > 1 else None)} "
-                      f"over {len(full)} seed(s).", ""]
-        for family in ("data", "model"):
+@dataclass
+class Board:
+    """Everything a rendering needs: the runs, the per-family tables and the provenance."""
+
+    experiment: str
+    runs: pd.DataFrame
+    tables: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)  # (task, family) -> rows
+    normalised: pd.DataFrame = field(default_factory=pd.DataFrame)
+    command: str = ""
+    generated: str = ""
+
+    @property
+    def tasks(self) -> list[str]:
+        return sorted(self.runs.task.unique()) if not self.runs.empty else []
+
+    @property
+    def code_versions(self) -> list[str]:
+        return sorted(self.runs.code_version.unique()) if not self.runs.empty else []
+
+    def task_info(self, task: str) -> dict:
+        """Headline metric, data origin and the full / dense reference summary of ``task``."""
+        task_runs = self.runs[self.runs.task == task]
+        return {"metric": task_runs.metric.iloc[0], "data_origin": task_runs.data_origin.iloc[0],
+                "full": summarise(task_runs[task_runs.family == "reference"]["value"])}
+
+    def provenance(self) -> dict[str, str]:
+        """Method label -> provenance (``reference-code`` or ``reconstructed``)."""
+        pruned = self.runs[self.runs.family.isin(FAMILIES)]
+        return dict(sorted(zip(pruned.label, pruned.provenance)))
+
+
+def build_board(runs: pd.DataFrame, experiment: str, command: str = "") -> Board:
+    board = Board(experiment, runs, command=command,
+                  generated=f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    for task in board.tasks:
+        for family in FAMILIES:
             table = family_table(runs, task, family)
-            if table.empty:
-                continue
-            pivot = table.assign(shown=[f"{_fmt(m)} ± {_fmt(sd)}" for m, sd in zip(table["mean"], table["std"])])
-            pivot = pivot.pivot(index="method", columns="ratio", values="shown").fillna("")
-            realised_name = "kept" if family == "data" else "sparsity"
-            body = [[r.method, f"{r.ratio:g}", f"{_fmt(r['mean'])} ± {_fmt(r['std'])}", r.seeds,
-                     _fmt(r.delta_full, signed=True), _fmt(r.delta_random, signed=True),
-                     _fmt(r.realised, ".3f"), _fmt(r.passes_rel, ".2f"), _fmt(r.seconds, ".0f"), r.provenance]
-                    for _, r in table.iterrows()]
-            lines += [f"### {FAMILY_TITLE[family]}", "",
-                      tabulate(pivot.reset_index().values.tolist(),
-                               headers=["method"] + [f"r={r:g}" for r in pivot.columns], tablefmt="github", disable_numparse=True), "",
-                      tabulate(body, headers=["method", "ratio", f"{metric} (mean ± std)", "seeds", "Δ full",
-                                              f"Δ {FAMILY_BASELINE[family]}", realised_name, "passes ×full",
-                                              "seconds", "provenance"], tablefmt="github", disable_numparse=True), ""]
-    lines += ["Columns: *kept* = realised fraction of training samples per epoch; *sparsity* = realised "
-              "fraction of prunable weights that are zero at the end; *passes ×full* = sample forward/backward "
-              "passes (training + the method's own scoring or proxy training) over the full-data cell's; "
-              "*seconds* = training + scoring wall-clock per cell."]
-    return "\n".join(lines) + "\n"
-
-
-def build_leaderboard(tracking_uri: str, experiment: str, out_dir: Path | None) -> tuple[str, Path | None]:
-    text = render(load_runs(tracking_uri, experiment), experiment)
-    path = None
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / f"{experiment}.md"
-        path.write_text(text)
-    return text, path
+            if not table.empty:
+                board.tables[(task, family)] = table
+    if not runs.empty:
+        board.normalised = normalised_scores(runs)
+    return board

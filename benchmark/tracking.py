@@ -54,6 +54,19 @@ def library_versions() -> dict[str, str]:
     return {"torch_version": torch.__version__, "mlflow_version": mlflow.__version__}
 
 
+def ensure_experiment(client: Any, tracking_uri: str, name: str) -> str:
+    """The id of experiment ``name``, created if absent."""
+    existing = client.get_experiment_by_name(name)
+    if existing is not None:
+        return existing.experiment_id
+    artifact_location = None
+    if tracking_uri.startswith("sqlite:///"):
+        # keep artifacts beside the database rather than in whatever directory we run from
+        db_path = Path(tracking_uri[len("sqlite:///"):])
+        artifact_location = (db_path.parent / "mlartifacts").resolve().as_uri()
+    return client.create_experiment(name, artifact_location=artifact_location)
+
+
 class Tracker:
     """The MLflow side of a sweep: which cells are done, and a run per cell."""
 
@@ -68,15 +81,7 @@ class Tracker:
         self.versions = library_versions()
 
     def _experiment(self, name: str) -> str:
-        existing = self.client.get_experiment_by_name(name)
-        if existing is not None:
-            return existing.experiment_id
-        artifact_location = None
-        if self.tracking_uri.startswith("sqlite:///"):
-            # keep artifacts beside the database rather than in whatever directory we run from
-            db_path = Path(self.tracking_uri[len("sqlite:///"):])
-            artifact_location = (db_path.parent / "mlartifacts").resolve().as_uri()
-        return self.client.create_experiment(name, artifact_location=artifact_location)
+        return ensure_experiment(self.client, self.tracking_uri, name)
 
     def runs_by_cell(self) -> dict[str, list[Any]]:
         runs: dict[str, list[Any]] = {}

@@ -83,7 +83,7 @@ def test_real_fashion_mnist_sweep_default_store_and_leaderboard(tmp_path):
 
     board = (tmp_path / "results" / "e2e.md").read_text()
     for label in ("random", "el2n", "magnitude", "random-weights"):
-        row = next(line for line in board.splitlines() if line.startswith(f"| {label} "))
+        row = next(line for line in board.splitlines() if line.startswith(f"| {label} ") and " ± " in line)
         shown = float(re.search(r"\| ([0-9.]+) ± ", row).group(1))
         assert shown == pytest.approx(by_label[label], abs=5e-5)
     assert f"{by_label['full']:.4f}" in board
@@ -118,6 +118,14 @@ def test_sweep_against_a_real_mlflow_server(tmp_path):
         assert "0 cell(s) to run, 6 already finished" in again.stderr
         board = cli("leaderboard", "--experiment", "remote", "--tracking-uri", url, "--out", "board", cwd=tmp_path)
         assert board.returncode == 0 and "| magnitude " in (tmp_path / "board" / "remote.md").read_text()
+        assert (tmp_path / "board" / "remote.html").is_file()
+        # the board is also a run of the 'leaderboards' experiment, its artifacts stored through the server
+        boards = client.search_runs([client.get_experiment_by_name("leaderboards").experiment_id])
+        assert len(boards) == 1 and boards[0].data.tags["source_experiment"] == "remote"
+        logged = {a.path for a in client.list_artifacts(boards[0].info.run_id)}
+        assert {"leaderboard.html", "leaderboard.md", "plots", "tables"} <= logged
+        html = client.download_artifacts(boards[0].info.run_id, "leaderboard.html", str(tmp_path))
+        assert Path(html).read_text(encoding="utf-8") == (tmp_path / "board" / "remote.html").read_text(encoding="utf-8")
     finally:
         stop(server)
 

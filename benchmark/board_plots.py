@@ -1,0 +1,90 @@
+"""The leaderboard's plots, as PNG bytes: metric against ratio, and metric against cost.
+
+Built on ``matplotlib.figure.Figure`` directly, so no pyplot state and no display are needed.
+"""
+from __future__ import annotations
+
+import io
+import re
+
+from matplotlib.figure import Figure
+
+from .leaderboard import FAMILIES, FAMILY_TITLE, Board
+
+COST_AXIS = {"data": ("passes_rel", "sample passes (× full-data cell)"),
+             "model": ("flops_rel", "theoretical FLOPs (× dense)")}
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _families(board: Board, task: str) -> list[str]:
+    return [f for f in FAMILIES if (task, f) in board.tables]
+
+
+def metric_vs_ratio(board: Board, task: str) -> bytes:
+    families = _families(board, task)
+    info = board.task_info(task)
+    fig = Figure(figsize=(6 * len(families), 4.2))
+    for i, family in enumerate(families):
+        ax = fig.add_subplot(1, len(families), i + 1)
+        table = board.tables[(task, family)]
+        for method, rows in table.groupby("method"):
+            rows = rows.sort_values("ratio")
+            half = (rows.ci_high - rows.ci_low) / 2 if rows.ci_low.notna().all() else None
+            ax.errorbar(rows.ratio, rows["mean"], yerr=half, marker="o", capsize=3, label=method)
+        full = info["full"]
+        if full.n:
+            ax.axhline(full.mean, color="black", linestyle="--", linewidth=1, label="full / dense")
+            if full.ci_low is not None:
+                ax.axhspan(full.ci_low, full.ci_high, color="black", alpha=0.08)
+        ax.set_xlabel("ratio removed")
+        ax.set_ylabel(f"test {info['metric']}")
+        ax.set_title(f"{task}: {FAMILY_TITLE[family].split(' (')[0]}", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("mean over seeds, bars = 95% CI", fontsize=9)
+    return _png(fig)
+
+
+def metric_vs_cost(board: Board, task: str) -> bytes:
+    families = _families(board, task)
+    info = board.task_info(task)
+    fig = Figure(figsize=(6 * len(families), 4.2))
+    for i, family in enumerate(families):
+        ax = fig.add_subplot(1, len(families), i + 1)
+        column, label = COST_AXIS[family]
+        table = board.tables[(task, family)]
+        for method, rows in table.groupby("method"):
+            rows = rows.sort_values(column)
+            ax.plot(rows[column], rows["mean"], marker="o", label=method)
+            for _, r in rows.iterrows():
+                ax.annotate(f"{r.ratio:g}", (r[column], r["mean"]), fontsize=7, xytext=(3, 3),
+                            textcoords="offset points")
+        if info["full"].n:
+            ax.plot([1.0], [info["full"].mean], marker="*", markersize=12, color="black", linestyle="none",
+                    label="full / dense")
+        ax.set_xlabel(label)
+        ax.set_ylabel(f"test {info['metric']}")
+        ax.set_title(f"{task}: accuracy against cost (labels: ratio)", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def board_plots(board: Board) -> dict[str, bytes]:
+    """File name -> PNG bytes, two plots per task."""
+    plots = {}
+    for task in board.tasks:
+        if not _families(board, task):
+            continue
+        plots[f"{slug(task)}-metric-vs-ratio.png"] = metric_vs_ratio(board, task)
+        plots[f"{slug(task)}-metric-vs-cost.png"] = metric_vs_cost(board, task)
+    return plots

@@ -1,0 +1,79 @@
+"""Seed statistics for the leaderboard: summaries with confidence intervals, and paired
+comparisons (same task, ratio and seed) with a p-value and a win count.
+
+Conventions, stated once so every board means the same thing:
+- the 95% confidence interval of a mean uses Student's t with n - 1 degrees of freedom;
+- a paired comparison is a two-sided paired t-test on the per-seed differences;
+- a difference is "within noise" when its p-value is 0.05 or more;
+- with fewer than ``MIN_SEEDS`` seeds (or common seeds, for a pair) there is no interval
+  and no p-value: the board says "too few seeds" rather than print a number.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+from scipy import stats as scipy_stats
+
+MIN_SEEDS = 2
+NOISE_P = 0.05
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    n: int
+    mean: float
+    std: float | None  # sample standard deviation (ddof=1); None below MIN_SEEDS
+    ci_low: float | None
+    ci_high: float | None
+
+    @property
+    def ci_half_width(self) -> float | None:
+        return None if self.ci_low is None else (self.ci_high - self.ci_low) / 2
+
+
+def summarise(values) -> SeedSummary:
+    values = pd.Series(values, dtype=float).dropna()
+    n = len(values)
+    if n == 0:
+        return SeedSummary(0, math.nan, None, None, None)
+    mean = float(values.mean())
+    if n < MIN_SEEDS:
+        return SeedSummary(n, mean, None, None, None)
+    std = float(values.std(ddof=1))
+    half = float(scipy_stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
+    return SeedSummary(n, mean, std, mean - half, mean + half)
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    n: int  # seeds present on both sides
+    mean_diff: float | None
+    p_value: float | None
+    wins: int
+    losses: int
+    ties: int
+
+    @property
+    def within_noise(self) -> bool | None:
+        return None if self.p_value is None else self.p_value >= NOISE_P
+
+
+def compare_paired(values: pd.Series, reference: pd.Series) -> PairedComparison:
+    """``values`` against ``reference``, both indexed by seed; only common seeds count."""
+    joined = pd.concat([values.rename("a"), reference.rename("b")], axis=1, join="inner").dropna()
+    diff = joined["a"] - joined["b"]
+    n = len(diff)
+    wins, losses = int((diff > 0).sum()), int((diff < 0).sum())
+    if n == 0:
+        return PairedComparison(0, None, None, 0, 0, 0)
+    mean_diff = float(diff.mean())
+    p_value = None
+    if n >= MIN_SEEDS:
+        if float(diff.std(ddof=1)) == 0.0:
+            # identical differences: the t statistic is infinite (or 0/0 when all are zero)
+            p_value = 1.0 if mean_diff == 0.0 else 0.0
+        else:
+            p_value = float(scipy_stats.ttest_rel(joined["a"], joined["b"]).pvalue)
+    return PairedComparison(n, mean_diff, p_value, wins, losses, n - wins - losses)

@@ -1,0 +1,205 @@
+"""The published board (markdown, HTML read back in headless Chromium, MLflow table) holds
+exactly the numbers an independent computation gives from a store filled with known runs."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+from scipy import stats
+
+from benchmark.board_publish import LEADERBOARD_EXPERIMENT, build_and_publish, table_artifact
+from benchmark.cells import Cell
+from benchmark.tracking import Tracker
+
+# test accuracy per (task, label, ratio) by seed: invented, logged as if cells had produced them
+KNOWN = {
+    ("fashion-mnist", "full", 0.0): [0.90, 0.92, 0.91],
+    ("fashion-mnist", "random", 0.5): [0.85, 0.86, 0.84],
+    ("fashion-mnist", "el2n", 0.5): [0.88, 0.87, 0.89],
+    ("fashion-mnist", "magnitude", 0.8): [0.89, 0.90, 0.88],
+    ("fashion-mnist", "magnitude", 0.9): [0.70],  # one seed only
+    ("fashion-mnist", "random-weights", 0.8): [0.80, 0.83, 0.81],
+    ("cifar10", "full", 0.0): [0.60, 0.64],
+    ("cifar10", "random", 0.5): [0.50, 0.55],
+}
+FAMILY = {"full": "reference", "random": "data", "el2n": "data", "magnitude": "model", "random-weights": "model"}
+SECONDS = {"full": 100.0, "random": 50.0, "el2n": 80.0, "magnitude": 100.0, "random-weights": 100.0}
+
+
+def fill_store(uri: str) -> None:
+    tracker = Tracker(uri, "board")
+    for (task, label, ratio), values in KNOWN.items():
+        method = "none" if label == "full" else label
+        for seed, value in enumerate(values):
+            cell = Cell(task, method, ratio, seed, "cpu", label=label)
+            tags = {"family": FAMILY[label], "provenance": "reconstructed" if label == "el2n" else "reference-code",
+                    "data_origin": "real", "task_family": "vision", "metric": "accuracy", "chance_level": "0.1"}
+            run = tracker.start_cell(cell, "board", {}, tags)
+            run.finish({"test_accuracy": value, "kept_fraction": 1 - ratio if FAMILY[label] == "data" else 1.0,
+                        "total_sample_passes_rel": 1 - ratio if FAMILY[label] == "data" else 1.0,
+                        "train_seconds": SECONDS[label], "scoring_seconds": 0.0,
+                        "params_total": 1000.0, "params_remaining": 1000.0 - 800 * ratio * (FAMILY[label] == "model"),
+                        "flops_remaining_rel": 1 - ratio if FAMILY[label] == "model" else 1.0,
+                        **({"realised_sparsity": ratio} if FAMILY[label] == "model" else {})})
+
+
+def values(task, label, ratio):
+    return KNOWN[(task, label, ratio)]
+
+
+def ci(xs):
+    return stats.t.interval(0.95, len(xs) - 1, loc=np.mean(xs), scale=stats.sem(xs))
+
+
+def expected_rows():
+    """The el2n and random rows of fashion-mnist's data table, computed independently."""
+    full = values("fashion-mnist", "full", 0.0)
+    out = {}
+    for label in ("el2n", "random"):
+        xs = values("fashion-mnist", label, 0.5)
+        low, high = ci(xs)
+        diffs = [a - b for a, b in zip(xs, full)]
+        p = stats.ttest_rel(xs, full).pvalue
+        mark = " ≈" if p >= 0.05 else ""
+        row = [label, "0.5", f"{statistics.mean(xs):.4f} ± {statistics.stdev(xs):.4f}", f"[{low:.4f}, {high:.4f}]",
+               "3", f"{statistics.mean(diffs):+.4f}{mark} (p={p:.3f}, won {sum(d > 0 for d in diffs)}/3)"]
+        if label == "el2n":
+            base = values("fashion-mnist", "random", 0.5)
+            p_base = stats.ttest_rel(xs, base).pvalue
+            d = [a - b for a, b in zip(xs, base)]
+            row.append(f"{statistics.mean(d):+.4f}{' ≈' if p_base >= 0.05 else ''} "
+                       f"(p={p_base:.3f}, won {sum(x > 0 for x in d)}/3)")
+        else:
+            row.append("-")
+        row += ["0.500", "0.50", f"{100 / SECONDS[label]:.2f}", f"{SECONDS[label]:.0f}",
+                "reconstructed" if label == "el2n" else "reference-code"]
+        out[label] = row
+    return out
+
+
+def expected_normalised_random():
+    scores = []
+    for task in ("fashion-mnist", "cifar10"):
+        full = statistics.mean(values(task, "full", 0.0))
+        scores.append(statistics.mean(100 * (v - 0.1) / (full - 0.1) for v in values(task, "random", 0.5)))
+    return statistics.mean(scores)
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("board")
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    fill_store(uri)
+    result = build_and_publish(uri, "board", tmp / "results", command="prunebench leaderboard --experiment board")
+    return uri, tmp, result
+
+
+def detail_rows(text: str, first: str) -> list[list[str]]:
+    """Rows of the markdown detail tables (12 columns) that start with ``first``."""
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines()
+            if line.startswith(f"| {first} ")]
+    return [r for r in rows if len(r) == 12]
+
+
+def test_markdown_holds_the_independently_computed_numbers(published):
+    _, tmp, result = published
+    text = result.markdown
+    assert (tmp / "results" / "board.md").read_text(encoding="utf-8") == text
+    expected = expected_rows()
+    assert detail_rows(text, "el2n") == [expected["el2n"]]
+    assert detail_rows(text, "random")[1] == expected["random"]  # cifar10 sorts first
+    # one seed: no interval and no test, said in words
+    one = [r for r in detail_rows(text, "magnitude") if r[1] == "0.9"][0]
+    assert one[2:5] == ["0.7000 (1 seed)", "too few seeds", "1"]
+    assert one[5] == f"{0.70 - 0.90:+.4f} (1 seed: no test)"
+    assert one[8:10] == ["280", "0.100"]  # params left, FLOPs x dense
+    assert f"{expected_normalised_random():.1f} (2 tasks)" in text
+    assert "Command: `prunebench leaderboard --experiment board`" in text
+    plots = sorted(p.name for p in (tmp / "results" / "board-plots").iterdir())
+    assert plots == ["cifar10-metric-vs-cost.png", "cifar10-metric-vs-ratio.png",
+                     "fashion-mnist-metric-vs-cost.png", "fashion-mnist-metric-vs-ratio.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in (tmp / "results" / "board-plots").iterdir())
+
+
+def test_mlflow_holds_the_board_as_a_run_with_its_tables(published):
+    uri, tmp, result = published
+    client = MlflowClient(tracking_uri=uri)
+    run = client.get_run(result.mlflow_run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["source_experiment"] == "board"
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.name == LEADERBOARD_EXPERIMENT
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"leaderboard.md", "leaderboard.html", "plots", "tables"} <= artifacts
+    local = client.download_artifacts(run.info.run_id, table_artifact("fashion-mnist", "data"), str(tmp))
+    table = json.loads(Path(local).read_text())
+    rows = {r[table["columns"].index("method")]: dict(zip(table["columns"], r)) for r in table["data"]}
+    xs, full = values("fashion-mnist", "el2n", 0.5), values("fashion-mnist", "full", 0.0)
+    assert rows["el2n"]["mean"] == pytest.approx(statistics.mean(xs))
+    assert rows["el2n"]["ci_low"] == pytest.approx(ci(xs)[0])
+    assert rows["el2n"]["p_full"] == pytest.approx(stats.ttest_rel(xs, full).pvalue)
+    assert rows["el2n"]["wins_random"] == 3
+    assert rows["random"]["speedup"] == pytest.approx(2.0)
+
+
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        if os.environ.get("PRUNEBENCH_REQUIRE_BROWSER") == "1":
+            pytest.fail("PRUNEBENCH_REQUIRE_BROWSER=1 but chromium / chromedriver are missing; "
+                        "run scripts/ensure-browser.sh")
+        pytest.skip("needs Debian's chromium and chromium-driver (scripts/ensure-browser.sh)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"):
+        options.add_argument(flag)
+    os.environ.setdefault("SE_OFFLINE", "true")  # never let selenium fetch drivers
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+def test_html_in_chromium_holds_the_numbers_and_sorts(published):
+    from selenium.webdriver.common.by import By
+
+    _, tmp, _ = published
+    page = tmp / "results" / "board.html"
+    html = page.read_text(encoding="utf-8")
+    assert "http://" not in html and "https://" not in html  # self-contained: no network assets
+    driver = browser()
+    try:
+        driver.get(page.as_uri())
+        assert driver.title == "Leaderboard: board"
+        table = driver.find_element(By.ID, "fashion-mnist--data")
+
+        def rows():
+            return [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+                    for tr in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
+
+        expected = expected_rows()
+        assert rows() == [expected["el2n"], expected["random"]]
+        headers = table.find_elements(By.TAG_NAME, "th")
+        mean_header = [h for h in headers if h.text.startswith("accuracy mean")][0]
+        mean_header.click()  # ascending: random (0.85) first
+        assert [r[0] for r in rows()] == ["random", "el2n"]
+        assert mean_header.get_attribute("aria-sort") == "ascending"
+        mean_header.click()
+        assert [r[0] for r in rows()] == ["el2n", "random"]
+        speedup_header = [h for h in headers if h.text.startswith("speedup")][0]
+        speedup_header.click()  # 1.25 (el2n) < 2.00 (random)
+        assert [r[0] for r in rows()] == ["el2n", "random"]
+        images = driver.find_elements(By.TAG_NAME, "img")
+        assert len(images) == 4
+        assert all(driver.execute_script("return arguments[0].naturalWidth", img) > 0 for img in images)
+        assert "reconstructed" in driver.find_element(By.CLASS_NAME, "meta").text
+    finally:
+        driver.quit()
