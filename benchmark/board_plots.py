@@ -29,13 +29,23 @@ def _families(board: Board, task: str) -> list[str]:
     return [f for f in FAMILIES if (task, f) in board.tables]
 
 
-def metric_vs_ratio(board: Board, task: str) -> bytes:
+def _panels(board: Board, task: str, draw, title) -> bytes:
+    """One panel per family of ``task``: ``draw(ax, family, table, info)`` fills it."""
     families = _families(board, task)
     info = board.task_info(task)
     fig = Figure(figsize=(6 * len(families), 4.2))
     for i, family in enumerate(families):
         ax = fig.add_subplot(1, len(families), i + 1)
-        table = board.tables[(task, family)]
+        draw(ax, family, board.tables[(task, family)], info)
+        ax.set_ylabel(f"test {info['metric']}")
+        ax.set_title(title(family), fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def metric_vs_ratio(board: Board, task: str) -> bytes:
+    def draw(ax, family, table, info):
         for method, rows in table.groupby("method"):
             rows = rows.sort_values("ratio")
             half = (rows.ci_high - rows.ci_low) / 2 if rows.ci_low.notna().all() else None
@@ -46,22 +56,14 @@ def metric_vs_ratio(board: Board, task: str) -> bytes:
             if full.ci_low is not None:
                 ax.axhspan(full.ci_low, full.ci_high, color="black", alpha=0.08)
         ax.set_xlabel("ratio removed")
-        ax.set_ylabel(f"test {info['metric']}")
-        ax.set_title(f"{task}: {FAMILY_TITLE[family].split(' (')[0]}", fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle("mean over seeds, bars = 95% CI", fontsize=9)
-    return _png(fig)
+
+    return _panels(board, task, draw,
+                   lambda family: f"{task}: {FAMILY_TITLE[family].split(' (')[0]} (mean, bars = 95% CI)")
 
 
 def metric_vs_cost(board: Board, task: str) -> bytes:
-    families = _families(board, task)
-    info = board.task_info(task)
-    fig = Figure(figsize=(6 * len(families), 4.2))
-    for i, family in enumerate(families):
-        ax = fig.add_subplot(1, len(families), i + 1)
+    def draw(ax, family, table, info):
         column, label = COST_AXIS[family]
-        table = board.tables[(task, family)]
         for method, rows in table.groupby("method"):
             rows = rows.sort_values(column)
             ax.plot(rows[column], rows["mean"], marker="o", label=method)
@@ -72,11 +74,8 @@ def metric_vs_cost(board: Board, task: str) -> bytes:
             ax.plot([1.0], [info["full"].mean], marker="*", markersize=12, color="black", linestyle="none",
                     label="full / dense")
         ax.set_xlabel(label)
-        ax.set_ylabel(f"test {info['metric']}")
-        ax.set_title(f"{task}: accuracy against cost (labels: ratio)", fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    return _png(fig)
+
+    return _panels(board, task, draw, lambda family: f"{task}: accuracy against cost (point labels: ratio)")
 
 
 def board_plots(board: Board) -> dict[str, bytes]:
