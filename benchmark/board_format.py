@@ -100,8 +100,10 @@ def reference_line(board: Board, task: str) -> str:
     full = board.task_info(task)["full"]
     if full.n == 0:
         return "No full-data / dense reference cell finished yet: Δ full is empty."
-    text = f"Full data / dense reference: {mean_std(full.mean, full.std)} over {full.n} seed(s)"
-    return text + (f", 95% CI {interval(full.ci_low, full.ci_high)}." if full.ci_low is not None else ".")
+    if full.n == 1:
+        return f"Full data / dense reference: {number(full.mean)}, one seed ({FEW_SEEDS} for an interval)."
+    return (f"Full data / dense reference: {mean_std(full.mean, full.std)} over {full.n} seeds, "
+            f"95% CI {interval(full.ci_low, full.ci_high)}.")
 
 
 LEGEND = (

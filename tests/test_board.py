@@ -121,6 +121,10 @@ def test_markdown_holds_the_independently_computed_numbers(published):
     assert one[8:10] == ["280", "0.100"]  # params left, FLOPs x dense
     assert f"{expected_normalised_random():.1f} (2 tasks)" in text
     assert "Command: `prunebench leaderboard --experiment board`" in text
+    full = values("fashion-mnist", "full", 0.0)
+    low, high = ci(full)
+    assert (f"Full data / dense reference: {statistics.mean(full):.4f} ± {statistics.stdev(full):.4f} over 3 seeds, "
+            f"95% CI [{low:.4f}, {high:.4f}].") in text
     plots = sorted(p.name for p in (tmp / "results" / "board-plots").iterdir())
     assert plots == ["cifar10-metric-vs-cost.png", "cifar10-metric-vs-ratio.png",
                      "fashion-mnist-metric-vs-cost.png", "fashion-mnist-metric-vs-ratio.png"]
