@@ -132,7 +132,7 @@ METHODS = Registry(
 )
 TASKS = Registry(
     "task",
-    builtin_modules=["tasks.vision.fashion_mnist", "tasks.vision.cifar"],
+    builtin_modules=["tasks.vision.fashion_mnist", "tasks.vision.cifar", "tasks.cwru.task"],
     entry_point_group="prunebench.tasks",
 )
 
