@@ -107,8 +107,11 @@ def test_same_seed_gives_the_same_result(tmp_path):
 
 
 def _write_sweep(path: Path, seeds: list[int]) -> None:
+    # cells of a few seconds each: plain smoke cells (well under a second) could all finish
+    # between the third one and the signal, and then there is nothing left to interrupt
+    task = {"name": "fashion-mnist", "options": {"epochs": 4, "train_limit": 2000}}
     path.write_text(yaml.safe_dump({"name": "kill", "profile": "smoke", "seeds": seeds, "ratios": [0.3, 0.7],
-                                    "tasks": ["fashion-mnist"], "methods": ["random", "random-weights"]}))
+                                    "tasks": [task], "methods": ["random", "random-weights"]}))
 
 
 def _start(args: list[str], cwd: Path) -> subprocess.Popen:
