@@ -114,10 +114,18 @@ def _write_sweep(path: Path, seeds: list[int]) -> None:
                                     "tasks": [task], "methods": ["random", "random-weights"]}))
 
 
+def _as_at_a_terminal() -> None:
+    # A shell without job control starts background jobs with SIGINT ignored, and Python
+    # keeps an inherited "ignore" (no KeyboardInterrupt). When the tests themselves run in
+    # such a job (CI scripts), the child must get SIGINT back, as it has at a terminal.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(args: list[str], cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, "-m", "benchmark.cli", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=_as_at_a_terminal)
 
 
 def _wait_for_finished(uri: str, count: int, process: subprocess.Popen, timeout: float = 120) -> None:
