@@ -127,12 +127,13 @@ METHODS = Registry(
         "methods.ted",
         "methods.magnitude",
         "methods.random_weights",
+        "methods.seven",
     ],
     entry_point_group="prunebench.methods",
 )
 TASKS = Registry(
     "task",
-    builtin_modules=["tasks.vision.fashion_mnist", "tasks.vision.cifar", "tasks.cwru.task"],
+    builtin_modules=["tasks.vision.fashion_mnist", "tasks.vision.cifar", "tasks.cwru.task", "tasks.text.task"],
     entry_point_group="prunebench.tasks",
 )
 

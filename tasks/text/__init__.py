@@ -1,0 +1,1 @@
+"""Text tasks: the GLUE benchmark (file readers in :mod:`.glue_formats`, metrics in :mod:`.text_metrics`)."""

