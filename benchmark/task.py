@@ -114,6 +114,9 @@ class Task:
     num_classes: ClassVar[int] = 0
     metric: ClassVar[str] = "accuracy"  # headline metric, higher is better
     chance_level: ClassVar[float] = 0.0
+    #: where a gradual model-pruning method (SEVEN) ramps sparsity: (start, length) as
+    #: fractions of the run, so that a shortened run keeps the shape of the reference one
+    prune_window: ClassVar[tuple[float, float]] = (0.05, 0.2)
     profiles: ClassVar[dict[str, Recipe]] = {}
 
     def __init__(self, profile: str = "cpu", data_dir: str | None = None, **recipe_overrides: Any):

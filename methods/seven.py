@@ -16,6 +16,8 @@ with Zhu & Gupta's cubic keep schedule ``keep(t) = k + (1 - k) * (1 - (t + 1) / 
 
 The window is set as fractions of the run (``start``, ``length``), so a shortened run keeps
 the shape of the reference (SST-2: starts at step 1000 of ~21000 and ramps over 4000).
+Unless given, both come from the task's ``prune_window`` (the GLUE tasks carry the
+reference's per-task windows; see :mod:`tasks.text.task`).
 One deliberate difference: the reference's last update is at window step ``T - 2``, where
 ``keep = k + (1 - k) / T^3``; here the window includes ``T - 1``, so the run ends at exactly
 ``ratio``. Counts follow the harness rule (``round(sparsity * n)`` removed, ties by index)
@@ -49,6 +51,12 @@ def keep_fraction(t: int, window: int, ratio: float) -> float:
 def window_steps(total_steps: int, start: float, length: float) -> tuple[int, int]:
     """(first, count) of the optimizer steps SEVEN_dyn updates in, for a run of ``total_steps``."""
     return round(start * total_steps), max(1, round(length * total_steps))
+
+
+def check_window(start: float, length: float) -> None:
+    if not (0 <= start < 1 and 0 < length <= 1 and start + length <= 1):
+        raise ValueError(f"seven needs 0 <= start, 0 < length, start + length <= 1 (fractions of the run), "
+                         f"got start={start}, length={length}")
 
 
 class SevenScore:
@@ -90,14 +98,13 @@ class SevenScore:
 @register_method("seven")
 class Seven(ModelPruner):
     def __init__(self, ratio: float, seed: int = 0, *, scope: str = "global", variant: str = "dyn",
-                 start: float = 0.05, length: float = 0.2, alpha1: float = 0.8, alpha2: float = 0.9,
+                 start: float | None = None, length: float | None = None, alpha1: float = 0.8, alpha2: float = 0.9,
                  pre_batches: int = 100):
         super().__init__(ratio, seed, scope=scope)
         if variant not in VARIANTS:
             raise ValueError(f"seven variant {variant!r} is unknown; use one of {VARIANTS}")
-        if not (0 <= start < 1 and 0 < length <= 1 and start + length <= 1):
-            raise ValueError(f"seven needs 0 <= start, 0 < length, start + length <= 1 (fractions of the run), "
-                             f"got start={start}, length={length}")
+        if start is not None or length is not None:
+            check_window(start if start is not None else 0.0, length if length is not None else 1e-9)
         for name, alpha in (("alpha1", alpha1), ("alpha2", alpha2)):
             if not 0 <= alpha < 1:
                 raise ValueError(f"seven {name} must be in [0, 1), got {alpha}")
@@ -119,6 +126,10 @@ class Seven(ModelPruner):
         if self.variant == "pre":
             self._prune_before_training(state)
             return
+        default_start, default_length = state.task.prune_window
+        self.start = self.start if self.start is not None else default_start
+        self.length = self.length if self.length is not None else default_length
+        check_window(self.start, self.length)
         self.window_start, self.window = window_steps(state.total_steps, self.start, self.length)
 
     def _masks(self) -> dict[str, torch.Tensor]:
@@ -174,4 +185,6 @@ class Seven(ModelPruner):
             out["seven_window_first_step"] = float(self.keep_history[0][0])
             out["seven_window_last_step"] = float(self.keep_history[-1][0])
             out["seven_updates"] = float(len(self.keep_history))
+        if self.variant == "dyn" and self.start is not None:
+            out["seven_window_start_frac"], out["seven_window_length_frac"] = self.start, self.length
         return out

@@ -175,3 +175,19 @@ def test_keep_schedule_and_options():
         Seven(0.5, variant="post")
     with pytest.raises(ValueError, match="alpha1"):
         Seven(0.5, alpha1=1.0)
+
+
+def test_window_defaults_to_the_tasks_prune_window(text_task):
+    from benchmark.registry import get_task
+    from tasks.text.task import seven_window
+
+    task, splits = text_task
+    method = Seven(0.5, seed=0)
+    fit(task, hooks=[method], seed=0, splits=splits)
+    assert (method.start, method.length) == task.prune_window == (0.05, 0.2)
+    assert method.summary()["seven_window_first_step"] == round(0.05 * 24) + 1
+    assert method.summary()["seven_updates"] == round(0.2 * 24)
+    # the GLUE tasks carry the reference's windows: SST-2 starts at step 1000 of 10 x 2105, ramps over 4000
+    assert get_task("sst2").prune_window == pytest.approx((1000 / 21050, 4000 / 21050))
+    start, length = seven_window("rte")  # ramps past the end in the reference: cut to end with the run
+    assert start + length == pytest.approx(1.0)
