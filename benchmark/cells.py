@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import reprlib
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,6 +48,18 @@ REFERENCE_LABEL = "full"
 SWEEP_KEYS = ("name", "profile", "budget", "seeds", "ratios", "tasks", "methods", "description")
 TASK_KEYS = ("name", "options", "data_dir")
 METHOD_KEYS = ("name", "options", "ratios", "label")
+MAX_SEED = 2**32  # numpy's legacy seeding and the methods' derived torch seeds need seeds below this
+MAX_DEPTH = 20  # nesting of the whole sweep; real ones stay under 6
+MAX_VALUES = 100_000  # values in the whole sweep, aliases counted each time they are used
+
+_SHOW = reprlib.Repr()  # bounded reprs: a huge or deeply nested value must not flood the message
+_SHOW.maxstring = _SHOW.maxother = 80
+_SHOW.maxlist = _SHOW.maxtuple = _SHOW.maxdict = _SHOW.maxset = 8
+_SHOW.maxlevel = 3
+
+
+def _show(value: Any) -> str:
+    return _SHOW.repr(value)
 
 
 class SweepError(ValueError):
@@ -158,14 +172,45 @@ def read_sweep_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise SweepError(str(path), [f"sweep file {str(path)!r} does not exist"])
-    text = path.read_text()
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise SweepError(str(path), [f"cannot read the file: {error}"]) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[:error.start].count(b"\n") + 1
+        raise SweepError(str(path), [f"line {line}: not UTF-8 text (byte {raw[error.start]:#04x}); "
+                                     "save the sweep file as UTF-8"]) from None
     try:
         data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-    except (yaml.YAMLError, tomllib.TOMLDecodeError) as error:
-        raise SweepError(str(path), [f"cannot parse the file: {error}"]) from None
+    except tomllib.TOMLDecodeError as error:  # its message ends in "(at line L, column C)"
+        raise SweepError(str(path), [f"cannot parse the file as TOML: {error}"]) from None
+    except yaml.YAMLError as error:
+        raise SweepError(str(path), [_yaml_problem(error, text)]) from None
+    except RecursionError:  # both parsers recurse once per nesting level
+        raise SweepError(str(path), [f"cannot parse the file: it is nested too deeply (a sweep needs at most "
+                                     f"{MAX_DEPTH} levels)"]) from None
     if not isinstance(data, dict):
-        raise SweepError(str(path), [f"the top level must be a mapping with keys {list(SWEEP_KEYS)}, got {type(data).__name__}"])
+        raise SweepError(str(path), [f"the top level must be a mapping with keys {list(SWEEP_KEYS)}, "
+                                     f"got {type(data).__name__} {_show(data)}"])
     return data
+
+
+def _yaml_problem(error: yaml.YAMLError, text: str) -> str:
+    """'cannot parse ... at line L, column C: what' from PyYAML's error, without its
+    '<unicode string>' stream name (the SweepError names the file)."""
+    mark = getattr(error, "problem_mark", None)
+    if mark is not None:
+        what = "; ".join(p for p in (getattr(error, "context", None), getattr(error, "problem", None)) if p)
+        return (f"cannot parse the file as YAML at line {mark.line + 1}, column {mark.column + 1}: {what}; "
+                "check the indentation, brackets and quotes there")
+    position = getattr(error, "position", None)  # ReaderError: a character YAML does not allow
+    if position is not None:
+        line = text[:position].count("\n") + 1
+        return (f"cannot parse the file as YAML at line {line}: the character {getattr(error, 'character', '?')!r} "
+                "is not allowed in YAML; remove it")
+    return f"cannot parse the file as YAML: {error}"
 
 
 def load_sweep(path: str | Path, check_data: bool = True) -> Sweep:
@@ -177,6 +222,28 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _shape_problem(data: Any) -> str | None:
+    """Why the loaded sweep is not a plain, finite tree (a YAML anchor can make a value contain
+    itself, or be reused into an exponentially large one), or None. Checked first: the rest of
+    the validation, and the cell ids, walk every value."""
+    count = 0
+    stack = [(data, 0, frozenset())]
+    while stack:
+        value, depth, ancestors = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            return (f"the sweep holds more than {MAX_VALUES} values (YAML aliases counted each time they are "
+                    "used); a sweep file is a short list of tasks, methods, ratios and seeds")
+        if isinstance(value, (dict, list, tuple)):
+            if id(value) in ancestors:
+                return "a value contains itself (a YAML alias to one of its own anchors); write it out instead"
+            if depth >= MAX_DEPTH:
+                return f"the sweep is nested deeper than {MAX_DEPTH} levels; nothing in a sweep needs that many"
+            children = list(value.keys()) + list(value.values()) if isinstance(value, dict) else value
+            stack.extend((child, depth + 1, ancestors | {id(value)}) for child in children)
+    return None
+
+
 def _unknown_keys(where: str, given: dict, allowed: tuple[str, ...]) -> list[str]:
     import difflib
 
@@ -185,61 +252,116 @@ def _unknown_keys(where: str, given: dict, allowed: tuple[str, ...]) -> list[str
         if key not in allowed:
             close = difflib.get_close_matches(str(key), allowed, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problems.append(f"{where}: unknown key {key!r}{hint}; valid keys: {list(allowed)}")
+            problems.append(f"{where}: unknown key {_show(key)}{hint}; valid keys: {list(allowed)}")
+    return problems
+
+
+def _option_problems(where: str, options: Any) -> list[str]:
+    """Options must be plain data (string keys; strings, finite numbers, booleans, null, and
+    lists and mappings of them): they go into the cell id and the MLflow params as they are."""
+    if not isinstance(options, dict):
+        return [f"{where}: 'options' must be a mapping of option names to values, got {_show(options)}"]
+    problems: list[str] = []
+
+    def visit(path: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    problems.append(f"{where}: option name {_show(key)}{path and ' in ' + path} must be a string")
+                else:
+                    visit(f"{path}.{key}" if path else key, item)
+        elif isinstance(value, list):
+            for item in value:
+                visit(path, item)
+        elif isinstance(value, float) and not math.isfinite(value):
+            problems.append(f"{where}: option {path!r} must be a finite number, got {value!r}")
+        elif not (value is None or isinstance(value, (str, int, float))):
+            problems.append(f"{where}: option {path!r} must be a string, number, boolean, null, list or "
+                            f"mapping, got {type(value).__name__} {_show(value)}")
+
+    visit("", options)
     return problems
 
 
 def _check_ratios(where: str, ratios: Any, problems: list[str]) -> tuple[float, ...]:
     if not isinstance(ratios, list) or not ratios:
-        problems.append(f"{where}: 'ratios' must be a non-empty list of fractions removed in [0, 1), got {ratios!r}")
+        problems.append(f"{where}: 'ratios' must be a non-empty list of fractions removed in [0, 1), "
+                        f"got {_show(ratios)}")
         return ()
     good = []
     for ratio in ratios:
-        if not _is_number(ratio) or not 0 <= ratio < 1:
+        if not _is_number(ratio) or not 0 <= ratio < 1:  # NaN fails the comparison too
             problems.append(
-                f"{where}: ratio {ratio!r} is outside [0, 1); a ratio is the fraction removed, "
+                f"{where}: ratio {_show(ratio)} is outside [0, 1); a ratio is the fraction removed, "
                 "e.g. 0.9 keeps 10%"
             )
         else:
             good.append(float(ratio))
     if len(set(good)) != len(good):
-        problems.append(f"{where}: ratios {ratios} contain duplicates")
+        problems.append(f"{where}: ratios {_show(ratios)} contain duplicates")
+    return tuple(good)
+
+
+def _check_seeds(seeds: Any, problems: list[str]) -> tuple[int, ...]:
+    if not isinstance(seeds, list) or not seeds:
+        problems.append(f"sweep: 'seeds' must be a non-empty list of non-negative integers, got {_show(seeds)}")
+        return ()
+    good = []
+    for seed in seeds:
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < MAX_SEED:
+            problems.append(f"sweep: seed {_show(seed)} must be a non-negative integer below 2**32, e.g. 0")
+        else:
+            good.append(seed)
+    if len(set(good)) != len(good):
+        problems.append(f"sweep: seeds {_show(seeds)} contain duplicates")
     return tuple(good)
 
 
 def parse_sweep(data: dict[str, Any], source: str = "<sweep>", check_data: bool = True) -> Sweep:
+    if not isinstance(data, dict):
+        raise SweepError(source, [f"the top level must be a mapping with keys {list(SWEEP_KEYS)}, "
+                                  f"got {type(data).__name__} {_show(data)}"])
+    shape = _shape_problem(data)
+    if shape:
+        raise SweepError(source, [shape])
     problems: list[str] = _unknown_keys("sweep", data, SWEEP_KEYS)
     for required in ("tasks", "methods", "ratios", "seeds", "profile"):
         if required not in data:
             problems.append(f"sweep: missing required key {required!r}")
 
-    name = str(data.get("name") or Path(source).stem)
+    name = data.get("name")
+    if name is None:
+        name = Path(source).stem
+    elif not isinstance(name, str) or not name.strip():
+        problems.append(f"sweep: 'name' (the MLflow experiment) must be a non-empty string, got {_show(name)}; "
+                        "quote it if it looks like a number or a date")
+        name = Path(source).stem
+    description = data.get("description")
+    if description is not None and not isinstance(description, str):
+        problems.append(f"sweep: 'description' must be a string, got {_show(description)}")
     profile = data.get("profile", "cpu")
     budget = data.get("budget", "epochs")
     if not isinstance(profile, str):
-        problems.append(f"sweep: 'profile' must be a name such as 'smoke', 'cpu' or 'paper', got {profile!r}")
+        problems.append(f"sweep: 'profile' must be a name such as 'smoke', 'cpu' or 'paper', got {_show(profile)}")
         profile = "cpu"
     if budget not in BUDGETS:
-        problems.append(f"sweep: budget {budget!r} is unknown; use one of {list(BUDGETS)}")
+        problems.append(f"sweep: budget {_show(budget)} is unknown; use one of {list(BUDGETS)}")
+        budget = BUDGETS[0]
 
-    seeds = data.get("seeds", [])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-        problems.append(f"sweep: 'seeds' must be a non-empty list of non-negative integers, got {seeds!r}")
-        seeds = []
-    elif len(set(seeds)) != len(seeds):
-        problems.append(f"sweep: seeds {seeds} contain duplicates")
+    seeds = _check_seeds(data.get("seeds", [0]), problems)
     ratios = _check_ratios("sweep", data.get("ratios", [0.5]), problems)
 
-    tasks = [_parse_task(entry, profile, check_data, problems) for entry in _as_list(data.get("tasks"), "tasks", problems)]
-    methods = [_parse_method(entry, problems) for entry in _as_list(data.get("methods"), "methods", problems)]
+    tasks = [_parse_task(entry, profile, check_data, problems) for entry in _as_list(data, "tasks", problems)]
+    methods = [_parse_method(entry, problems) for entry in _as_list(data, "methods", problems)]
     tasks = [t for t in tasks if t is not None]
     methods = [m for m in methods if m is not None]
 
     labels = [m.label for m in methods]
     for label in sorted({l for l in labels if labels.count(l) > 1}):
         problems.append(f"methods: {label!r} appears more than once; give each entry a distinct 'label'")
-    if len({t.name for t in tasks}) != len(tasks):
-        problems.append("tasks: a task is listed more than once")
+    task_names = [t.name for t in tasks]
+    for task_name in sorted({n for n in task_names if task_names.count(n) > 1}):
+        problems.append(f"tasks: {task_name!r} is listed more than once; list each task once")
 
     for task in tasks:
         task_cls = TASKS.get(task.name)
@@ -248,7 +370,7 @@ def parse_sweep(data: dict[str, Any], source: str = "<sweep>", check_data: bool 
             if reason:
                 problems.append(f"{reason}; remove the pair from the sweep (or split it into two sweeps)")
 
-    sweep = Sweep(name=name, profile=profile, budget=budget, seeds=tuple(seeds), ratios=ratios,
+    sweep = Sweep(name=name, profile=profile, budget=budget, seeds=seeds, ratios=ratios,
                   tasks=tuple(tasks), methods=tuple(methods), source=source)
     if not problems:
         problems.extend(_same_cell_twice(sweep))
@@ -266,11 +388,12 @@ def _same_cell_twice(sweep: Sweep) -> list[str]:
             "remove one or give them different options" for labels in labels_by_id.values() if len(labels) > 1]
 
 
-def _as_list(value: Any, key: str, problems: list[str]) -> list:
-    if value is None:
-        return []
+def _as_list(data: dict, key: str, problems: list[str]) -> list:
+    if key not in data:
+        return []  # reported as a missing required key
+    value = data[key]
     if not isinstance(value, list) or not value:
-        problems.append(f"sweep: {key!r} must be a non-empty list, got {value!r}")
+        problems.append(f"sweep: {key!r} must be a non-empty list, got {_show(value)}")
         return []
     return value
 
@@ -280,11 +403,11 @@ def _entry(entry: Any, kind: str, keys: tuple[str, ...], problems: list[str]) ->
         return {"name": entry}
     if isinstance(entry, dict) and "name" in entry:
         if not isinstance(entry["name"], str):
-            problems.append(f"{kind} name must be a string, got {entry['name']!r}")
+            problems.append(f"{kind} name must be a string, got {_show(entry['name'])}")
             return None
-        problems.extend(_unknown_keys(f"{kind} {entry['name']!r}", entry, keys))
+        problems.extend(_unknown_keys(f"{kind} {_show(entry['name'])}", entry, keys))
         return entry
-    problems.append(f"{kind} entry {entry!r} must be a name or a mapping with a 'name' key")
+    problems.append(f"{kind} entry {_show(entry)} must be a name or a mapping with a 'name' key")
     return None
 
 
@@ -292,20 +415,24 @@ def _parse_task(entry: Any, profile: str, check_data: bool, problems: list[str])
     entry = _entry(entry, "task", TASK_KEYS, problems)
     if entry is None:
         return None
-    name, options = entry["name"], entry.get("options") or {}
+    name, options, data_dir = entry["name"], entry.get("options"), entry.get("data_dir")
     try:
         task_cls = TASKS.get(name)
     except RegistryError as error:
         problems.append(str(error))
         return None
-    if not isinstance(options, dict):
-        problems.append(f"task {name!r}: 'options' must be a mapping of recipe fields, got {options!r}")
+    options = {} if options is None else options
+    bad = _option_problems(f"task {name!r}", options)
+    if data_dir is not None and (not isinstance(data_dir, str) or not data_dir.strip() or "\0" in data_dir):
+        bad.append(f"task {name!r}: 'data_dir' must be the path of a folder, got {_show(data_dir)}")
+    if bad:
+        problems.extend(bad)
         return None
     if profile not in task_cls.profiles:
         problems.append(f"task {name!r} has no profile {profile!r}; choose one of {sorted(task_cls.profiles)}")
-        return TaskEntry(name, options, entry.get("data_dir"))
+        return TaskEntry(name, options, data_dir)
     try:
-        task = task_cls(profile, data_dir=entry.get("data_dir"), **options)
+        task = task_cls(profile, data_dir=data_dir, **options)
     except (TypeError, ValueError) as error:
         problems.append(f"task {name!r}: {error}")
         return None
@@ -314,21 +441,28 @@ def _parse_task(entry: Any, profile: str, check_data: bool, problems: list[str])
             task.check_data()
         except DataNotFoundError as error:
             problems.append(f"task {name!r}: {error}")
-    return TaskEntry(name, options, entry.get("data_dir"))
+    return TaskEntry(name, options, data_dir)
 
 
 def _parse_method(entry: Any, problems: list[str]) -> MethodEntry | None:
     entry = _entry(entry, "method", METHOD_KEYS, problems)
     if entry is None:
         return None
-    name, options = entry["name"], entry.get("options") or {}
+    name, options, label = entry["name"], entry.get("options"), entry.get("label")
     try:
         method_cls = METHODS.get(name)
     except RegistryError as error:
         problems.append(str(error))
         return None
-    if not isinstance(options, dict):
-        problems.append(f"method {name!r}: 'options' must be a mapping, got {options!r}")
+    options = {} if options is None else options
+    bad = _option_problems(f"method {name!r}", options)
+    if label is not None and (not isinstance(label, str) or not label.strip()):
+        bad.append(f"method {name!r}: 'label' must be a non-empty string, got {_show(label)}")
+    elif label == REFERENCE_LABEL:
+        bad.append(f"method {name!r}: the label {REFERENCE_LABEL!r} is the full-data / dense reference's; "
+                   "choose another")
+    if bad:
+        problems.extend(bad)
         return None
     try:
         method_cls.check_options(options)
@@ -338,4 +472,4 @@ def _parse_method(entry: Any, problems: list[str]) -> MethodEntry | None:
     ratios = None
     if "ratios" in entry:
         ratios = _check_ratios(f"method {name!r}", entry["ratios"], problems)
-    return MethodEntry(name=name, label=str(entry.get("label") or name), options=dict(options), ratios=ratios)
+    return MethodEntry(name=name, label=label or name, options=dict(options), ratios=ratios)

@@ -69,7 +69,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .tracking import Tracker
     from .trainer import resolve_device
 
-    tracker = Tracker(args.tracking_uri, experiment=args.experiment or sweep.name)
+    from .claims import ClaimPolicy
+
+    try:
+        claims = ClaimPolicy(ttl_s=args.claim_ttl, heartbeat_s=args.heartbeat)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    tracker = Tracker(args.tracking_uri, experiment=args.experiment or sweep.name, claims=claims)
     print(f"tracking: {tracker.tracking_uri} (experiment {tracker.experiment_name!r})", file=sys.stderr)
     try:
         report = run_sweep(sweep, tracker, resolve_device(args.device), Path(args.cache_dir),
@@ -78,7 +85,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("sweep interrupted; finished cells are kept. Run the same command to resume.", file=sys.stderr)
         return 130
     print(f"finished {len(report.finished)}, failed {len(report.failed)}, skipped (already finished) "
-          f"{len(report.skipped)}", file=sys.stderr)
+          f"{len(report.skipped)}" + (f", left to other runners {len(report.busy)}" if report.busy else ""),
+          file=sys.stderr)
     for cell_id, error in report.failed.items():
         print(f"  failed {cell_id}: {error}", file=sys.stderr)
     if args.leaderboard:
@@ -157,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--leaderboard", action="store_true", help="print and write the leaderboard afterwards")
     p.add_argument("--results-dir", default="results", help="where --leaderboard writes (default: results)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--claim-ttl", type=float, default=600.0,
+                   help="seconds without a heartbeat after which another runner's claim on a cell is dead "
+                        "and the cell runs again (default: 600)")
+    p.add_argument("--heartbeat", type=float, default=30.0,
+                   help="seconds between a running cell's heartbeats (default: 30)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("leaderboard", help="aggregate finished cells from MLflow into tables, plots and HTML")

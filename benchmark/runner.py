@@ -4,6 +4,8 @@ A cell that raises is recorded as failed (with its traceback) and the sweep goes
 on. Ctrl-C marks the current cell interrupted and stops; a killed process leaves
 its cell 'running', which the next run closes as interrupted and runs again.
 Only 'finished' cells are skipped, so a re-run never duplicates or loses one.
+Several runners may work on one sweep at once: each takes a cell only through a
+claim (see :mod:`.claims`) and leaves the cells other runners hold.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ class SweepReport:
     finished: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # cell id -> error
     skipped: list[str] = field(default_factory=list)
+    busy: list[str] = field(default_factory=list)  # held or finished by another runner meanwhile
 
     @property
     def ok(self) -> bool:
@@ -46,14 +49,17 @@ def run_sweep(sweep: Sweep, tracker: Tracker, device: torch.device, cache_dir: P
         todo = todo[:max_cells]
     progress = SweepProgress(len(todo), len(done), quiet=quiet)
     data_dirs = sweep.data_dirs()
-    runs_by_cell = tracker.runs_by_cell()
 
     for cell in todo:
         progress.start_cell(f"{cell.display}  [{cell.id}]")
         plan = plan_cell(cell, data_dirs.get(cell.task))
         run = None
         try:
-            run = tracker.start_cell(cell, sweep.name, plan.params(), plan.tags(), runs_by_cell.get(cell.id, []))
+            run = tracker.try_claim(cell, sweep.name, plan.params(), plan.tags())
+            if run is None:
+                report.busy.append(cell.id)
+                progress.end_cell("held or finished by another runner: left to it")
+                continue
             result = run_cell(plan, device, cache_dir, hooks=[EpochLogger(run), EpochProgress(progress)])
             run.finish(result.metrics, result.tags)
         except KeyboardInterrupt:
@@ -67,7 +73,11 @@ def run_sweep(sweep: Sweep, tracker: Tracker, device: torch.device, cache_dir: P
             report.failed[cell.id] = f"{type(error).__name__}: {error}"
             progress.end_cell(f"FAILED ({type(error).__name__}: {error})")
             continue
-        report.finished.append(cell.id)
         metric = f"test_{plan.task.metric}"
+        if run.superseded:  # another runner finished it too, first: its run stands
+            report.busy.append(cell.id)
+            progress.end_cell(f"{metric} {result.metrics[metric]:.4f}, but another runner finished it first")
+            continue
+        report.finished.append(cell.id)
         progress.end_cell(f"{metric} {result.metrics[metric]:.4f}")
     return report

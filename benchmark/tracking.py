@@ -3,17 +3,21 @@
 The store is the tracking URI given, else ``$MLFLOW_TRACKING_URI``, else a
 SQLite file ``mlflow.db`` in the working directory (artifacts beside it in
 ``mlartifacts/``). A cell's run carries the tag ``cell_id``; its ``status`` tag
-moves running -> finished | failed | interrupted, and only ``finished`` runs
-count as done: a re-run skips them and re-runs everything else.
+moves running -> finished | failed | interrupted (| superseded, see
+:mod:`.claims`), and only ``finished`` runs count as done: a re-run skips them
+and re-runs everything else. Several runners may share a store: a runner takes a
+cell only through a claim (:meth:`Tracker.try_claim`).
 """
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .claims import ClaimPolicy, Heartbeat, claim_tags, is_finished, is_live, resolve_duplicates
 from .hooks import Hook, TrainState
 
 if TYPE_CHECKING:
@@ -22,6 +26,7 @@ if TYPE_CHECKING:
     from .cells import Cell
 
 DEFAULT_DB = "mlflow.db"
+CLAIM_ATTEMPTS = 5  # tries at a cell two runners claimed at the same moment
 MAX_PARAM_LENGTH = 6000
 
 
@@ -64,15 +69,24 @@ def ensure_experiment(client: Any, tracking_uri: str, name: str) -> str:
         # keep artifacts beside the database rather than in whatever directory we run from
         db_path = Path(tracking_uri[len("sqlite:///"):])
         artifact_location = (db_path.parent / "mlartifacts").resolve().as_uri()
-    return client.create_experiment(name, artifact_location=artifact_location)
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location)
+    except Exception:  # another runner created it a moment ago: use theirs
+        existing = client.get_experiment_by_name(name)
+        if existing is None:
+            raise
+        return existing.experiment_id
 
 
 class Tracker:
     """The MLflow side of a sweep: which cells are done, and a run per cell."""
 
-    def __init__(self, tracking_uri: str | None = None, experiment: str = "prunebench"):
+    def __init__(self, tracking_uri: str | None = None, experiment: str = "prunebench",
+                 claims: ClaimPolicy | None = None):
         from mlflow.tracking import MlflowClient
 
+        self.claims = claims or ClaimPolicy()
+        self._jitter = random.Random()  # seeded from the OS: runners must not pause in step
         self.tracking_uri = tracking_uri or default_tracking_uri()
         self.client: MlflowClient = MlflowClient(tracking_uri=self.tracking_uri)
         self.experiment_name = experiment
@@ -99,29 +113,79 @@ class Tracker:
     def finished_cell_ids(self) -> set[str]:
         return {cid for cid, runs in self.runs_by_cell().items() if any(r.data.tags.get("status") == "finished" for r in runs)}
 
+    def runs_of_cell(self, cell_id: str) -> list[Any]:
+        """The cell's runs (withdrawn claims are deleted runs and are not listed)."""
+        return list(self.client.search_runs([self.experiment_id], filter_string=f"tags.cell_id = '{cell_id}'",
+                                            max_results=1000))
+
+    def try_claim(self, cell: "Cell", sweep: str, extra_params: dict[str, Any],
+                  tags: dict[str, str]) -> "CellRun | None":
+        """Open the run of ``cell`` if no other runner holds or has finished it, else None.
+        Dead claims found on the way (a killed runner's) are closed as interrupted."""
+        for attempt in range(CLAIM_ATTEMPTS):
+            runs = self.runs_of_cell(cell.id)
+            if any(is_finished(r) or is_live(r, self.claims) for r in runs):
+                return None
+            self._close_dead(runs)
+            run_id = self._create_run(cell, sweep, tags)
+            rivals = [r for r in self.runs_of_cell(cell.id)
+                      if r.info.run_id != run_id and (is_finished(r) or is_live(r, self.claims))]
+            if not rivals:
+                self._log_params(run_id, cell, extra_params)
+                return CellRun(self.client, run_id, cell.id, self).start_heartbeat()
+            # another runner claimed at the same moment: withdraw, and retry after a random pause so
+            # that two runners in lockstep fall out of step (the first to come back takes the cell)
+            self.client.delete_run(run_id)
+            time.sleep(self._jitter.uniform(0.0, 0.5 * 2 ** attempt))
+        return None
+
     def start_cell(self, cell: "Cell", sweep: str, extra_params: dict[str, Any], tags: dict[str, str],
                    stale_runs: list[Any] = ()) -> "CellRun":
-        """Open the run of ``cell``; earlier unfinished runs of it (a killed process) are closed as interrupted."""
-        from mlflow.entities import Param
+        """Open the run of ``cell`` unconditionally (no claim); ``stale_runs`` still marked
+        running are closed as interrupted. For tools and tests that own the store alone."""
+        self._close_dead([r for r in stale_runs if r.data.tags.get("status") == "running"], force=True)
+        run_id = self._create_run(cell, sweep, tags)
+        self._log_params(run_id, cell, extra_params)
+        return CellRun(self.client, run_id, cell.id, self)
 
-        for old in stale_runs:
-            if old.data.tags.get("status") == "running":
+    def _close_dead(self, runs: list[Any], force: bool = False) -> None:
+        for old in runs:
+            if old.data.tags.get("status") == "running" and (force or not is_live(old, self.claims)):
                 self.client.set_tag(old.info.run_id, "status", "interrupted")
                 self.client.set_terminated(old.info.run_id, "KILLED")
+
+    def _create_run(self, cell: "Cell", sweep: str, tags: dict[str, str]) -> str:
         all_tags = {"cell_id": cell.id, "sweep": sweep, "status": "running", "code_version": self.code_version,
-                    "task": cell.task, "method": cell.method, "label": cell.label, **self.versions, **tags}
-        run = self.client.create_run(self.experiment_id, run_name=f"{cell.task}/{cell.label}/r{cell.ratio:g}/s{cell.seed}",
-                                     tags=all_tags)
+                    "task": cell.task, "method": cell.method, "label": cell.label, **self.versions, **tags,
+                    **claim_tags()}
+        run = self.client.create_run(self.experiment_id, tags=all_tags,
+                                     run_name=f"{cell.task}/{cell.label}/r{cell.ratio:g}/s{cell.seed}")
+        return run.info.run_id
+
+    def _log_params(self, run_id: str, cell: "Cell", extra_params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
         params = {**cell.content(), "label": cell.label, **extra_params}
         params = {k: str(v)[:MAX_PARAM_LENGTH] for k, v in _flatten(params).items()}
-        self.client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])
-        return CellRun(self.client, run.info.run_id)
+        self.client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
 
 
 class CellRun:
-    def __init__(self, client: "MlflowClient", run_id: str):
+    def __init__(self, client: "MlflowClient", run_id: str, cell_id: str = "", tracker: Tracker | None = None):
         self.client = client
         self.run_id = run_id
+        self.cell_id = cell_id
+        self.tracker = tracker
+        self.heartbeat: Heartbeat | None = None
+        self.superseded = False
+
+    def start_heartbeat(self) -> "CellRun":
+        self.heartbeat = Heartbeat(self.client, self.run_id, self.tracker.claims.heartbeat_s).start()
+        return self
+
+    def _stop_heartbeat(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
 
     def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
         from mlflow.entities import Metric
@@ -135,16 +199,21 @@ class CellRun:
         self.log_metrics(metrics)
         for key, value in (tags or {}).items():
             self.client.set_tag(self.run_id, key, value)
+        self._stop_heartbeat()
         self.client.set_tag(self.run_id, "status", "finished")
         self.client.set_terminated(self.run_id, "FINISHED")
+        if self.tracker is not None and self.cell_id:
+            self.superseded = not resolve_duplicates(self.client, self.tracker.runs_of_cell(self.cell_id), self.run_id)
 
     def fail(self, error: BaseException, traceback_text: str) -> None:
+        self._stop_heartbeat()
         self.client.log_text(self.run_id, traceback_text, "traceback.txt")
         self.client.set_tag(self.run_id, "error", f"{type(error).__name__}: {error}"[:5000])
         self.client.set_tag(self.run_id, "status", "failed")
         self.client.set_terminated(self.run_id, "FAILED")
 
     def interrupt(self) -> None:
+        self._stop_heartbeat()
         self.client.set_tag(self.run_id, "status", "interrupted")
         self.client.set_terminated(self.run_id, "KILLED")
 

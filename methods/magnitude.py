@@ -15,7 +15,6 @@
 """
 from __future__ import annotations
 
-import torch
 
 from benchmark.hooks import TrainState
 from benchmark.masks import select_masks

@@ -3,17 +3,15 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
+
+from helpers_server import free_port, start_mlflow_server, stop, wait_healthy
 
 from tasks.vision.fashion_mnist import DEBIAN_DIR
 
@@ -29,37 +27,6 @@ def cli(*args: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProc
     result = subprocess.run([sys.executable, "-m", "benchmark.cli", *args], cwd=cwd, env=env,
                             capture_output=True, text=True, timeout=timeout)
     return result
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop(process: subprocess.Popen) -> None:
-    """Stop a server and the workers it spawned (they share its process group)."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-    except ProcessLookupError:
-        pass
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-
-
-def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited: {process.stdout.read()}")
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError(f"{url} not healthy after {timeout}s")
 
 
 def test_real_fashion_mnist_sweep_default_store_and_leaderboard(tmp_path):
@@ -96,11 +63,7 @@ def test_real_fashion_mnist_sweep_default_store_and_leaderboard(tmp_path):
 def test_sweep_against_a_real_mlflow_server(tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
-         "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    server = start_mlflow_server(tmp_path, port)
     try:
         wait_healthy(url, server)
         sweep = {"name": "remote", "profile": "smoke", "seeds": [0, 1], "ratios": [0.5],

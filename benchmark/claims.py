@@ -1,0 +1,114 @@
+"""Claims: how several runners on one sweep and one MLflow store avoid running a cell twice.
+
+A runner claims a cell by creating the cell's run with ``status=running``, then reads the
+cell's runs again; if it sees any OTHER live claim (or a finished run) it withdraws its own
+(deletes the run) and leaves the cell. Two runners cannot both keep a claim: the later of
+the two creations happens after the earlier one, so the later runner's read sees the earlier
+claim. (Both may withdraw, when each sees the other; each then retries after a random
+pause, and the first one back takes the cell.) This needs only what every MLflow store gives: a write is visible to reads that
+start after it returns. No clocks are compared for it.
+
+A claim is live while its runner shows signs of life:
+
+- the runner refreshes the run's ``heartbeat`` tag (seconds since the epoch) every
+  ``heartbeat_s``; a claim whose heartbeat is older than ``ttl_s`` is dead (a crashed or
+  killed worker, a lost node), so the cell runs again;
+- a claim made on this host by a process that no longer exists is dead at once, so a
+  sweep restarted after a kill resumes without waiting for the TTL.
+
+A dead claim is closed as ``interrupted`` by whoever finds it. If a runner judged dead was in
+fact alive (paused longer than the TTL) and finishes, the cell can end with two finished
+runs; :func:`resolve_duplicates` keeps the one with the lowest run id and marks the others
+``superseded``, and the leaderboard reads one run per cell.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+HOST = socket.gethostname()
+
+
+@dataclass(frozen=True)
+class ClaimPolicy:
+    ttl_s: float = 600.0  # a claim without a heartbeat for this long is dead
+    heartbeat_s: float = 30.0
+
+    def __post_init__(self):
+        if not 0 < self.heartbeat_s < self.ttl_s:
+            raise ValueError(f"need 0 < heartbeat ({self.heartbeat_s}) < claim TTL ({self.ttl_s}) seconds")
+
+
+def claim_tags() -> dict[str, str]:
+    return {"claim_host": HOST, "claim_pid": str(os.getpid()), "heartbeat": f"{time.time():.3f}"}
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
+
+
+def is_live(run: Any, policy: ClaimPolicy, now: float | None = None) -> bool:
+    """Whether ``run`` is a claim held by a runner that is still alive."""
+    tags = run.data.tags
+    if tags.get("status") != "running":
+        return False
+    pid = tags.get("claim_pid")
+    if tags.get("claim_host") == HOST and pid and pid.isdigit() and not process_alive(int(pid)):
+        return False
+    try:
+        beat = float(tags["heartbeat"])
+    except (KeyError, ValueError):  # a run from before claims existed: its start is its last sign of life
+        beat = run.info.start_time / 1000.0
+    return (time.time() if now is None else now) - beat < policy.ttl_s
+
+
+def is_finished(run: Any) -> bool:
+    return run.data.tags.get("status") == "finished"
+
+
+class Heartbeat:
+    """Refreshes a run's ``heartbeat`` tag from a daemon thread until stopped. A failed write
+    (tracking server briefly unreachable) is retried at the next beat."""
+
+    def __init__(self, client: Any, run_id: str, interval_s: float):
+        self.client, self.run_id, self.interval_s = client, run_id, interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run_id[:8]}", daemon=True)
+        self.failures = 0
+
+    def start(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.client.set_tag(self.run_id, "heartbeat", f"{time.time():.3f}")
+            except Exception:  # keep beating: one lost write is not a dead runner
+                self.failures += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+
+def resolve_duplicates(client: Any, runs: list[Any], own_run_id: str) -> bool:
+    """Among a cell's finished runs, the lowest run id stands; returns whether ours does,
+    after marking it ``superseded`` if not."""
+    finished = sorted(r.info.run_id for r in runs if is_finished(r))
+    if not finished or finished[0] == own_run_id or own_run_id not in finished:
+        return True
+    client.set_tag(own_run_id, "status", "superseded")
+    client.set_tag(own_run_id, "superseded_by", finished[0])
+    return False

@@ -1,0 +1,145 @@
+"""Claims: two runners on one sweep never both run a cell; a dead runner's claim expires.
+
+The unit tests drive :class:`Tracker` on a SQLite store with rival runs written by hand;
+the slow test starts two real runner processes at once against a real ``mlflow server``."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers_server import free_port, start_mlflow_server, stop, wait_healthy
+from mlflow.tracking import MlflowClient
+
+from benchmark.cells import Cell
+from benchmark.claims import HOST, ClaimPolicy, Heartbeat, is_live, resolve_duplicates
+from benchmark.tracking import Tracker
+from tasks.vision.fashion_mnist import DEBIAN_DIR
+
+ROOT = Path(__file__).resolve().parent.parent
+CELL = Cell("fashion-mnist", "random", 0.5, 0, "smoke")
+
+
+def tracker(tmp_path, ttl=600.0, heartbeat=30.0) -> Tracker:
+    return Tracker(f"sqlite:///{tmp_path}/mlflow.db", "claims", claims=ClaimPolicy(ttl_s=ttl, heartbeat_s=heartbeat))
+
+
+def rival(t: Tracker, status="running", host="elsewhere", pid="1", heartbeat=None) -> str:
+    """A run of CELL as another runner would have written it."""
+    tags = {"cell_id": CELL.id, "status": status, "claim_host": host, "claim_pid": pid,
+            "heartbeat": f"{time.time() if heartbeat is None else heartbeat:.3f}"}
+    return t.client.create_run(t.experiment_id, tags=tags).info.run_id
+
+
+def statuses(t: Tracker) -> Counter:
+    return Counter(r.data.tags["status"] for r in t.runs_of_cell(CELL.id))
+
+
+def test_a_live_claim_elsewhere_keeps_the_cell(tmp_path):
+    t = tracker(tmp_path)
+    rival(t)
+    assert t.try_claim(CELL, "s", {}, {}) is None
+    assert statuses(t) == {"running": 1}  # nothing of ours left behind
+
+
+def test_a_claim_without_heartbeat_for_the_ttl_is_dead_and_closed(tmp_path):
+    t = tracker(tmp_path, ttl=60)
+    old = rival(t, heartbeat=time.time() - 61)
+    run = t.try_claim(CELL, "s", {}, {})
+    assert run is not None
+    run.finish({"test_accuracy": 0.5})
+    assert t.client.get_run(old).data.tags["status"] == "interrupted"
+    assert statuses(t) == {"interrupted": 1, "finished": 1}
+
+
+def test_a_claim_of_a_dead_process_on_this_host_is_dead_at_once(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    t = tracker(tmp_path)
+    rival(t, host=HOST, pid=str(dead.pid))
+    alive = rival(t, host=HOST, pid=str(os.getpid()))
+    runs = {r.info.run_id: r for r in t.runs_of_cell(CELL.id)}
+    assert [is_live(r, t.claims) for r in runs.values()].count(True) == 1
+    assert is_live(runs[alive], t.claims)
+
+
+def test_a_finished_cell_is_never_claimed(tmp_path):
+    t = tracker(tmp_path)
+    rival(t, status="finished")
+    assert t.try_claim(CELL, "s", {}, {}) is None
+
+
+def test_simultaneous_claims_withdraw_and_never_both_hold(tmp_path):
+    """A rival claim created between our write and our read: we must withdraw."""
+    t = tracker(tmp_path)
+    create = t._create_run
+
+    def create_then_rival(*args):
+        run_id = create(*args)
+        rival(t)
+        return run_id
+
+    t._create_run = create_then_rival
+    assert t.try_claim(CELL, "s", {}, {}) is None
+    assert statuses(t) == {"running": 1}  # ours was withdrawn (deleted), the rival's stands
+
+
+def test_duplicate_finished_runs_resolve_to_the_lowest_run_id(tmp_path):
+    t = tracker(tmp_path)
+    first, second = sorted([rival(t, status="finished"), rival(t, status="finished")])
+    runs = t.runs_of_cell(CELL.id)
+    assert resolve_duplicates(t.client, runs, first) is True
+    assert resolve_duplicates(t.client, runs, second) is False
+    assert t.client.get_run(second).data.tags["status"] == "superseded"
+    assert t.client.get_run(second).data.tags["superseded_by"] == first
+
+
+def test_heartbeat_refreshes_the_tag(tmp_path):
+    t = tracker(tmp_path)
+    run_id = rival(t, heartbeat=0.0)
+    beat = Heartbeat(t.client, run_id, 0.05).start()
+    deadline = time.time() + 20
+    while float(t.client.get_run(run_id).data.tags["heartbeat"]) == 0.0 and time.time() < deadline:
+        time.sleep(0.05)
+    beat.stop()
+    assert float(t.client.get_run(run_id).data.tags["heartbeat"]) > time.time() - 30
+
+
+def test_policy_is_checked():
+    with pytest.raises(ValueError, match="heartbeat"):
+        ClaimPolicy(ttl_s=10, heartbeat_s=10)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path(DEBIAN_DIR).is_dir(), reason="needs Debian's dataset-fashion-mnist")
+def test_two_runners_at_once_against_a_server_finish_every_cell_exactly_once(tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = start_mlflow_server(tmp_path, port)
+    try:
+        wait_healthy(url, server)
+        sweep = {"name": "pair", "profile": "smoke", "seeds": [0, 1, 2], "ratios": [0.5],
+                 "tasks": ["fashion-mnist"], "methods": ["random", "random-weights"]}
+        (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep))
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+        command = [sys.executable, "-m", "benchmark.cli", "run", "sweep.yaml", "--tracking-uri", url]
+        runners = [subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+        outputs = [r.communicate(timeout=900)[0] for r in runners]
+        assert [r.returncode for r in runners] == [0, 0], "\n=====\n".join(outputs)
+
+        client = MlflowClient(url)
+        runs = client.search_runs([client.get_experiment_by_name("pair").experiment_id], max_results=1000)
+        finished = Counter(r.data.tags["cell_id"] for r in runs if r.data.tags["status"] == "finished")
+        assert len(finished) == 9 and set(finished.values()) == {1}  # 3 seeds x (full + 2 methods), once each
+        assert not [r for r in runs if r.data.tags["status"] not in ("finished", "superseded")]
+        # the work was shared: each runner finished some cells and left the others
+        done = [int(o.split("finished ")[-1].split(",")[0]) for o in outputs]
+        assert sum(done) == 9 and min(done) >= 1, outputs
+    finally:
+        stop(server)
