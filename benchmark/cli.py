@@ -79,8 +79,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     tracker = Tracker(args.tracking_uri, experiment=args.experiment or sweep.name, claims=claims)
     print(f"tracking: {tracker.tracking_uri} (experiment {tracker.experiment_name!r})", file=sys.stderr)
     try:
-        report = run_sweep(sweep, tracker, resolve_device(args.device), Path(args.cache_dir),
-                           quiet=args.quiet, max_cells=args.max_cells)
+        if args.executor == "ray":
+            from .ray_executor import run_sweep_ray
+
+            report = run_sweep_ray(sweep, tracker, Path(args.cache_dir).resolve(), address=args.address,
+                                   device=args.device, quiet=args.quiet, max_cells=args.max_cells,
+                                   max_in_flight=args.max_in_flight)
+        else:
+            report = run_sweep(sweep, tracker, resolve_device(args.device), Path(args.cache_dir),
+                               quiet=args.quiet, max_cells=args.max_cells)
     except KeyboardInterrupt:
         print("sweep interrupted; finished cells are kept. Run the same command to resume.", file=sys.stderr)
         return 130
@@ -165,6 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--leaderboard", action="store_true", help="print and write the leaderboard afterwards")
     p.add_argument("--results-dir", default="results", help="where --leaderboard writes (default: results)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local: cells one after another in this process (default); ray: each cell a Ray task "
+                        "with its profile's resources (pip install 'prunebench[ray]')")
+    p.add_argument("--address", default=None,
+                   help="with --executor ray: the cluster to join ('auto', or ray://HOST:10001); "
+                        "default: start a local Ray instance")
+    p.add_argument("--max-in-flight", type=int, default=None,
+                   help="with --executor ray: cells claimed and submitted at once (default: the cluster's CPUs)")
     p.add_argument("--claim-ttl", type=float, default=600.0,
                    help="seconds without a heartbeat after which another runner's claim on a cell is dead "
                         "and the cell runs again (default: 600)")

@@ -74,10 +74,15 @@ def run_sweep(sweep: Sweep, tracker: Tracker, device: torch.device, cache_dir: P
             progress.end_cell(f"FAILED ({type(error).__name__}: {error})")
             continue
         metric = f"test_{plan.task.metric}"
-        if run.superseded:  # another runner finished it too, first: its run stands
-            report.busy.append(cell.id)
-            progress.end_cell(f"{metric} {result.metrics[metric]:.4f}, but another runner finished it first")
-            continue
-        report.finished.append(cell.id)
-        progress.end_cell(f"{metric} {result.metrics[metric]:.4f}")
+        record_finished(report, progress, cell, run, f"{metric} {result.metrics[metric]:.4f}")
     return report
+
+
+def record_finished(report: SweepReport, progress: SweepProgress, cell: Cell, run, outcome: str) -> None:
+    """Count a cell whose run was just finished (or superseded: another runner finished it first)."""
+    if run.superseded:
+        report.busy.append(cell.id)
+        progress.end_cell(f"{outcome}, but another runner finished it first: its run stands")
+        return
+    report.finished.append(cell.id)
+    progress.end_cell(outcome)

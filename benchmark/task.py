@@ -148,6 +148,16 @@ class Task:
     def build_model(self) -> nn.Module:
         raise NotImplementedError
 
+    # --- scheduling ---------------------------------------------------------
+    #: what one cell asks a scheduler (the Ray executor) for, per profile; keys are Ray's
+    RESOURCES: ClassVar[dict[str, dict[str, float]]] = {
+        "smoke": {"num_cpus": 1}, "cpu": {"num_cpus": 1},
+        "paper": {"num_cpus": 4, "num_gpus": 1, "memory": 16 * 2**30},
+    }
+
+    def resources(self) -> dict[str, float]:
+        return dict(self.RESOURCES.get(self.profile, {"num_cpus": 1}))
+
     def head(self, model: nn.Module) -> nn.Module:
         return model.head
 
