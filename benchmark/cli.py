@@ -135,6 +135,27 @@ def cmd_ui(args: argparse.Namespace) -> int:
         return 0
 
 
+def server_command(args: argparse.Namespace) -> list[str]:
+    """The ``mlflow server`` command line ``prunebench server`` runs."""
+    store = args.backend_store_uri or f"sqlite:///{Path(args.dir).resolve() / 'mlflow.db'}"
+    artifacts = args.artifacts_destination or str(Path(args.dir).resolve() / "mlartifacts")
+    return [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store,
+            "--artifacts-destination", artifacts, "--host", args.host, "--port", str(args.port),
+            "--workers", str(args.workers)]
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    command = server_command(args)
+    Path(args.dir).mkdir(parents=True, exist_ok=True)
+    print(f"MLflow tracking server on http://{args.host}:{args.port} (store {command[5]}, artifacts "
+          f"{command[7]}); point runners at it with --tracking-uri http://{args.host}:{args.port}. "
+          f"Ctrl-C to stop.", file=sys.stderr)
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 0
+
+
 def cmd_download(args: argparse.Namespace) -> int:
     from .registry import get_task
 
@@ -195,6 +216,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-mlflow", action="store_true",
                    help="do not log the board as a run of the MLflow experiment 'leaderboards'")
     p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("server", help="start a shared MLflow tracking server for several runners (127.0.0.1)")
+    p.add_argument("--dir", default="mlflow-server",
+                   help="where the default SQLite store and artifacts live (default: ./mlflow-server)")
+    p.add_argument("--backend-store-uri", default=None,
+                   help="e.g. postgresql://user:pass@host/db (default: sqlite:///DIR/mlflow.db)")
+    p.add_argument("--artifacts-destination", default=None, help="artifact root (default: DIR/mlartifacts)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="interface to listen on (default 127.0.0.1; 0.0.0.0 to serve a cluster)")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--workers", type=int, default=2, help="server worker processes (default: 2)")
+    p.set_defaults(func=cmd_server)
 
     p = sub.add_parser("ui", help="start the MLflow UI on the same store (127.0.0.1)")
     _tracking_arg(p)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers_server import free_port, start_mlflow_server, stop, wait_healthy
+from helpers_server import free_port, stop, wait_healthy
 from mlflow.tracking import MlflowClient
 
 from benchmark.cells import Cell
@@ -110,6 +110,16 @@ def test_heartbeat_refreshes_the_tag(tmp_path):
     assert float(t.client.get_run(run_id).data.tags["heartbeat"]) > time.time() - 30
 
 
+def test_server_command_defaults_to_a_local_sqlite_store(tmp_path):
+    from benchmark.cli import build_parser, server_command
+
+    args = build_parser().parse_args(["server", "--dir", str(tmp_path), "--port", "5123"])
+    command = server_command(args)
+    assert command[command.index("--backend-store-uri") + 1] == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    assert command[command.index("--host") + 1] == "127.0.0.1"
+    assert command[command.index("--port") + 1] == "5123"
+
+
 def test_policy_is_checked():
     with pytest.raises(ValueError, match="heartbeat"):
         ClaimPolicy(ttl_s=10, heartbeat_s=10)
@@ -120,13 +130,15 @@ def test_policy_is_checked():
 def test_two_runners_at_once_against_a_server_finish_every_cell_exactly_once(tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = start_mlflow_server(tmp_path, port)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    server = subprocess.Popen([sys.executable, "-m", "benchmark.cli", "server", "--dir", str(tmp_path / "server"),
+                               "--port", str(port), "--workers", "1"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         wait_healthy(url, server)
         sweep = {"name": "pair", "profile": "smoke", "seeds": [0, 1, 2], "ratios": [0.5],
                  "tasks": ["fashion-mnist"], "methods": ["random", "random-weights"]}
         (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep))
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
         command = [sys.executable, "-m", "benchmark.cli", "run", "sweep.yaml", "--tracking-uri", url]
         runners = [subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, text=True) for _ in range(2)]
@@ -141,5 +153,6 @@ def test_two_runners_at_once_against_a_server_finish_every_cell_exactly_once(tmp
         # the work was shared: each runner finished some cells and left the others
         done = [int(o.split("finished ")[-1].split(",")[0]) for o in outputs]
         assert sum(done) == 9 and min(done) >= 1, outputs
+        assert (tmp_path / "server" / "mlflow.db").is_file()  # prunebench server's default store
     finally:
         stop(server)
