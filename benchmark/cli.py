@@ -62,6 +62,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # the progress lines name every cell; MLflow's own "View run at <url>" line per cell is noise
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     sweep = _load_sweep_or_report(args.sweep)
     if sweep is None:
         return 2
@@ -135,21 +137,15 @@ def cmd_ui(args: argparse.Namespace) -> int:
         return 0
 
 
-def server_command(args: argparse.Namespace) -> list[str]:
-    """The ``mlflow server`` command line ``prunebench server`` runs."""
-    store = args.backend_store_uri or f"sqlite:///{Path(args.dir).resolve() / 'mlflow.db'}"
-    artifacts = args.artifacts_destination or str(Path(args.dir).resolve() / "mlartifacts")
-    return [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store,
-            "--artifacts-destination", artifacts, "--host", args.host, "--port", str(args.port),
-            "--workers", str(args.workers)]
-
-
 def cmd_server(args: argparse.Namespace) -> int:
-    command = server_command(args)
+    from .server import server_command
+
+    command = server_command(args.dir, args.host, args.port, args.workers, args.backend_store_uri,
+                             args.artifacts_destination)
     Path(args.dir).mkdir(parents=True, exist_ok=True)
-    print(f"MLflow tracking server on http://{args.host}:{args.port} (store {command[5]}, artifacts "
-          f"{command[7]}); point runners at it with --tracking-uri http://{args.host}:{args.port}. "
-          f"Ctrl-C to stop.", file=sys.stderr)
+    store, artifacts = (command[command.index(flag) + 1] for flag in ("--backend-store-uri", "--artifacts-destination"))
+    print(f"MLflow tracking server on http://{args.host}:{args.port} (store {store}, artifacts {artifacts}); "
+          f"point runners at it with --tracking-uri http://{args.host}:{args.port}. Ctrl-C to stop.", file=sys.stderr)
     try:
         return subprocess.call(command)
     except KeyboardInterrupt:

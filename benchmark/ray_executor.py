@@ -15,6 +15,7 @@ Ray is optional: ``pip install 'prunebench[ray]'``.
 """
 from __future__ import annotations
 
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -75,13 +76,16 @@ def _drive(ray, sweep: Sweep, tracker: Tracker, cache_dir: Path, device: str, to
     limit = max_in_flight or max(1, int(ray.cluster_resources().get("CPU", 1)))
     data_dirs = sweep.data_dirs()
     in_flight: dict[Any, tuple[Cell, Any, CellRun]] = {}
+    claim_seconds: dict[str, float] = {}
     queue = list(todo)
     try:
         while queue or in_flight:
             while queue and len(in_flight) < limit:
                 cell = queue.pop(0)
                 plan = plan_cell(cell, data_dirs.get(cell.task))
+                began = time.perf_counter()
                 run = tracker.try_claim(cell, sweep.name, plan.params(), plan.tags())
+                claim_seconds[cell.id] = time.perf_counter() - began
                 if run is None:
                     report.busy.append(cell.id)
                     progress.start_cell(f"{cell.display}  [{cell.id}]")
@@ -104,7 +108,9 @@ def _drive(ray, sweep: Sweep, tracker: Tracker, cache_dir: Path, device: str, to
                 report.failed[cell.id] = f"{type(cause).__name__}: {cause}"
                 progress.end_cell(f"FAILED ({type(cause).__name__}: {cause})")
                 continue
+            began = time.perf_counter()
             run.finish(metrics, tags)
+            report.tracking_seconds.append(claim_seconds.pop(cell.id) + time.perf_counter() - began)
             metric = f"test_{plan.task.metric}"
             record_finished(report, progress, cell, run, f"{metric} {metrics[metric]:.4f}")
     except KeyboardInterrupt:

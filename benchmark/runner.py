@@ -9,6 +9,7 @@ claim (see :mod:`.claims`) and leaves the cells other runners hold.
 """
 from __future__ import annotations
 
+import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ class SweepReport:
     failed: dict[str, str] = field(default_factory=dict)  # cell id -> error
     skipped: list[str] = field(default_factory=list)
     busy: list[str] = field(default_factory=list)  # held or finished by another runner meanwhile
+    tracking_seconds: list[float] = field(default_factory=list)  # per cell: claim + recording the outcome
 
     @property
     def ok(self) -> bool:
@@ -55,13 +57,17 @@ def run_sweep(sweep: Sweep, tracker: Tracker, device: torch.device, cache_dir: P
         plan = plan_cell(cell, data_dirs.get(cell.task))
         run = None
         try:
+            began = time.perf_counter()
             run = tracker.try_claim(cell, sweep.name, plan.params(), plan.tags())
+            claim_seconds = time.perf_counter() - began
             if run is None:
                 report.busy.append(cell.id)
                 progress.end_cell("held or finished by another runner: left to it")
                 continue
             result = run_cell(plan, device, cache_dir, hooks=[EpochLogger(run), EpochProgress(progress)])
+            began = time.perf_counter()
             run.finish(result.metrics, result.tags)
+            report.tracking_seconds.append(claim_seconds + time.perf_counter() - began)
         except KeyboardInterrupt:
             if run is not None:
                 run.interrupt()

@@ -111,10 +111,9 @@ def test_heartbeat_refreshes_the_tag(tmp_path):
 
 
 def test_server_command_defaults_to_a_local_sqlite_store(tmp_path):
-    from benchmark.cli import build_parser, server_command
+    from benchmark.server import server_command
 
-    args = build_parser().parse_args(["server", "--dir", str(tmp_path), "--port", "5123"])
-    command = server_command(args)
+    command = server_command(tmp_path, port=5123)
     assert command[command.index("--backend-store-uri") + 1] == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
     assert command[command.index("--host") + 1] == "127.0.0.1"
     assert command[command.index("--port") + 1] == "5123"
@@ -156,3 +155,39 @@ def test_two_runners_at_once_against_a_server_finish_every_cell_exactly_once(tmp
         assert (tmp_path / "server" / "mlflow.db").is_file()  # prunebench server's default store
     finally:
         stop(server)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path(DEBIAN_DIR).is_dir(), reason="needs Debian's dataset-fashion-mnist")
+def test_a_tracking_server_outage_mid_sweep_loses_and_duplicates_nothing(tmp_path):
+    from benchmark.server import start_server, stop_server
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = start_server(tmp_path / "server", port)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    try:
+        wait_healthy(url, server)
+        sweep = {"name": "outage", "profile": "smoke", "seeds": [0, 1], "ratios": [0.5],
+                 "tasks": [{"name": "fashion-mnist", "options": {"epochs": 3}}], "methods": ["random", "magnitude"]}
+        (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep))
+        runner = subprocess.Popen([sys.executable, "-m", "benchmark.cli", "run", "sweep.yaml", "--tracking-uri", url],
+                                  cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        client = MlflowClient(url)
+        deadline = time.time() + 600
+        while time.time() < deadline:  # wait until the sweep is under way: one cell done
+            experiment = client.get_experiment_by_name("outage")
+            if experiment and client.search_runs([experiment.experiment_id], "tags.status = 'finished'"):
+                break
+            time.sleep(0.5)
+        stop_server(server)  # the server goes away mid-sweep ...
+        time.sleep(5)
+        server = start_server(tmp_path / "server", port)  # ... and comes back on the same store
+        wait_healthy(url, server)
+        output = runner.communicate(timeout=900)[0]
+        assert runner.returncode == 0, output
+        runs = client.search_runs([client.get_experiment_by_name("outage").experiment_id], max_results=100)
+        finished = Counter(r.data.tags["cell_id"] for r in runs if r.data.tags["status"] == "finished")
+        assert len(finished) == 6 and set(finished.values()) == {1}, output
+    finally:
+        stop_server(server)
