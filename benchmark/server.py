@@ -24,10 +24,14 @@ def server_command(directory: str | Path, host: str = "127.0.0.1", port: int = 5
 
 def start_server(directory: str | Path, port: int, workers: int = 1, **kwargs) -> subprocess.Popen:
     """The server in the background, in its own process group so that :func:`stop_server`
-    ends its workers too; its output is readable from ``process.stdout``."""
+    ends its workers too. Its output goes to ``directory/server.log``: a pipe nobody reads
+    would fill up and block the server."""
     Path(directory).mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen(server_command(directory, port=port, workers=workers, **kwargs),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    with open(Path(directory) / "server.log", "ab") as log:
+        process = subprocess.Popen(server_command(directory, port=port, workers=workers, **kwargs),
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process.log_path = Path(directory) / "server.log"
+    return process
 
 
 def stop_server(process: subprocess.Popen) -> None:
@@ -51,7 +55,8 @@ def wait_healthy(url: str, process: subprocess.Popen | None = None, timeout: flo
     deadline = time.time() + timeout
     while time.time() < deadline:
         if process is not None and process.poll() is not None:
-            output = process.stdout.read() if process.stdout else ""
+            log = getattr(process, "log_path", None)
+            output = log.read_text(errors="replace")[-4000:] if log else process.stdout.read() if process.stdout else ""
             raise RuntimeError(f"the tracking server exited before answering: {output}")
         try:
             with urllib.request.urlopen(url + "/health", timeout=2) as response:

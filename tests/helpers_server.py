@@ -10,11 +10,15 @@ from benchmark.server import stop_server as stop  # noqa: F401
 
 
 def start_mlflow_server(directory: Path, port: int) -> subprocess.Popen:
-    """``mlflow server`` itself on 127.0.0.1:``port``, store and artifacts in ``directory``."""
+    """``mlflow server`` itself on 127.0.0.1:``port``, store and artifacts in ``directory``,
+    output in ``directory/mlflow-server.log`` (a pipe nobody reads would block it)."""
     import sys
 
-    return subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{directory}/server.db",
-         "--artifacts-destination", str(directory / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    with open(directory / "mlflow-server.log", "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{directory}/server.db",
+             "--artifacts-destination", str(directory / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+             "--workers", "1"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process.log_path = directory / "mlflow-server.log"
+    return process

