@@ -19,6 +19,7 @@ import torch
 
 from .hooks import Hook, TrainState
 from .masks import Masker, count_removed, prunable_weights, sparsity
+from .task import is_finite
 
 if TYPE_CHECKING:
     from .context import RunContext
@@ -46,11 +47,16 @@ class Method(Hook):
 
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> None:
-        unknown = sorted(set(options) - set(cls.option_names()))
+        unknown = sorted(set(options) - set(cls.option_names()), key=str)
         if unknown:
             raise ValueError(
                 f"method {cls.name!r} has no option(s) {unknown}; valid options: {cls.option_names() or 'none'}"
             )
+        params = inspect.signature(cls.__init__).parameters
+        problems = [f"method {cls.name!r} option {name!r} must be {expected}, got {value!r}"
+                    for name, value in options.items() if (expected := _type_problem(value, params[name])) is not None]
+        if problems:
+            raise ValueError("; ".join(problems))
 
     @classmethod
     def incompatibility(cls, task_cls: type["Task"]) -> str | None:
@@ -72,6 +78,32 @@ class Method(Hook):
     def generator(self, salt: int = 0) -> torch.Generator:
         """A CPU generator for this method's own randomness, independent of training's."""
         return torch.Generator().manual_seed(10_007 * self.seed + 7919 * salt + 12345)
+
+
+_TYPE_NAMES = {"bool": "true or false", "int": "an integer", "float": "a finite number", "str": "a string",
+               "None": "null"}
+
+
+def _type_problem(value: Any, param: inspect.Parameter) -> str | None:
+    """What ``value`` should have been for ``param`` (from its annotation, else its default's
+    type), or None when it fits or the annotation is not a plain one we can check. Checked
+    here so that, say, ``dynamic: "no"`` is refused rather than read as true."""
+    annotation = param.annotation
+    if annotation is param.empty:
+        annotation = type(param.default).__name__ if param.default is not param.empty else ""
+    elif isinstance(annotation, type):  # a module without postponed annotations
+        annotation = annotation.__name__
+    names = [part.strip() for part in str(annotation).split("|")] if isinstance(annotation, str) else []
+    if not names or any(name not in _TYPE_NAMES for name in names):
+        return None
+    fits = {
+        "bool": isinstance(value, bool),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, (int, float)) and not isinstance(value, bool) and is_finite(value),
+        "str": isinstance(value, str),
+        "None": value is None,
+    }
+    return None if any(fits[name] for name in names) else " or ".join(_TYPE_NAMES[name] for name in names)
 
 
 class DataPruner(Method):

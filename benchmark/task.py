@@ -11,6 +11,7 @@ is never pruned.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -54,9 +55,41 @@ class Recipe:
             raise ValueError(f"unknown recipe field(s) {sorted(unknown)}; valid: {fields}")
         for name, value in changes.items():
             _check_type(name, value, getattr(self, name))
+            _check_value(name, value, getattr(self, name))
         if "milestones" in changes:
             changes["milestones"] = tuple(changes["milestones"])
         return dataclasses.replace(self, **changes)
+
+
+def is_finite(number: int | float) -> bool:
+    """math.isfinite, but False (not OverflowError) for an int beyond any float."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
+
+
+OPTIMIZERS = ("sgd", "adamw")  # what the trainer builds
+SCHEDULES = ("cosine", "step", "constant")
+_AT_LEAST_ONE = ("epochs", "batch_size", "eval_batch_size")
+
+
+def _check_value(name: str, value: Any, current: Any) -> None:
+    """Values of the right type that training would still choke on, refused before it starts."""
+    problem = None
+    if name == "optimizer" and value not in OPTIMIZERS:
+        problem = f"one of {list(OPTIMIZERS)}"
+    elif name == "schedule" and value not in SCHEDULES:
+        problem = f"one of {list(SCHEDULES)}"
+    elif name in _AT_LEAST_ONE and value < 1:
+        problem = "at least 1"
+    elif isinstance(current, float) and not (is_finite(value) and value >= 0):  # lr, momentum, ...
+        problem = "a finite number >= 0"
+    elif name == "milestones" and not all(
+            isinstance(m, (int, float)) and not isinstance(m, bool) and 0 <= m <= 1 for m in value):
+        problem = "a list of fractions of the run in [0, 1]"
+    if problem:
+        raise ValueError(f"recipe field {name!r} must be {problem}, got {value!r}")
 
 
 def _check_type(name: str, value: Any, current: Any) -> None:

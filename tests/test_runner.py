@@ -37,6 +37,16 @@ if "test-fails-at-half" not in METHODS:
             return torch.arange(self.n_keep(state.n_train))
 
 
+if "test-nan-loss" not in METHODS:
+
+    @register_method("test-nan-loss")
+    class NanLoss(DataPruner):
+        """Weights every sample's loss by NaN from the third step on: a diverging run."""
+
+        def on_batch_loss(self, state, indices, logits, losses, targets, features):
+            return torch.full_like(losses, float("nan")) if state.step >= 2 else None
+
+
 def smoke_sweep(methods, ratios=(0.3, 0.5), seeds=(0,), name="t"):
     return parse_sweep({"name": name, "profile": "smoke", "seeds": list(seeds), "ratios": list(ratios),
                         "tasks": ["fashion-mnist"], "methods": list(methods)})
@@ -71,6 +81,16 @@ def test_failing_cell_is_recorded_and_the_sweep_goes_on(tmp_path):
     rows = statuses(uri, "t")
     assert sorted(s for c, s, _ in rows if c == cells[0.5].id) == ["failed", "failed"]
     assert sum(1 for _, s, _ in rows if s == "finished") == 2
+
+
+def test_nan_loss_ends_the_cell_as_failed_and_the_sweep_goes_on(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    sweep = smoke_sweep(["test-nan-loss"], ratios=(0.5,))
+    report = run_sweep(sweep, Tracker(uri, "t"), torch.device("cpu"), tmp_path / "cache", quiet=True)
+    nan_cell = next(c for c in sweep.cells() if c.method == "test-nan-loss")
+    assert set(report.failed) == {nan_cell.id} and len(report.finished) == 1  # the full cell
+    assert "non-finite training loss nan at epoch 0, step 2" in report.failed[nan_cell.id]
+    assert sorted(s for _, s, _ in statuses(uri, "t")) == ["failed", "finished"]
 
 
 def test_cell_run_holds_params_metrics_and_tags(tmp_path):

@@ -314,6 +314,67 @@ def test_other_bad_values(changes, fragment):
     assert fragment in problem
 
 
+@pytest.mark.parametrize("changes, expected", [
+    ({"name": 2024}, "'name' (the MLflow experiment) must be a non-empty string, got 2024"),
+    ({"name": "  "}, "'name' (the MLflow experiment) must be a non-empty string, got '  '"),
+    ({"description": ["a"]}, "'description' must be a string, got ['a']"),
+    ({"seeds": [0, 2**32]}, f"seed {2**32} must be a non-negative integer below 2**32"),
+    ({"seeds": [True]}, "seed True must be a non-negative integer"),
+    ({"seeds": [0.0]}, "seed 0.0 must be a non-negative integer"),
+    ({"ratios": [float("nan")]}, "ratio nan is outside [0, 1)"),
+    ({"budget": ["steps"]}, "budget ['steps'] is unknown"),
+    ({"tasks": None}, "'tasks' must be a non-empty list, got None"),
+    ({"methods": None}, "'methods' must be a non-empty list, got None"),
+    ({"tasks": ["fashion-mnist", "fashion-mnist"]}, "tasks: 'fashion-mnist' is listed more than once"),
+    ({"tasks": [{"name": "fashion-mnist", "options": []}]}, "task 'fashion-mnist': 'options' must be a mapping"),
+    ({"tasks": [{"name": "fashion-mnist", "options": {"lr": float("inf")}}]}, "option 'lr' must be a finite number"),
+    ({"tasks": [{"name": "fashion-mnist", "options": {"model_options": {1: 2}}}]},
+     "option name 1 in model_options must be a string"),
+    ({"tasks": [{"name": "fashion-mnist", "data_dir": 5}]}, "'data_dir' must be the path of a folder, got 5"),
+    ({"tasks": [{"name": "fashion-mnist", "data_dir": ""}]}, "'data_dir' must be the path of a folder, got ''"),
+    ({"methods": [{"name": "random", "options": "dynamic"}]}, "method 'random': 'options' must be a mapping"),
+    ({"methods": [{"name": "random", "options": {"dynamic": {1, 2}}}]}, "option 'dynamic' must be a string, number"),
+    ({"methods": [{"name": "random", "options": {"dynamic": "no"}}]},
+     "method 'random' option 'dynamic' must be true or false, got 'no'"),
+    ({"methods": [{"name": "el2n", "options": {"proxy_runs": 2.5}}]},
+     "method 'el2n' option 'proxy_runs' must be an integer, got 2.5"),
+    ({"methods": [{"name": "el2n", "options": {"score_epochs": "1"}}]},
+     "option 'score_epochs' must be an integer or null, got '1'"),
+    ({"methods": [{"name": "random", "label": ["x"]}]}, "'label' must be a non-empty string, got ['x']"),
+    ({"methods": [{"name": "random", "label": "full"}]}, "the label 'full' is the full-data / dense reference's"),
+    ({"methods": [{"name": "magnitude", "ratios": "0.5"}]}, "'ratios' must be a non-empty list"),
+])
+def test_every_field_names_its_bad_value(changes, expected):
+    problem = one_problem(sweep_dict(**changes))
+    assert expected in problem, problem
+
+
+@pytest.mark.parametrize("options, expected", [
+    ({"optimizer": "adam"}, "recipe field 'optimizer' must be one of ['sgd', 'adamw'], got 'adam'"),
+    ({"schedule": "linear"}, "recipe field 'schedule' must be one of ['cosine', 'step', 'constant']"),
+    ({"epochs": 0}, "recipe field 'epochs' must be at least 1, got 0"),
+    ({"batch_size": -8}, "recipe field 'batch_size' must be at least 1, got -8"),
+    ({"lr": -0.1}, "recipe field 'lr' must be a finite number >= 0, got -0.1"),
+    ({"weight_decay": 10**400}, "recipe field 'weight_decay' must be a finite number >= 0"),
+    ({"milestones": [0.5, "late"]}, "recipe field 'milestones' must be a list of fractions of the run in [0, 1]"),
+])
+def test_recipe_values_training_would_choke_on_are_rejected(options, expected):
+    problem = one_problem(sweep_dict(tasks=[{"name": "fashion-mnist", "options": options}]))
+    assert expected in problem, problem
+
+
+def test_top_level_that_is_not_a_mapping_is_a_sweep_error():
+    with pytest.raises(SweepError, match="top level must be a mapping"):
+        parse_sweep(["fashion-mnist", "random"], check_data=False)
+
+
+def test_huge_values_are_shown_shortened():
+    problem = one_problem(sweep_dict(budget="x" * 100_000))
+    assert "budget 'xxx" in problem and len(problem) < 500
+    problem = one_problem(sweep_dict(seeds=list(range(5000)) + [-1]))
+    assert "seed -1" in problem and len(problem) < 500
+
+
 def test_missing_required_keys():
     problems = problems_of({"name": "x"})
     for key in ("tasks", "methods", "ratios", "seeds", "profile"):
@@ -366,6 +427,23 @@ def test_yaml_syntax_error(tmp_path: Path):
     assert len(info.value.problems) == 1
     assert "cannot parse" in info.value.problems[0]
     assert str(path) in str(info.value)
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path: Path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: broken\nprofile: smoke\nseeds: [0\nratios: [0.5]\n")
+    with pytest.raises(SweepError) as info:
+        load_sweep(path, check_data=False)
+    (problem,) = info.value.problems
+    assert "line 4" in problem and "<unicode string>" not in problem
+
+
+def test_sweep_file_that_is_not_utf8_names_the_line(tmp_path: Path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("name: x\ndescription: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(SweepError) as info:
+        load_sweep(path, check_data=False)
+    assert str(path) in str(info.value) and "line 2: not UTF-8" in info.value.problems[0]
 
 
 def test_missing_sweep_file(tmp_path: Path):
