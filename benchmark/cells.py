@@ -40,7 +40,7 @@ from typing import Any
 import yaml
 
 from .registry import METHODS, TASKS, RegistryError
-from .task import DataNotFoundError, Recipe
+from .task import DataNotFoundError
 from .trainer import BUDGETS
 
 REFERENCE_METHOD = "none"

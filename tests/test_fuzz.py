@@ -89,7 +89,7 @@ def random_value(rng: random.Random) -> Any:
         lambda: "", lambda: " ", lambda: random_text(rng, rng.randint(1, 12)), lambda: "x" * 100_000,
         lambda: rng.choice(["random", "el2n", "magnitude", "none", "fashion-mnist", "cifar10", "smoke", "cpu",
                             "paper", "steps", "epochs", "full", "hardest"]),
-        lambda: [], lambda: {}, lambda: [0.5, 0.5], lambda: [rng.random() for _ in range(3)],
+        list, dict, lambda: [0.5, 0.5], lambda: [rng.random() for _ in range(3)],
         lambda: [random_value(rng)], lambda: {"name": random_value(rng)},
         lambda: {random_text(rng, 4): random_value(rng)},
         lambda: nested(rng.randint(2, 40), mapping=rng.random() < 0.5),

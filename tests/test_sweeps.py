@@ -8,7 +8,6 @@ import json
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from benchmark.cells import Cell, SweepError, load_sweep, parse_sweep
