@@ -95,6 +95,7 @@ def _drive(ray, sweep: Sweep, tracker: Tracker, cache_dir: Path, device: str, to
                 ref = task_fn.options(**options).remote(cell, data_dirs.get(cell.task), str(cache_dir),
                                                         tracker.tracking_uri, run.run_id, device)
                 in_flight[ref] = (cell, plan, run)
+                progress.print(f"    submitted {cell.display}  [{cell.id}] ({len(in_flight)} in flight)")
             if not in_flight:
                 continue
             ready, _ = ray.wait(list(in_flight), num_returns=1)
