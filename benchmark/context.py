@@ -34,10 +34,11 @@ class RunContext:
         result = trainer.fit(model)
         return model, result.state.sample_passes
 
-    def predict(self, model: nn.Module, split: Split | None = None, with_features: bool = False):
-        """Unaugmented eval-mode logits (and features) for ``split`` (default: train), in order."""
+    def predict(self, model: nn.Module, split: Split | None = None, reduce=None) -> torch.Tensor:
+        """Unaugmented eval-mode logits for ``split`` (default: train), in order, or the
+        per-batch ``reduce(logits, targets)`` of them (see :meth:`Trainer.predict`)."""
         trainer = Trainer(self.task, self.splits, self.device, seed=self.seed)
-        return trainer.predict(model, split if split is not None else self.splits.train, with_features)
+        return trainer.predict(model, split if split is not None else self.splits.train, reduce)
 
     def cache_path(self, kind: str, key: dict[str, Any]) -> Path:
         """A file path unique to ``kind`` and ``key`` (which should name task, profile, seed and settings)."""

@@ -173,6 +173,10 @@ class Task:
         """Turn a stored batch into model input; augment it when ``train``."""
         return x
 
+    def prepare_targets(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Targets matching a prepared batch ``x`` (a sequence task trims them as it trims ``x``)."""
+        return y
+
     def example_input(self, split: Split) -> torch.Tensor:
         """One unaugmented example as model input; used to count the model's FLOPs."""
         return self.prepare_batch(split.x[:1], train=False, generator=None)
@@ -198,8 +202,14 @@ class Task:
     def per_sample_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return nn.functional.cross_entropy(logits.float(), y, reduction="none")
 
+    def eval_outputs(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """What evaluation keeps of one batch's logits for :meth:`metrics`. Classification
+        keeps the logits; a task whose logits are too big to hold for a whole split (a
+        language model's) reduces them to a few per-sample figures here."""
+        return logits
+
     def metrics(self, logits: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        """Metrics over a whole split from its logits; must include ``self.metric``."""
+        """Metrics over a whole split from its :meth:`eval_outputs`; must include ``self.metric``."""
         loss = self.per_sample_loss(logits, y).mean().item()
         accuracy = (logits.argmax(dim=1) == y).float().mean().item()
         return {"loss": loss, "accuracy": accuracy}

@@ -183,7 +183,7 @@ class Trainer:
         model, optimizer, train = state.model, state.optimizer, self.splits.train
         device_idx = indices.to(train.y.device)
         x = self.task.prepare_batch(train.x[device_idx], train=self.task.recipe.augment, generator=aug_gen)
-        y = train.y[device_idx]
+        y = self.task.prepare_targets(train.y[device_idx], x)
         optimizer.zero_grad(set_to_none=True)
         with autocast_for(self.device):
             if wants_features:
@@ -211,25 +211,23 @@ class Trainer:
         return float(losses.detach().mean())
 
     @torch.no_grad()
-    def predict(self, model: nn.Module, split: Split, with_features: bool = False):
-        """Logits (and features) for a whole split, in order, unaugmented, in eval mode."""
+    def predict(self, model: nn.Module, split: Split, reduce=None) -> torch.Tensor:
+        """Per-batch outputs for a whole split, in order, unaugmented, in eval mode: the logits,
+        or ``reduce(logits, targets)`` of each batch (per-sample figures), which keeps the
+        memory of a split's outputs small when the logits are large (a language model's)."""
         was_training = model.training
         model.eval()
-        logits, features = [], []
+        outputs = []
         batch = self.task.recipe.eval_batch_size
         for first in range(0, len(split), batch):
             x = self.task.prepare_batch(split.x[first : first + batch], train=False, generator=None)
             with autocast_for(self.device):
-                if with_features:
-                    h = model.features(x)
-                    out = self.task.head(model)(h)
-                    features.append(h.float().cpu())
-                else:
-                    out = model(x)
-            logits.append(out.float().cpu())
+                logits = model(x)
+            if reduce is not None:
+                logits = reduce(logits.float(), self.task.prepare_targets(split.y[first : first + batch], x))
+            outputs.append(logits.float().cpu())
         model.train(was_training)
-        logits = torch.cat(logits) if logits else torch.empty(0)
-        return (logits, torch.cat(features)) if with_features else logits
+        return torch.cat(outputs) if outputs else torch.empty(0)
 
     def evaluate(self, model: nn.Module, split: Split) -> dict[str, float]:
-        return self.task.metrics(self.predict(model, split), split.y.cpu())
+        return self.task.metrics(self.predict(model, split, reduce=self.task.eval_outputs), split.y.cpu())

@@ -3,7 +3,8 @@
 Protocol (Data Diet): train ``proxy_runs`` independent models on all training data for
 ``score_epochs`` epochs (through the harness trainer), score every training sample
 on unaugmented inputs in eval mode as ``|| softmax(f(x)) - onehot(y) ||_2``, average
-over runs, then select once and train a fresh model on the subset.
+over runs, then select once and train a fresh model on the subset. On a language-model
+task a sample's score is that norm averaged over its response tokens.
 
 Selection ``mode``:
 - ``hardest`` (paper): keep the highest scores;
@@ -29,6 +30,7 @@ from benchmark.context import RunContext
 from benchmark.hooks import TrainState
 from benchmark.method import DataPruner
 from benchmark.registry import register_method
+from benchmark.sequence import counted_rows, per_sample
 
 from .selection import keep_hardest, stratified
 
@@ -36,10 +38,14 @@ MODES = ("hardest", "offset", "stratified")
 
 
 def el2n_scores(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Per-sample L2 norm of the error vector softmax(logits) - onehot(labels)."""
-    probs = torch.softmax(logits.float(), dim=1)
-    error = probs - torch.nn.functional.one_hot(labels, probs.shape[1]).float()
-    return error.norm(dim=1)
+    """Per-sample L2 norm of the error vector softmax(logits) - onehot(labels); for a sequence
+    sample (logits ``[B, T, V]``), the mean of the per-token norms over its response tokens
+    (see :mod:`benchmark.sequence`). The one-hot is subtracted in place rather than formed,
+    which for a language model's vocabulary would double the memory."""
+    rows = counted_rows(logits, labels)
+    error = torch.softmax(rows.logits.float(), dim=-1)
+    error[torch.arange(len(error), device=error.device), rows.targets] -= 1.0
+    return per_sample(error.norm(dim=1), rows)
 
 
 @register_method("el2n")
@@ -78,7 +84,7 @@ class EL2N(DataPruner):
             for run in range(self.proxy_runs):
                 # proxy seeds are distinct from every main-run seed of the sweep
                 model, run_passes = context.train_proxy(seed=1_000_003 * (run + 1) + self.seed, epochs=epochs)
-                total += el2n_scores(context.predict(model), context.splits.train.y.cpu())
+                total += context.predict(model, reduce=el2n_scores)
                 passes += run_passes
             self.scores = total / self.proxy_runs
             seconds = time.perf_counter() - start

@@ -9,7 +9,8 @@ the rest:
   not forwarded keeps its last score;
 - epoch 0 trains on every sample (to fill the scores); every later epoch trains on
   the ``n - round(ratio * n)`` highest scores (ties by lower index);
-- ``beta=0`` is the loss-only selection the paper argues against.
+- ``beta=0`` is the loss-only selection the paper argues against;
+- on a language-model task, loss and entropy are means over the response tokens.
 
 ``infobatch=True`` switches to the InfoBatch-style variant: each epoch after the
 first, a ``ratio`` fraction of the samples scoring below the mean is dropped at
@@ -27,6 +28,7 @@ import torch
 from benchmark.hooks import TrainState
 from benchmark.method import DataPruner
 from benchmark.registry import register_method
+from benchmark.sequence import counted_rows, per_sample
 
 
 def prediction_entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -35,8 +37,11 @@ def prediction_entropy(logits: torch.Tensor) -> torch.Tensor:
     return -(log_p.exp() * log_p).sum(dim=-1)
 
 
-def emp_score(losses: torch.Tensor, logits: torch.Tensor, beta: float) -> torch.Tensor:
-    return losses.float() + beta * prediction_entropy(logits)
+def emp_score(losses: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor, beta: float) -> torch.Tensor:
+    """``losses`` are the task's per-sample losses; on a sequence task the entropy, like the
+    loss, is averaged over the sample's response tokens (see :mod:`benchmark.sequence`)."""
+    rows = counted_rows(logits, targets)
+    return losses.float() + beta * per_sample(prediction_entropy(rows.logits), rows)
 
 
 def top_scores(scores: torch.Tensor, n_keep: int) -> torch.Tensor:
@@ -86,7 +91,7 @@ class EMP(DataPruner):
 
     def on_batch_loss(self, state, indices, logits, losses, targets, features):
         start = time.perf_counter()
-        self.scores[indices.cpu()] = emp_score(losses, logits, self.beta).cpu()
+        self.scores[indices.cpu()] = emp_score(losses, logits, targets, self.beta).cpu()
         weights = None
         if self._weights is not None and state.epoch > 0:
             weights = self._weights[indices.cpu()].to(losses.device)

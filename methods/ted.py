@@ -16,7 +16,10 @@ the samples whose gradients align least with the mean gradient are removed first
 - the removed fraction rises in ``stages`` equal steps to ``ratio``; stage k starts
   at epoch ``max(1, round(until * epochs * k / stages))`` (capped at the last epoch), so removal reaches
   exactly ``round(ratio * n)`` samples at the last stage (by default 75% into the
-  run); removal is permanent, lowest score first, ties by lower index.
+  run); removal is permanent, lowest score first, ties by lower index;
+- on a language-model task the head is ``lm_head`` and ``h`` the last hidden state: a
+  sample's gradient is the mean of its response tokens' ``error_t (x) h_t``, so its
+  alignment is the mean of the tokens' alignments (see :mod:`benchmark.sequence`).
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ import torch
 from benchmark.hooks import TrainState
 from benchmark.method import DataPruner
 from benchmark.registry import register_method
+from benchmark.sequence import counted_rows, per_sample
 
 
 def head_gradient_factors(logits: torch.Tensor, targets: torch.Tensor, features: torch.Tensor, bias: bool):
@@ -96,13 +100,15 @@ class TED(DataPruner):
 
     def on_batch_loss(self, state, indices, logits, losses, targets, features):
         start = time.perf_counter()
-        error, inputs = head_gradient_factors(logits, targets, features, self.has_bias)
-        batch_mean = error.T @ inputs / len(indices)  # (classes, features [+1])
+        rows = counted_rows(logits, targets, features)
+        error, inputs = head_gradient_factors(rows.logits, rows.targets, rows.features, self.has_bias)
+        # a sequence sample's head gradient is the mean of its response tokens' gradients
+        batch_mean = (error * rows.weight[:, None]).T @ inputs / rows.batch  # (classes, features [+1])
         if self.mean_gradient is None:
             self.mean_gradient = batch_mean
         else:
             self.mean_gradient = self.grad_momentum * self.mean_gradient + (1 - self.grad_momentum) * batch_mean
-        value = alignment(error, inputs, self.mean_gradient).cpu()
+        value = per_sample(alignment(error, inputs, self.mean_gradient), rows).cpu()
         idx = indices.cpu()
         previous = torch.where(self.seen[idx], self.scores[idx], value)
         self.scores[idx] = self.ema * previous + (1 - self.ema) * value

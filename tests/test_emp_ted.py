@@ -141,7 +141,7 @@ def test_emp_score_is_ce_plus_beta_entropy(beta):
     targets = torch.randint(0, 10, (40,), generator=gen)
     losses = F.cross_entropy(logits, targets, reduction="none")
     expected = numpy_emp(logits.numpy(), targets.numpy(), beta)
-    got = emp_score(losses, logits, beta)
+    got = emp_score(losses, logits, targets, beta)
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-5)
     assert abs(numpy_ce_and_entropy(logits[:1].numpy(), targets[:1].numpy())[1][0] - np.log(10)) < 1e-12
 
