@@ -133,7 +133,8 @@ METHODS = Registry(
 )
 TASKS = Registry(
     "task",
-    builtin_modules=["tasks.vision.fashion_mnist", "tasks.vision.cifar", "tasks.cwru.task", "tasks.text.task"],
+    builtin_modules=["tasks.vision.fashion_mnist", "tasks.vision.cifar", "tasks.cwru.task", "tasks.text.task",
+                     "tasks.sft.task"],
     entry_point_group="prunebench.tasks",
 )
 

