@@ -55,7 +55,7 @@ def sft_recipe(model: str, epochs: int, lr: float, max_length: int, batch_size: 
 
 
 SFT_PROFILES = {
-    "smoke": sft_recipe("tiny-llama", 2, 3e-3, 256, 16, train_limit=64, test_limit=32, schedule="constant"),
+    "smoke": sft_recipe("tiny-llama", 2, 3e-3, 384, 16, train_limit=64, test_limit=32, schedule="constant"),
     "cpu": sft_recipe("smollm2-135m", 2, 5e-5, 160, 16, train_limit=512, test_limit=256),
     "paper": sft_recipe("smollm2-135m", 3, 2e-5, 512, 16, model_options={"gradient_checkpointing": True}),
 }
