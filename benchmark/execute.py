@@ -14,6 +14,7 @@ from .cells import Cell
 from .context import RunContext
 from .flops import parameter_counts, weight_layer_flops
 from .hooks import Hook
+from .memory import PeakMemory
 from .method import Method
 from .registry import get_method, get_task
 from .task import Splits, Task
@@ -71,6 +72,13 @@ def load_splits(plan: CellPlan, device: torch.device) -> Splits:
 
 
 def run_cell(plan: CellPlan, device: torch.device, cache_dir: Path, hooks: list[Hook] = ()) -> CellResult:
+    with PeakMemory(device) as peak:
+        result = _run_cell(plan, device, cache_dir, hooks)
+    result.metrics.update(peak.figures())
+    return result
+
+
+def _run_cell(plan: CellPlan, device: torch.device, cache_dir: Path, hooks: list[Hook]) -> CellResult:
     cell, task, method = plan.cell, plan.task, plan.method
     torch.manual_seed(cell.seed)
     t0 = time.perf_counter()
