@@ -18,7 +18,7 @@ from methods.emp import emp_score
 from tasks.sft.encoding import encode_records, fit, prompt_and_response
 from tasks.sft.models import byte_tokenizer
 from tasks.sft.records import InstructionRecord, read_records
-from tasks.sft.sources import humaneval_records
+from tasks.sft.sources import find_humaneval, humaneval_records
 from tasks.sft.task import Alpaca, RtInstruct
 
 from helpers_text import write_rt_corpus
@@ -101,6 +101,9 @@ def test_humaneval_layout(tmp_path):
     records = humaneval_records(path)
     assert [r.input for r in records] == ["def f0():\n", "def f1():\n", "def f2():\n"]
     assert records[2].output == "    return 2\n"
+    assert find_humaneval(str(tmp_path)) == path
+    with pytest.raises(DataNotFoundError, match=rf"{tmp_path / 'no' / 'HumanEval.jsonl.gz'} not found: humaneval reads"):
+        find_humaneval(str(tmp_path / "no"))
 
 
 # --- prompt masking -------------------------------------------------------------------------

