@@ -29,7 +29,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.what in ("tasks", "all"):
         print("tasks:")
         for name, cls in TASKS.items():
-            print(f"  {name:16s} family={cls.family:7s} data={cls.data_origin:9s} metric={cls.metric:9s} "
+            print(f"  {name:16s} family={cls.family:7s} data={cls.data_origin:9s} metric={cls.metric:14s} "
                   f"profiles: {', '.join(cls.profiles)}")
         for name, error in TASKS.plugin_errors.items():
             print(f"  {name:16s} PLUGIN FAILED TO LOAD: {error}")
