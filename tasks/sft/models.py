@@ -81,10 +81,7 @@ def convert_gguf(alias: str, target: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = gguf_path(alias)
-    for module in ("gguf", "accelerate"):
-        if importlib.util.find_spec(module) is None:
-            raise DataNotFoundError(f"converting {source.name} needs the package {module!r}: "
-                                    f"{GGUF_ALIASES[alias].install}")
+    check_converter(alias)
     print(f"converting {source.name} to a float32 checkpoint in {target} (once; later runs load it) ...",
           file=sys.stderr, flush=True)
     model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.float32)
@@ -102,6 +99,13 @@ def convert_gguf(alias: str, target: Path) -> None:
         partial.replace(target)
     except OSError:  # another runner finished the same conversion first
         shutil.rmtree(partial, ignore_errors=True)
+
+
+def check_converter(alias: str) -> None:
+    for module in ("gguf", "accelerate"):
+        if importlib.util.find_spec(module) is None:
+            raise DataNotFoundError(f"converting {GGUF_ALIASES[alias].file} needs the package {module!r}: "
+                                    f"{GGUF_ALIASES[alias].install}")
 
 
 def model_source(name: str) -> str:
@@ -123,6 +127,8 @@ def check_model(name: str) -> None:
     """Cheap: raise DataNotFoundError if ``name`` cannot be found; converts nothing."""
     if name in GGUF_ALIASES:
         gguf_path(name)
+        if not (converted_dir(name) / "prunebench-source.json").is_file():
+            check_converter(name)
     elif name != TINY:
         model_source(name)
 
