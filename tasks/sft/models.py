@@ -116,11 +116,9 @@ def model_source(name: str) -> str:
             target.parent.mkdir(parents=True, exist_ok=True)
             convert_gguf(name, target)
         return str(target)
-    looks_local = name.startswith((".", "/", "~")) or Path(name).exists()
-    if looks_local and not (Path(name).expanduser() / "config.json").is_file():
-        raise DataNotFoundError(f"model directory {name!r} has no config.json; give a Hugging Face model "
-                                f"directory, a hub name, or one of the aliases {list(ALIASES)}")
-    return str(Path(name).expanduser()) if looks_local else name
+    from tasks.text.encoders import directory_or_hub_name
+
+    return directory_or_hub_name(name, list(ALIASES))
 
 
 def check_model(name: str) -> None:
@@ -154,7 +152,9 @@ def load_tokenizer(name: str):
         return byte_tokenizer()
     from transformers import AutoTokenizer
 
-    _quiet_transformers()
+    from tasks.text.encoders import quiet_transformers
+
+    quiet_transformers()
     source = model_source(name)
     try:
         return AutoTokenizer.from_pretrained(source)
@@ -200,7 +200,9 @@ def load_causal_lm(name: str, gradient_checkpointing: bool = False) -> CausalLM:
     else:
         from transformers import AutoModelForCausalLM
 
-        _quiet_transformers()
+        from tasks.text.encoders import quiet_transformers
+
+        quiet_transformers()
         source = model_source(name)
         try:
             model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
@@ -210,10 +212,3 @@ def load_causal_lm(name: str, gradient_checkpointing: bool = False) -> CausalLM:
     if gradient_checkpointing:
         model.gradient_checkpointing_enable()
     return CausalLM(model)
-
-
-def _quiet_transformers():
-    from transformers.utils import logging
-
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()

@@ -109,10 +109,11 @@ class SftTask(Task):
 
     # --- batches ---------------------------------------------------------------
     def prepare_batch(self, x: torch.Tensor, train: bool, generator: torch.Generator | None) -> torch.Tensor:
+        from tasks.text.tokenized import trim_padding
+
         from .models import ATTENTION
 
-        longest = int(x[:, ATTENTION].sum(dim=1).max().item()) if len(x) else 1
-        return x[:, :, : max(longest, 1)]
+        return trim_padding(x, ATTENTION)
 
     def prepare_targets(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return y[:, : x.shape[-1]]  # past the longest row every target is padding

@@ -37,14 +37,19 @@ def resolve_model(name: str) -> str:
             raise DataNotFoundError(f"model {name!r} comes from the package {package!r}, which is not installed; "
                                     f"run: {install}")
         return str(Path(spec.submodule_search_locations[0]) / folder)
+    return directory_or_hub_name(name, sorted(ALIASES))
+
+
+def directory_or_hub_name(name: str, aliases: list[str]) -> str:
+    """``name`` as a local model directory (which must hold a config.json) or a hub name."""
     looks_local = name.startswith((".", "/", "~")) or Path(name).exists()
     if looks_local and not (Path(name).expanduser() / "config.json").is_file():
         raise DataNotFoundError(f"model directory {name!r} has no config.json; give a Hugging Face model "
-                                f"directory, a hub name, or one of the aliases {sorted(ALIASES)}")
+                                f"directory, a hub name, or one of the aliases {aliases}")
     return str(Path(name).expanduser()) if looks_local else name
 
 
-def _quiet_transformers():
+def quiet_transformers():
     # the "newly initialised classifier" warning is expected for every fine-tuning run
     from transformers.utils import logging
 
@@ -55,7 +60,7 @@ def _quiet_transformers():
 def load_tokenizer(name: str):
     from transformers import AutoTokenizer
 
-    _quiet_transformers()
+    quiet_transformers()
     source = resolve_model(name)
     try:
         return AutoTokenizer.from_pretrained(source)
@@ -113,7 +118,7 @@ def load_encoder_classifier(name: str, num_labels: int) -> EncoderClassifier:
     The head's initialisation draws from torch's global generator, which the trainer seeds."""
     from transformers import AutoModelForSequenceClassification
 
-    _quiet_transformers()
+    quiet_transformers()
     source = resolve_model(name)
     # a checkpoint fine-tuned elsewhere may carry a head of another size: it is replaced anyway
     options = {"num_labels": num_labels, "ignore_mismatched_sizes": True}

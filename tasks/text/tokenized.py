@@ -75,7 +75,7 @@ def cached(label: str, key: str, build, what: str, root: Path | None = None):
     return value
 
 
-def trim_padding(tokens: torch.Tensor) -> torch.Tensor:
+def trim_padding(tokens: torch.Tensor, attention_channel: int = ATTENTION) -> torch.Tensor:
     """Cut a batch to its longest row (right padding), keeping at least one position."""
-    longest = int(tokens[:, ATTENTION].sum(dim=1).max().item()) if len(tokens) else 1
+    longest = int(tokens[:, attention_channel].sum(dim=1).max().item()) if len(tokens) else 1
     return tokens[:, :, : max(longest, 1)]
