@@ -47,11 +47,18 @@ def count(value) -> str:
     return f"{value / 1e6:.3f}M" if value >= 1e5 else f"{value:,.0f}"
 
 
+def peak_memory(rss_mb, device_mb) -> str:
+    """``6,239`` (process RSS, MB), with the accelerator's peak after a slash when there is one."""
+    if missing(rss_mb):
+        return "-"
+    return f"{rss_mb:,.0f}" if missing(device_mb) else f"{rss_mb:,.0f} / {device_mb:,.0f} GPU"
+
+
 def detail_columns(family: str, metric: str) -> list[str]:
     cost = (["kept", "passes ×full", "speedup ×full"] if family == "data"
             else ["sparsity", "params left", "FLOPs ×dense"])
     return ["method", "ratio", f"{metric} mean ± std", "95% CI", "seeds", "Δ full",
-            f"Δ {FAMILY_BASELINE[family]}", *cost, "seconds", "provenance"]
+            f"Δ {FAMILY_BASELINE[family]}", "test loss", *cost, "seconds", "peak MB", "provenance"]
 
 
 def detail_rows(table: pd.DataFrame, family: str) -> list[list[tuple[str, object]]]:
@@ -69,7 +76,8 @@ def detail_rows(table: pd.DataFrame, family: str) -> list[list[tuple[str, object
             (interval(r.ci_low, r.ci_high), r.ci_low), (str(r.seeds), r.seeds),
             (delta(r.delta_full, r.p_full, r.noise_full, r.wins_full, r.pairs_full), r.delta_full),
             (delta(r.delta_random, r.p_random, r.noise_random, r.wins_random, r.pairs_random), r.delta_random),
-            *cost, (number(r.seconds, ".0f"), r.seconds), (r.provenance, r.provenance),
+            (number(r.loss), r.loss), *cost, (number(r.seconds, ".0f"), r.seconds),
+            (peak_memory(r.peak_rss_mb, r.peak_device_mb), r.peak_rss_mb), (r.provenance, r.provenance),
         ])
     return out
 
@@ -115,6 +123,8 @@ LEGEND = (
     "scoring or proxy training) over the full-data cell's; *speedup ×full*: the full-data cell's wall-clock over "
     "the method's (training + scoring), paired by seed; *sparsity*: realised fraction of prunable weights that are "
     "zero; *params left*: parameters not zeroed; *FLOPs ×dense*: theoretical FLOPs of the masked model's weight "
-    "layers over the dense model's; *seconds*: training + scoring wall-clock per cell. Normalised score: each "
+    "layers over the dense model's; *test loss*: the task's loss on the test split (for SFT, per response token), "
+    "mean over seeds; *seconds*: training + scoring wall-clock per cell; *peak MB*: the cell's peak resident "
+    "memory (process RSS, sampled), then the GPU's peak allocation on CUDA. Normalised score: each "
     "task's metric rescaled so that chance is 0 and its full / dense model is 100, averaged over tasks."
 )

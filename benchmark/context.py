@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from .hooks import Hook
 from .task import Split, Splits, Task
 from .trainer import Trainer
 
@@ -25,11 +26,13 @@ class RunContext:
     scoring_seconds: float = 0.0  # charged to the method, even when read from the cache
     scoring_sample_passes: int = 0
     scores_cached: bool = False
+    proxy_hooks: list[Hook] = field(default_factory=list)  # observers of proxy training (progress lines)
 
     def train_proxy(self, seed: int, epochs: int) -> tuple[nn.Module, int]:
         """Train a fresh model on all training data for ``epochs`` epochs (no evaluation).
         Returns the model and the sample-passes it cost."""
-        trainer = Trainer(self.task, self.splits, self.device, seed=seed, epochs=epochs, evaluate_each_epoch=False)
+        trainer = Trainer(self.task, self.splits, self.device, seed=seed, epochs=epochs, evaluate_each_epoch=False,
+                          hooks=self.proxy_hooks)
         model = trainer.build_model()
         result = trainer.fit(model)
         return model, result.state.sample_passes

@@ -71,21 +71,26 @@ def load_splits(plan: CellPlan, device: torch.device) -> Splits:
     return Splits(splits.train.to(device), splits.val.to(device), splits.test.to(device))
 
 
-def run_cell(plan: CellPlan, device: torch.device, cache_dir: Path, hooks: list[Hook] = ()) -> CellResult:
+def run_cell(plan: CellPlan, device: torch.device, cache_dir: Path, hooks: list[Hook] = (),
+             proxy_hooks: list[Hook] = ()) -> CellResult:
+    """Run one cell; ``hooks`` observe its training, ``proxy_hooks`` any proxy training
+    the method's scoring does first."""
     with PeakMemory(device) as peak:
-        result = _run_cell(plan, device, cache_dir, hooks)
+        result = _run_cell(plan, device, cache_dir, hooks, proxy_hooks)
     result.metrics.update(peak.figures())
     return result
 
 
-def _run_cell(plan: CellPlan, device: torch.device, cache_dir: Path, hooks: list[Hook]) -> CellResult:
+def _run_cell(plan: CellPlan, device: torch.device, cache_dir: Path, hooks: list[Hook],
+              proxy_hooks: list[Hook]) -> CellResult:
     cell, task, method = plan.cell, plan.task, plan.method
     torch.manual_seed(cell.seed)
     t0 = time.perf_counter()
     splits = load_splits(plan, device)
     load_seconds = time.perf_counter() - t0
 
-    context = RunContext(task=task, splits=splits, device=device, seed=cell.seed, cache_dir=Path(cache_dir))
+    context = RunContext(task=task, splits=splits, device=device, seed=cell.seed, cache_dir=Path(cache_dir),
+                         proxy_hooks=list(proxy_hooks))
     t0 = time.perf_counter()
     method.prepare(context)
     prepare_wall = time.perf_counter() - t0

@@ -21,7 +21,8 @@ FAMILY_TITLE = {"data": "data pruning (ratio = fraction of training samples remo
 FAMILIES = ("data", "model")
 #: metrics each run contributes, by the name the cell logged them under
 RUN_METRICS = ("kept_fraction", "realised_sparsity", "total_sample_passes_rel", "train_seconds",
-               "scoring_seconds", "params_total", "params_remaining", "flops_dense", "flops_remaining_rel")
+               "scoring_seconds", "params_total", "params_remaining", "flops_dense", "flops_remaining_rel",
+               "test_loss", "peak_rss_mb", "peak_device_mb")
 
 
 def load_runs(tracking_uri: str, experiment: str) -> pd.DataFrame:
@@ -111,6 +112,10 @@ def family_table(runs: pd.DataFrame, task: str, family: str) -> pd.DataFrame:
             "speedup": speedup.mean() if len(speedup) else None,
             "params_remaining": group["params_remaining"].mean(),
             "flops_rel": group["flops_remaining_rel"].mean(),
+            "loss": group["test_loss"].mean(),
+            # peak memory: runs logged before it was measured have none (the mean skips them)
+            "peak_rss_mb": group["peak_rss_mb"].mean(),
+            "peak_device_mb": group["peak_device_mb"].mean(),
             "provenance": group["provenance"].iloc[0],
         })
     table = pd.DataFrame(out)

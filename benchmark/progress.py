@@ -45,14 +45,16 @@ class SweepProgress:
 
 
 class EpochProgress(Hook):
-    """One line per epoch with the figures a person watches."""
+    """One line per epoch with the figures a person watches; ``label`` tells a method's
+    proxy training (scoring before the cell's own training) from the cell's epochs."""
 
-    def __init__(self, progress: SweepProgress):
+    def __init__(self, progress: SweepProgress, label: str = "epoch"):
         self.progress = progress
+        self.label = label
 
     def on_epoch_end(self, state: TrainState, metrics: dict[str, float]) -> None:
         shown = [f"{k} {metrics[k]:.4f}" for k in ("train_loss", "val_loss", f"val_{state.task.metric}") if k in metrics]
         self.progress.print(
-            f"    epoch {state.epoch + 1}/{state.epochs}  {'  '.join(shown)}  "
+            f"    {self.label} {state.epoch + 1}/{state.epochs}  {'  '.join(shown)}  "
             f"samples {int(metrics['active_samples'])}  {metrics['epoch_seconds']:.1f}s"
         )

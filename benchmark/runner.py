@@ -64,7 +64,8 @@ def run_sweep(sweep: Sweep, tracker: Tracker, device: torch.device, cache_dir: P
                 report.busy.append(cell.id)
                 progress.end_cell("held or finished by another runner: left to it")
                 continue
-            result = run_cell(plan, device, cache_dir, hooks=[EpochLogger(run), EpochProgress(progress)])
+            result = run_cell(plan, device, cache_dir, hooks=[EpochLogger(run), EpochProgress(progress)],
+                              proxy_hooks=[EpochProgress(progress, label="proxy epoch")])
             began = time.perf_counter()
             run.finish(result.metrics, result.tags)
             report.tracking_seconds.append(claim_seconds + time.perf_counter() - began)

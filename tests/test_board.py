@@ -30,6 +30,8 @@ KNOWN = {
 }
 FAMILY = {"full": "reference", "random": "data", "el2n": "data", "magnitude": "model", "random-weights": "model"}
 SECONDS = {"full": 100.0, "random": 50.0, "el2n": 80.0, "magnitude": 100.0, "random-weights": 100.0}
+# el2n's runs also log test loss and peak memory (GPU on seed 0 only); the others log neither
+EL2N_LOSS, EL2N_RSS, EL2N_GPU = [0.31, 0.29, 0.36], [1500.0, 1700.0, 1650.0], [900.0]
 
 
 def fill_store(uri: str) -> None:
@@ -41,7 +43,11 @@ def fill_store(uri: str) -> None:
             tags = {"family": FAMILY[label], "provenance": "reconstructed" if label == "el2n" else "reference-code",
                     "data_origin": "real", "task_family": "vision", "metric": "accuracy", "chance_level": "0.1"}
             run = tracker.start_cell(cell, "board", {}, tags)
-            run.finish({"test_accuracy": value, "kept_fraction": 1 - ratio if FAMILY[label] == "data" else 1.0,
+            extra = {}
+            if label == "el2n":
+                extra = {"test_loss": EL2N_LOSS[seed], "peak_rss_mb": EL2N_RSS[seed]}
+                extra.update({"peak_device_mb": EL2N_GPU[seed]} if seed < len(EL2N_GPU) else {})
+            run.finish({**extra, "test_accuracy": value, "kept_fraction": 1 - ratio if FAMILY[label] == "data" else 1.0,
                         "total_sample_passes_rel": 1 - ratio if FAMILY[label] == "data" else 1.0,
                         "train_seconds": SECONDS[label], "scoring_seconds": 0.0,
                         "params_total": 1000.0, "params_remaining": 1000.0 - 800 * ratio * (FAMILY[label] == "model"),
@@ -77,8 +83,11 @@ def expected_rows():
                        f"(p={p_base:.3f}, won {sum(x > 0 for x in d)}/3)")
         else:
             row.append("-")
-        row += ["0.500", "0.50", f"{100 / SECONDS[label]:.2f}", f"{SECONDS[label]:.0f}",
-                "reconstructed" if label == "el2n" else "reference-code"]
+        row.append(f"{statistics.mean(EL2N_LOSS):.4f}" if label == "el2n" else "-")
+        row += ["0.500", "0.50", f"{100 / SECONDS[label]:.2f}", f"{SECONDS[label]:.0f}"]
+        # the GPU mean is over the one seed that logged it
+        row.append(f"{statistics.mean(EL2N_RSS):,.0f} / {statistics.mean(EL2N_GPU):,.0f} GPU" if label == "el2n" else "-")
+        row.append("reconstructed" if label == "el2n" else "reference-code")
         out[label] = row
     return out
 
@@ -101,10 +110,10 @@ def published(tmp_path_factory):
 
 
 def detail_rows(text: str, first: str) -> list[list[str]]:
-    """Rows of the markdown detail tables (12 columns) that start with ``first``."""
+    """Rows of the markdown detail tables (14 columns) that start with ``first``."""
     rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines()
             if line.startswith(f"| {first} ")]
-    return [r for r in rows if len(r) == 12]
+    return [r for r in rows if len(r) == 14]
 
 
 def test_markdown_holds_the_independently_computed_numbers(published):
@@ -118,7 +127,8 @@ def test_markdown_holds_the_independently_computed_numbers(published):
     one = [r for r in detail_rows(text, "magnitude") if r[1] == "0.9"][0]
     assert one[2:5] == ["0.7000 (1 seed)", "too few seeds", "1"]
     assert one[5] == f"{0.70 - 0.90:+.4f} (1 seed: no test)"
-    assert one[8:10] == ["280", "0.100"]  # params left, FLOPs x dense
+    assert one[7] == "-" and one[12] == "-"  # no test loss or peak memory logged
+    assert one[9:11] == ["280", "0.100"]  # params left, FLOPs x dense
     assert f"{expected_normalised_random():.1f} (2 tasks)" in text
     assert "Command: `prunebench leaderboard --experiment board`" in text
     full = values("fashion-mnist", "full", 0.0)

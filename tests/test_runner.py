@@ -126,6 +126,27 @@ def test_same_seed_gives_the_same_result(tmp_path):
     assert values[0] == values[1]
 
 
+def test_progress_shows_proxy_epochs_once_then_the_cached_scores(tmp_path, capsys):
+    from benchmark.execute import plan_cell
+
+    sweep = smoke_sweep(["el2n"], ratios=(0.3, 0.5), name="progress")
+    run_sweep(sweep, Tracker(f"sqlite:///{tmp_path}/mlflow.db", "progress"), torch.device("cpu"),
+              tmp_path / "cache", quiet=False)
+    lines = capsys.readouterr().err.splitlines()
+    plan = plan_cell([c for c in sweep.cells() if c.method == "el2n"][0])
+    el2n, recipe_epochs = plan.method, plan.task.recipe.epochs
+    proxy_epochs = el2n.score_epochs or max(1, recipe_epochs // 4)
+    proxy = [i for i, line in enumerate(lines) if line.startswith("    proxy epoch ")]
+    # the first el2n cell trains its proxies; the second reads their scores from the cache
+    assert len(proxy) == el2n.proxy_runs * proxy_epochs
+    assert all("train_loss" in lines[i] and "val_loss" not in lines[i] for i in proxy)
+    assert len([line for line in lines if line.startswith("    epoch ")]) == 3 * recipe_epochs
+    starts = [i for i, line in enumerate(lines) if line.startswith("[")]
+    first_el2n = [i for i in starts if " el2n " in lines[i]][0]
+    next_start = min(i for i in starts if i > first_el2n)
+    assert all(first_el2n < i < next_start for i in proxy)
+
+
 def _write_sweep(path: Path, seeds: list[int]) -> None:
     # cells of a few seconds each: plain smoke cells (well under a second) could all finish
     # between the third one and the signal, and then there is nothing left to interrupt
