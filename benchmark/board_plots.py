@@ -75,7 +75,8 @@ def metric_vs_cost(board: Board, task: str) -> bytes:
                     label="full / dense")
         ax.set_xlabel(label)
 
-    return _panels(board, task, draw, lambda family: f"{task}: accuracy against cost (point labels: ratio)")
+    return _panels(board, task, draw, lambda family:
+                   f"{task}: {FAMILY_TITLE[family].split(' (')[0]} against cost (point labels: ratio)")
 
 
 def board_plots(board: Board) -> dict[str, bytes]:
