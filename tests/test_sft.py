@@ -234,6 +234,30 @@ def test_ted_alignment_of_a_sequence_sample_is_the_mean_over_its_tokens():
     torch.testing.assert_close(ted.scores, expected, rtol=1e-4, atol=1e-6)
 
 
+def test_gradient_checkpointing_recomputes_the_blocks_and_keeps_the_gradients():
+    from tasks.sft.models import load_causal_lm
+
+    def gradients(checkpointing: bool):
+        torch.manual_seed(0)  # the tiny model's weights come from the global generator
+        model = load_causal_lm("tiny-llama", gradient_checkpointing=checkpointing).train()
+        calls = []
+        # a pre-hook inside the block: hooks on the block itself stay outside the checkpoint, and
+        # the recompute stops early once the saved tensors are back (so no post-hook)
+        model.lm.get_decoder().layers[0].mlp.register_forward_pre_hook(lambda *_: calls.append(1))
+        x = torch.stack([torch.randint(3, 200, (2, 9), generator=torch.Generator().manual_seed(1)),
+                         torch.ones(2, 9, dtype=torch.long)], dim=1)  # [B, ids/attention, T]
+        y = x[:, 0].roll(-1, dims=1)
+        F.cross_entropy(model(x).flatten(0, 1), y.flatten()).backward()
+        return len(calls), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    plain_calls, plain = gradients(False)
+    checkpointed_calls, checkpointed = gradients(True)
+    assert (plain_calls, checkpointed_calls) == (1, 2)  # the block's MLP runs again in backward
+    assert plain.keys() == checkpointed.keys() and len(plain) > 0
+    for name in plain:
+        torch.testing.assert_close(checkpointed[name], plain[name], rtol=1e-5, atol=1e-7, msg=name)
+
+
 # --- tasks ----------------------------------------------------------------------------------
 
 

@@ -210,5 +210,7 @@ def load_causal_lm(name: str, gradient_checkpointing: bool = False) -> CausalLM:
             raise DataNotFoundError(f"model {name!r} could not be loaded from {source!r} ({error}); "
                                     f"offline, give a local model directory") from error
     if gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        # transformers 5 renamed it (the old name warns and goes in v6); >=4.40 has only the old
+        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+        enable()
     return CausalLM(model)
