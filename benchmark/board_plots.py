@@ -29,6 +29,11 @@ def _families(board: Board, task: str) -> list[str]:
     return [f for f in FAMILIES if (task, f) in board.tables]
 
 
+def _family_name(family: str) -> str:
+    """'data pruning' from the family's title, without the ratio's explanation."""
+    return FAMILY_TITLE[family].split(" (")[0]
+
+
 def _panels(board: Board, task: str, draw, title) -> bytes:
     """One panel per family of ``task``: ``draw(ax, family, table, info)`` fills it."""
     families = _families(board, task)
@@ -58,7 +63,7 @@ def metric_vs_ratio(board: Board, task: str) -> bytes:
         ax.set_xlabel("ratio removed")
 
     return _panels(board, task, draw,
-                   lambda family: f"{task}: {FAMILY_TITLE[family].split(' (')[0]} (mean, bars = 95% CI)")
+                   lambda family: f"{task}: {_family_name(family)} (mean, bars = 95% CI)")
 
 
 def metric_vs_cost(board: Board, task: str) -> bytes:
@@ -76,7 +81,7 @@ def metric_vs_cost(board: Board, task: str) -> bytes:
         ax.set_xlabel(label)
 
     return _panels(board, task, draw, lambda family:
-                   f"{task}: {FAMILY_TITLE[family].split(' (')[0]} against cost (point labels: ratio)")
+                   f"{task}: {_family_name(family)} against cost (point labels: ratio)")
 
 
 def board_plots(board: Board) -> dict[str, bytes]:
