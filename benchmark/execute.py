@@ -61,14 +61,18 @@ def plan_cell(cell: Cell, data_dir: str | None = None) -> CellPlan:
 
 
 @functools.lru_cache(maxsize=2)
-def _load_splits_cached(task_name: str, profile: str, task_options: tuple, data_dir: str | None) -> Splits:
-    return get_task(task_name)(profile, data_dir=data_dir, **dict(task_options)).load_splits()
+def _load_splits_cached(task_name: str, profile: str, task_options: tuple,
+                        data_dir: str | None) -> tuple[Splits, dict[str, str]]:
+    task = get_task(task_name)(profile, data_dir=data_dir, **dict(task_options))
+    splits = task.load_splits()
+    return splits, task.data_provenance()
 
 
-def load_splits(plan: CellPlan, device: torch.device) -> Splits:
+def load_splits_with_provenance(plan: CellPlan, device: torch.device) -> tuple[Splits, dict[str, str]]:
+    """The cell's splits on ``device``, and which data they came from (see Task.data_provenance)."""
     cell = plan.cell
-    splits = _load_splits_cached(cell.task, cell.profile, cell.task_options, plan.task.data_dir)
-    return Splits(splits.train.to(device), splits.val.to(device), splits.test.to(device))
+    splits, provenance = _load_splits_cached(cell.task, cell.profile, cell.task_options, plan.task.data_dir)
+    return Splits(splits.train.to(device), splits.val.to(device), splits.test.to(device)), dict(provenance)
 
 
 def run_cell(plan: CellPlan, device: torch.device, cache_dir: Path, hooks: list[Hook] = (),
@@ -86,7 +90,7 @@ def _run_cell(plan: CellPlan, device: torch.device, cache_dir: Path, hooks: list
     cell, task, method = plan.cell, plan.task, plan.method
     torch.manual_seed(cell.seed)
     t0 = time.perf_counter()
-    splits = load_splits(plan, device)
+    splits, provenance = load_splits_with_provenance(plan, device)
     load_seconds = time.perf_counter() - t0
 
     context = RunContext(task=task, splits=splits, device=device, seed=cell.seed, cache_dir=Path(cache_dir),
@@ -129,4 +133,4 @@ def _run_cell(plan: CellPlan, device: torch.device, cache_dir: Path, hooks: list
         if val_key in last:  # best over epochs is allowed on validation only, never on test
             metrics[f"best_{val_key}"] = max(h[val_key] for h in state.history)
     metrics.update(method.summary())
-    return CellResult(metrics, tags={"scores_cached": str(context.scores_cached).lower()})
+    return CellResult(metrics, tags={"scores_cached": str(context.scores_cached).lower(), **provenance})

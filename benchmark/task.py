@@ -169,6 +169,11 @@ class Task:
     def load_splits(self) -> Splits:
         raise NotImplementedError
 
+    def data_provenance(self) -> dict[str, str]:
+        """Which data the last :meth:`load_splits` read, beyond the cell's own options (a hub
+        id, config, split and revision; a resampling): tags of the cell's run, keys ``data.*``."""
+        return {}
+
     def prepare_batch(self, x: torch.Tensor, train: bool, generator: torch.Generator | None) -> torch.Tensor:
         """Turn a stored batch into model input; augment it when ``train``."""
         return x

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
-from scipy.signal import hilbert
+from scipy.signal import hilbert, resample_poly
 
 from benchmark.flops import weight_layer_flops
 from benchmark.registry import get_task
@@ -23,7 +23,7 @@ from tasks.cwru import windows
 from tasks.cwru.catalogue import CONDITIONS, LOCATIONS, Condition, file_number, label, shaft_hz
 from tasks.cwru.matfile import read_drive_end
 from tasks.cwru.models import CNN1d
-from tasks.cwru.simulator import DRIVE_END, SimulatorSettings, simulate, write_simulated_set
+from tasks.cwru.simulator import DRIVE_END, SimulatorSettings, simulate, write_cwru_file, write_simulated_set
 
 FS = 12_000
 
@@ -201,7 +201,7 @@ def test_fault_size_raises_the_vibration_and_normal_has_no_fault_line():
     settings, rng = SimulatorSettings(seconds=1.0), np.random.default_rng
     rms = [simulate(Condition("outer", size), 0, settings, rng(0))[0].std() for size in (0.007, 0.014, 0.021)]
     assert rms[0] < rms[1] < rms[2]
-    normal, _ = simulate(CONDITIONS[0], 0, settings, rng(0))
+    normal = resample_poly(simulate(CONDITIONS[0], 0, settings, rng(0))[0], 1, 4)  # 48 kHz -> 12 kHz
     assert normal.std() < rms[0]
     bpfo = DRIVE_END.bpfo * shaft_hz(0)
     assert abs(envelope_peak_hz(normal) - bpfo) > 5  # no strike train in a healthy bearing
@@ -216,8 +216,9 @@ def test_simulated_files_have_exactly_the_cwru_layout_and_are_deterministic(tmp_
         contents = scipy.io.loadmat(str(path))
         keys = {k for k in contents if not k.startswith("__")}
         assert keys == {f"X{number:03d}_DE_time", f"X{number:03d}_FE_time", f"X{number:03d}RPM"}
+        samples = 24_000 if number in (97, 98, 99, 100) else 6000  # normals at 48 kHz, faults at 12 kHz
         for key in (f"X{number:03d}_DE_time", f"X{number:03d}_FE_time"):
-            assert contents[key].shape == (6000, 1) and contents[key].dtype == np.float64
+            assert contents[key].shape == (samples, 1) and contents[key].dtype == np.float64
         assert contents[f"X{number:03d}RPM"].shape == (1, 1) and contents[f"X{number:03d}RPM"][0, 0] == 1772
     assert "X098_DE_time" in scipy.io.loadmat(str(tmp_path / "a" / "98.mat"))  # zero-padded like the real 98.mat
     # same seed, same files; a subset written alone equals the same files of the full set
@@ -244,8 +245,13 @@ def test_cwru_sim_smoke_splits_have_the_expected_shapes_and_counts(tmp_path):
         assert split.x.shape == (10 * per_class, 1, 1024) and split.x.dtype == torch.float32
         assert np.bincount(split.y.numpy(), minlength=10).tolist() == [per_class] * 10
     # read by the real loader: test window 0 is the normal recording's first test window, normalised
+    # (the 48 kHz normal file resampled to 12 kHz: 96,000 samples in, 24,000 out)
     signal = read_drive_end(task.cache_dir() / "97.mat")
-    assert np.allclose(splits.test.x[0, 0].numpy(), windows.normalise(signal[19_200:20_224]), atol=1e-5)
+    assert len(signal) == 96_000
+    resampled = resample_poly(signal, 1, 4)
+    assert np.allclose(splits.test.x[0, 0].numpy(), windows.normalise(resampled[19_200:20_224]), atol=1e-5)
+    assert task.data_provenance() == {
+        "data.normal_sample_rate": "48000 Hz resampled to 12000 Hz (scipy.signal.resample_poly)"}
     assert splits.test.y[0] == 0 and splits.test.y[1] == 1  # classes interleaved: limits stay balanced
 
     limited = sim_task(tmp_path, train_limit=30).load_splits()
@@ -272,10 +278,88 @@ def test_cwru_sim_options(tmp_path):
     assert (len(leaky.train), len(leaky.val), len(leaky.test)) == (10 * 16, 10 * 2, 10 * 5)
 
 
+# --- the 48 kHz normal-baseline files -------------------------------------------------------------------
+
+TONE_HZ, ALIAS_PROBE_HZ = 1000.0, 9000.0  # 9 kHz lies above 6 kHz, the Nyquist frequency of 12 kHz
+
+
+def write_tone_set(directory: Path, seconds: float = 2.0) -> None:
+    """Load-0 files in the CWRU layout holding a 1 kHz tone: the normal one at 48 kHz (plus a
+    9 kHz tone that plain decimation by 4 would fold onto 3 kHz), the faults at 12 kHz."""
+    for condition in CONDITIONS:
+        rate = 48_000 if condition.size is None else FS
+        t = np.arange(int(seconds * rate)) / rate
+        signal = np.sin(2 * np.pi * TONE_HZ * t)
+        if condition.size is None:
+            signal = signal + np.sin(2 * np.pi * ALIAS_PROBE_HZ * t)
+        number = file_number(condition, 0)
+        write_cwru_file(directory / f"{number}.mat", number, signal, signal, 1797.0)
+
+
+def peak_hz(window: np.ndarray, rate: float = FS) -> float:
+    spectrum = np.abs(np.fft.rfft(window))
+    return float(np.fft.rfftfreq(len(window), 1 / rate)[np.argmax(spectrum)])
+
+
+def test_normal_files_are_resampled_to_12_khz_so_a_tone_keeps_its_frequency(tmp_path):
+    write_tone_set(tmp_path)
+    task = get_task("cwru")("cpu", data_dir=str(tmp_path))
+    splits = task.load_splits()
+    y = splits.train.y.numpy()
+    # 2 s of every class -> 24,000 samples at 12 kHz: 16 / 2 / 4 windows each, normal included
+    assert np.bincount(y, minlength=10).tolist() == [16] * 10
+    assert np.bincount(splits.test.y.numpy(), minlength=10).tolist() == [4] * 10
+    bin_hz = FS / 1024
+    normal, fault = splits.train.x[y == 0, 0].numpy(), splits.train.x[y == 1, 0].numpy()
+    for window in (normal[0], normal[-1], fault[0]):
+        assert abs(peak_hz(window) - TONE_HZ) <= bin_hz / 2
+    # the anti-aliasing filter removed the 9 kHz tone instead of folding it onto 3 kHz
+    spectrum = np.abs(np.fft.rfft(normal[3] * np.hanning(1024)))
+    alias_bin, tone_bin = round((FS - ALIAS_PROBE_HZ) / bin_hz), round(TONE_HZ / bin_hz)
+    assert spectrum[alias_bin - 2 : alias_bin + 3].max() < 1e-3 * spectrum[tone_bin]
+    path, signal = task.recording(tmp_path, CONDITIONS[0], 0)
+    assert path.name == "97.mat" and len(signal) == 24_000
+    middle = np.arange(2_000, 22_000)  # the 1 kHz tone keeps its amplitude, away from the edges
+    expected = np.sin(2 * np.pi * TONE_HZ * middle / FS)
+    assert np.max(np.abs(signal[middle] - expected)) < 1e-2
+    assert task.data_provenance()["data.normal_sample_rate"].startswith("48000 Hz resampled to 12000 Hz")
+
+
+def test_normal_files_read_raw_on_request_as_the_literature_did(tmp_path):
+    write_tone_set(tmp_path)
+    task = get_task("cwru")("cpu", data_dir=str(tmp_path), resample_normal=False)
+    splits = task.load_splits()
+    y = splits.train.y.numpy()
+    # 96,000 raw samples -> segments of 67,200 / 9,600 / 19,200 -> 65 / 9 / 18 windows of 1024
+    counts = [windows.window_count(n, 1024, 1024) for n in (67_200, 9_600, 19_200)]
+    assert counts == [65, 9, 18]
+    assert np.bincount(y, minlength=10).tolist() == [65] + [16] * 9
+    assert np.bincount(splits.val.y.numpy(), minlength=10).tolist() == [9] + [2] * 9
+    # read as if at 12 kHz, the normal file's tones sit at a quarter of their frequencies
+    spectrum = np.abs(np.fft.rfft(splits.train.x[y == 0, 0][0].numpy() * np.hanning(1024)))
+    freqs = np.fft.rfftfreq(1024, 1 / FS)
+    two_largest = sorted(freqs[np.argsort(spectrum)[-2:]])
+    assert np.allclose(two_largest, [TONE_HZ / 4, ALIAS_PROBE_HZ / 4], atol=FS / 1024 / 2)
+    assert task.data_provenance() == {"data.normal_sample_rate": "48000 Hz read raw as 12000 Hz (not resampled)"}
+
+
+def test_simulated_normal_recordings_match_the_faults_in_band_after_resampling(tmp_path):
+    task = sim_task(tmp_path)
+    settings = SimulatorSettings(seconds=2.0)
+    normal, _ = simulate(CONDITIONS[0], 0, settings, np.random.default_rng(0))
+    assert len(normal) == 96_000
+    resampled = task.recording(task.resolve_dir(), CONDITIONS[0], 0)[1]
+    # the noise density is the same at both rates: in band the normal recording carries the
+    # 12 kHz noise level (0.05 g) and the shaft harmonics (0.04, 0.02, 0.01 g amplitudes)
+    expected = np.sqrt(0.05 ** 2 + (0.04 ** 2 + 0.02 ** 2 + 0.01 ** 2) / 2)
+    assert resampled.std() == pytest.approx(expected, rel=0.05)
+
+
 @pytest.mark.parametrize("options, message", [
     ({"load": 4}, "load must be one of"), ({"classes": 3}, "classes must be one of"),
     ({"window": 100}, "window must be"), ({"split": "random"}, "split must be one of"),
     ({"test_load": 0}, "test_load"), ({"laod": 1}, "task options"), ({"fft": "yes"}, "fft"),
+    ({"resample_normal": 1}, "resample_normal must be true or false"),
 ])
 def test_bad_options_are_refused_with_the_reason(options, message):
     with pytest.raises(ValueError, match=message):
@@ -320,3 +404,24 @@ def test_registering_the_tasks_imports_no_scipy():
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_cell_records_the_resampling_in_its_mlflow_run(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from benchmark.cells import parse_sweep
+    from benchmark.runner import run_sweep
+    from benchmark.tracking import Tracker
+
+    sweep = parse_sweep({"name": "cwru-provenance", "profile": "smoke", "seeds": [0], "ratios": [0.5],
+                         "tasks": [{"name": "cwru-sim", "options": {"seconds": 2.0},
+                                    "data_dir": str(tmp_path / "sim")}],
+                         "methods": ["random"]})
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    report = run_sweep(sweep, Tracker(uri, experiment="cwru-provenance"), torch.device("cpu"), tmp_path / "cache",
+                       quiet=True)
+    assert report.ok and len(report.finished) == 2  # random at 0.5 and the full-data reference
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("cwru-provenance").experiment_id])
+    for run in runs:
+        assert run.data.tags["data.normal_sample_rate"] == "48000 Hz resampled to 12000 Hz (scipy.signal.resample_poly)"

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SAMPLE_RATE = 12_000  # Hz, the drive-end accelerometer of this set
+SAMPLE_RATE = 12_000  # Hz, the drive-end fault recordings of this set, and what the task feeds the model
+#: Hz, the normal-baseline recordings 97-100: the CWRU rig recorded them at 48 kHz, unlike the
+#: 12 kHz drive-end fault files (Smith and Randall 2015, Appendix A)
+NORMAL_SAMPLE_RATE = 48_000
 LOADS = (0, 1, 2, 3)  # motor load in hp
 #: approximate shaft speed per load, as the CWRU data center lists it
 SHAFT_RPM = {0: 1797.0, 1: 1772.0, 2: 1750.0, 3: 1730.0}
@@ -59,6 +62,11 @@ def label(condition: Condition, classes: int) -> int:
     if classes == 4:
         return LOCATIONS.index(condition.location)
     raise ValueError(f"CWRU classes must be one of {CLASS_SETS}, got {classes!r}")
+
+
+def recorded_rate(condition: Condition) -> int:
+    """The sample rate in Hz at which the CWRU file of ``condition`` was recorded."""
+    return NORMAL_SAMPLE_RATE if condition == NORMAL else SAMPLE_RATE
 
 
 def shaft_hz(load: int) -> float:

@@ -12,6 +12,11 @@ an inner-race defect at the shaft rate, a ball defect at the cage rate; the oute
 defect at 6 o'clock sits in the load zone and is not. Every recording also carries shaft
 harmonics (imbalance, misalignment) and broadband sensor noise. Strike intervals jitter by
 about 1% (rolling elements slip), and strike amplitudes grow with the defect size.
+
+Like the real set, the normal-baseline recordings (97-100) are written at 48 kHz and the
+fault recordings at 12 kHz, so the loader's resampling of the normal files runs on every
+simulated run too. The sensor noise has the same density per hertz at both rates, so a normal
+recording resampled to 12 kHz carries the noise level of a 12 kHz one.
 """
 from __future__ import annotations
 
@@ -23,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .catalogue import CONDITIONS, SAMPLE_RATE, SHAFT_RPM, Condition, file_number, shaft_hz
+from .catalogue import CONDITIONS, NORMAL_SAMPLE_RATE, SAMPLE_RATE, SHAFT_RPM, Condition, file_number, shaft_hz
 
 #: bump when the simulated signals change, so cached files of an older simulator are not reused
-VERSION = 1
+VERSION = 2  # 2: normal recordings at 48 kHz, as the real ones
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,8 @@ class SimulatorSettings:
     clear of the noise, as in the real drive-end data."""
 
     seconds: float = 10.0
-    sample_rate: int = SAMPLE_RATE
+    sample_rate: int = SAMPLE_RATE  # of the fault recordings
+    normal_sample_rate: int = NORMAL_SAMPLE_RATE  # of the normal-baseline recordings
     resonance_hz: float = 3_300.0  # drive-end structural resonance excited by the strikes
     damping: float = 0.05  # damping ratio: the ringing decays in ~1 ms
     fan_end_resonance_hz: float = 2_600.0
@@ -128,17 +134,24 @@ def strike_train(condition: Condition, load: int, n: int, settings: SimulatorSet
     return train
 
 
+def recording_rate(condition: Condition, settings: SimulatorSettings) -> int:
+    """Hz: ``normal_sample_rate`` for the normal baseline, ``sample_rate`` for a fault."""
+    return settings.normal_sample_rate if condition.size is None else settings.sample_rate
+
+
 def simulate(condition: Condition, load: int, settings: SimulatorSettings,
              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(drive-end, fan-end) accelerations in g of one recording."""
-    fs = settings.sample_rate
+    """(drive-end, fan-end) accelerations in g of one recording, at the rate the real file
+    of ``condition`` has (:func:`recording_rate`)."""
+    fs = recording_rate(condition, settings)
     n = int(round(settings.seconds * fs))
     t = np.arange(n) / fs
     fr = shaft_hz(load)
     shaft = sum(a * np.sin(2 * math.pi * (k + 1) * fr * t + rng.uniform(0, 2 * math.pi))
                 for k, a in enumerate(settings.shaft_harmonics_g))
-    drive_end = shaft + settings.noise_g * rng.standard_normal(n)
-    fan_end = 0.5 * shaft + settings.noise_g * rng.standard_normal(n)
+    noise_g = settings.noise_g * math.sqrt(fs / settings.sample_rate)  # same density per Hz at any rate
+    drive_end = shaft + noise_g * rng.standard_normal(n)
+    fan_end = 0.5 * shaft + noise_g * rng.standard_normal(n)
     if condition.size is not None:
         strikes = strike_train(condition, load, n, settings, rng)
         drive_end = drive_end + np.convolve(strikes, _ringing(settings, settings.resonance_hz))[:n]

@@ -17,7 +17,16 @@ sweep: the task entry's ``options``, next to recipe overrides; they are part of 
   ``load`` (the first 87.5% / last 12.5% of each recording, i.e. 70:10), the test split
   is every window of the ``test_load`` recordings;
 - ``fft`` (default false): the model sees each normalised window's FFT magnitude
-  (``window // 2 + 1`` bins) instead of the waveform.
+  (``window // 2 + 1`` bins) instead of the waveform;
+- ``resample_normal`` (default true): the normal-baseline files 97-100 were recorded at
+  48 kHz, the fault files at 12 kHz; by default the normal recordings are resampled to
+  12 kHz (scipy's polyphase resampler, ``scipy.signal.resample_poly``, whose FIR filter
+  removes what lies above the new Nyquist frequency of 6 kHz before decimating), so that a
+  window spans the same time and a line the same frequency in every class, and the normal
+  class gets windows in proportion to its duration. ``false`` reads them raw, as 12 kHz
+  (what Zhao et al.'s benchmark and several public loaders do), for comparison with papers
+  that did so: the normal class then gets four times the windows, each a quarter of the time.
+  Every cell records which was done (tag ``data.normal_sample_rate``).
 
 ``cwru-sim`` also takes ``seconds`` (length of each simulated recording, default 10) and
 writes its files once into a cache: ``data_dir`` if given, else ``$PRUNEBENCH_CACHE`` or
@@ -42,7 +51,7 @@ from benchmark.registry import register_task
 from benchmark.task import DataFormatError, DataNotFoundError, Recipe, Split, Splits, Task
 
 from . import windows
-from .catalogue import CLASS_SETS, CONDITIONS, LOADS, Condition, file_number, label
+from .catalogue import CLASS_SETS, CONDITIONS, LOADS, NORMAL, SAMPLE_RATE, Condition, file_number, label, recorded_rate
 from .matfile import FIX, read_drive_end
 from .models import build_signal_model
 
@@ -70,6 +79,7 @@ class CwruOptions:
     split: str = "segment"
     test_load: int | None = None
     fft: bool = False
+    resample_normal: bool = True
 
     def __post_init__(self):
         def integer(value):
@@ -92,6 +102,8 @@ class CwruOptions:
             problems.append(f"split must be one of {windows.PROTOCOLS}, got {self.split!r}")
         if not isinstance(self.fft, bool):
             problems.append(f"fft must be true or false, got {self.fft!r}")
+        if not isinstance(self.resample_normal, bool):
+            problems.append(f"resample_normal must be true or false, got {self.resample_normal!r}")
         if problems:
             raise ValueError("CWRU task option(s): " + "; ".join(problems))
 
@@ -105,6 +117,17 @@ class CwruOptions:
 
 
 OPTION_NAMES = tuple(f.name for f in dataclasses.fields(CwruOptions))
+
+
+def resample_to(signal: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """``signal`` sampled at ``rate`` Hz, resampled to ``target`` Hz by polyphase filtering
+    (an anti-aliasing FIR filter, then decimation); amplitudes in the pass band are kept."""
+    from math import gcd
+
+    from scipy.signal import resample_poly  # heavy: only when a file is read
+
+    common = gcd(rate, target)
+    return resample_poly(signal, target // common, rate // common)
 
 
 def _interleave(rank: np.ndarray) -> np.ndarray:
@@ -151,8 +174,19 @@ class CwruTask(Task):
 
     # --- data ----------------------------------------------------------------
     def recording(self, directory: Path, condition: Condition, load: int) -> tuple[Path, np.ndarray]:
+        """The drive-end signal of one file, at 12 kHz unless ``resample_normal`` is off."""
         path = directory / f"{file_number(condition, load)}.mat"
-        return path, read_drive_end(path)
+        signal = read_drive_end(path)
+        rate = recorded_rate(condition)
+        if rate != SAMPLE_RATE and self.options.resample_normal:
+            signal = resample_to(signal, rate, SAMPLE_RATE)
+        return path, signal
+
+    def data_provenance(self) -> dict[str, str]:
+        rate = recorded_rate(NORMAL)
+        done = (f"{rate} Hz resampled to {SAMPLE_RATE} Hz (scipy.signal.resample_poly)"
+                if self.options.resample_normal else f"{rate} Hz read raw as {SAMPLE_RATE} Hz (not resampled)")
+        return {"data.normal_sample_rate": done}
 
     def window_starts(self, path: Path, n: int, role: str) -> list[np.ndarray]:
         """Start positions (train, val, test) of the windows of one recording; ``role`` is
