@@ -31,6 +31,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         for name, cls in TASKS.items():
             print(f"  {name:16s} family={cls.family:7s} data={cls.data_origin:9s} metric={cls.metric:14s} "
                   f"profiles: {', '.join(cls.profiles)}")
+            if cls.data_summary:
+                print(f"  {'':16s} {cls.data_summary}")
         for name, error in TASKS.plugin_errors.items():
             print(f"  {name:16s} PLUGIN FAILED TO LOAD: {error}")
     return 0

@@ -151,6 +151,8 @@ class Task:
     #: fractions of the run, so that a shortened run keeps the shape of the reference one
     prune_window: ClassVar[tuple[float, float]] = (0.05, 0.2)
     profiles: ClassVar[dict[str, Recipe]] = {}
+    #: one line on what the data is (shown by ``prunebench list``)
+    data_summary: ClassVar[str] = ""
 
     def __init__(self, profile: str = "cpu", data_dir: str | None = None, **recipe_overrides: Any):
         if profile not in self.profiles:

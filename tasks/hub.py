@@ -1,0 +1,129 @@
+"""Data sets on the Hugging Face hub, read through the ``datasets`` library.
+
+A :class:`HubDataset` names a hub repository (``nyu-mll/glue``), a config (``sst2``) and a
+revision (a branch, tag or commit; default the main branch). ``datasets`` keeps what it
+fetched in the Hugging Face cache (``$HF_HOME/datasets``, or ``$HF_DATASETS_CACHE``), and with
+``HF_DATASETS_OFFLINE=1`` (or ``HF_HUB_OFFLINE=1``) it reads only that cache, never the network.
+``prunebench download TASK`` fills the cache once.
+
+A local copy in the hub's own repository layout (``<repo>/README.md`` declaring the configs,
+``<repo>/<config>/<split>-00000-of-00001.parquet``) is read by the same code: pass its folder as
+the task's ``hub_id``, or point ``$PRUNEBENCH_HUB_ROOT`` at a folder holding ``<owner>/<name>/``
+copies (a mirror), which then stand in for the hub ids they are named after.
+
+``datasets`` is imported only when data is checked or read, so listing tasks stays cheap.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmark.task import DataFormatError, DataNotFoundError
+
+HUB_ROOT_ENV = "PRUNEBENCH_HUB_ROOT"
+
+
+def check_hub_options(task: str, hub_id: Any, revision: Any) -> None:
+    """Refuse a hub id or revision that is not a non-empty string, naming the option."""
+    if not isinstance(hub_id, str) or not hub_id.strip():
+        raise ValueError(f"task {task!r}: option hub_id must be a hub dataset id like 'owner/name' or a local "
+                         f"folder in the hub layout, got {hub_id!r}")
+    if revision is not None and (not isinstance(revision, str) or not revision.strip()):
+        raise ValueError(f"task {task!r}: option revision must be a branch, tag or commit of {hub_id}, "
+                         f"got {revision!r}")
+
+
+@dataclass(frozen=True)
+class HubDataset:
+    """One config of a hub data set, as the task ``task`` reads it."""
+
+    task: str
+    repo: str
+    config: str | None = None
+    revision: str | None = None
+
+    @property
+    def path(self) -> str:
+        """What ``datasets.load_dataset`` is given: the repo id, or the local copy standing in for it."""
+        root = os.environ.get(HUB_ROOT_ENV)
+        if root and (Path(root) / self.repo).is_dir():
+            return str(Path(root) / self.repo)
+        return self.repo
+
+    @property
+    def is_local(self) -> bool:
+        return Path(self.path).is_dir()
+
+    def describe(self) -> str:
+        where = f" (local copy {self.path})" if self.path != self.repo else ""
+        config = f", config {self.config}" if self.config else ""
+        revision = f", revision {self.revision}" if self.revision else ""
+        return f"the Hugging Face dataset {self.repo}{config}{revision}{where}"
+
+    def missing_message(self, error: BaseException, local_copy: str) -> str:
+        cache = os.environ.get("HF_DATASETS_CACHE") or str(Path(os.environ.get("HF_HOME", "~/.cache/huggingface"))
+                                                          / "datasets")
+        if isinstance(error, ConnectionError):
+            offline = any(os.environ.get(v, "").upper() in ("1", "ON", "YES", "TRUE")
+                          for v in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"))
+            why = "offline mode is on" if offline else "the hub cannot be reached"
+            return (f"{self.describe()} is not in the Hugging Face cache ({cache}) and {why}. "
+                    f"Fetch it once where there is internet: prunebench download {self.task} (it fills the cache; "
+                    f"later runs work offline, also with HF_DATASETS_OFFLINE=1). Or use a local copy: {local_copy}")
+        return (f"cannot open {self.describe()}: {type(error).__name__}: {error}. Check the task's hub_id / "
+                f"revision options, or use a local copy: {local_copy}")
+
+    def check(self, local_copy: str) -> None:
+        """Raise DataNotFoundError (one message naming the id and the fixes) unless the data
+        set can be opened: from the cache, a local copy, or the hub. Reads metadata only."""
+        import datasets
+
+        try:
+            datasets.load_dataset_builder(self.path, self.config, revision=self.revision)
+        except (ConnectionError, FileNotFoundError, ValueError) as error:  # DatasetNotFoundError is a FileNotFoundError
+            raise DataNotFoundError(self.missing_message(error, local_copy)) from error
+
+    def load(self, split: str, local_copy: str):
+        """One split as a ``datasets.Dataset`` (downloaded into the cache if it is not there)."""
+        import datasets
+
+        try:
+            return datasets.load_dataset(self.path, self.config, split=split, revision=self.revision)
+        except (ConnectionError, FileNotFoundError) as error:
+            raise DataNotFoundError(self.missing_message(error, local_copy)) from error
+        except ValueError as error:  # an unknown split or config
+            raise DataFormatError(f"{self.describe()}: {error}") from error
+
+    def provenance(self, splits: dict[str, Any]) -> dict[str, str]:
+        """Tags naming this data exactly: id, config, revision (the commit ``datasets`` resolved,
+        or the hash of a local copy's files) and each split's fingerprint."""
+        import datasets
+
+        tags = {"data.source": "huggingface-hub", "data.hub_id": self.repo,
+                "data.hub_config": self.config or "", "data.hub_revision_requested": self.revision or "main"}
+        if self.path != self.repo:
+            tags["data.hub_local_copy"] = self.path
+        try:  # metadata only, served from the cache after a load
+            tags["data.hub_revision"] = datasets.load_dataset_builder(self.path, self.config,
+                                                                      revision=self.revision).hash or ""
+        except (ConnectionError, FileNotFoundError, ValueError):
+            tags["data.hub_revision"] = "unknown"
+        for benchmark_split, dataset in splits.items():
+            tags[f"data.hub_split.{benchmark_split}"] = str(dataset.split)
+            tags[f"data.fingerprint.{benchmark_split}"] = dataset._fingerprint
+        return tags
+
+
+def class_names(dataset, column: str) -> list[str] | None:
+    """The label names a ``ClassLabel`` column declares, None for a plain column."""
+    feature = dataset.features.get(column)
+    return list(feature.names) if hasattr(feature, "names") else None
+
+
+def require_columns(source: HubDataset, dataset, columns: list[str]) -> None:
+    missing = [c for c in columns if c not in dataset.column_names]
+    if missing:
+        raise DataFormatError(f"{source.describe()}, split {dataset.split}: missing column(s) {missing}; "
+                              f"found {dataset.column_names}")
