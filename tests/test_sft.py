@@ -291,8 +291,6 @@ def test_alpaca_task_options_and_errors(tmp_path):
         Alpaca("smoke", data_dir=str(path), choices=["yes", "maybe"]).load_splits()
     with pytest.raises(ValueError, match="at least two"):
         Alpaca("smoke", data_dir=str(path), choices=["yes"])
-    with pytest.raises(DataNotFoundError, match="needs data_dir"):
-        Alpaca("smoke").check_data()
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataNotFoundError, match="holds none of"):
         Alpaca("smoke", data_dir=str(tmp_path / "empty")).check_data()

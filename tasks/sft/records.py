@@ -44,7 +44,7 @@ def read_records(path: Path) -> list[InstructionRecord]:
         raise DataFormatError(f"{path}: unknown suffix; instruction data must end in one of {SUFFIXES}")
     text = read_text(path)
     located = _jsonl_objects(path, text) if ".jsonl" in name else _json_array_objects(path, text)
-    records = [_record(path, line, value) for line, value in located]
+    records = [record_of(value, f"{path}, line {line}") for line, value in located]
     if not records:
         raise DataFormatError(f"{path}: no records")
     return records
@@ -110,8 +110,8 @@ def _skip_space(text: str, position: int) -> int:
     return position
 
 
-def _record(path: Path, line: int, value) -> InstructionRecord:
-    where = f"{path}, line {line}"
+def record_of(value, where: str) -> InstructionRecord:
+    """The record ``value`` (a JSON object); ``where`` names it in an error."""
     if not isinstance(value, dict):
         raise DataFormatError(f"{where}: a record must be an object with instruction, input and output; "
                               f"got {type(value).__name__}")

