@@ -155,14 +155,26 @@ def cmd_server(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from .registry import get_task
+    from .registry import RegistryError, get_task
 
-    task_cls = get_task(args.task)
-    if not hasattr(task_cls, "download"):
-        print(f"task {args.task!r} has no public download; see its documentation", file=sys.stderr)
+    try:
+        task_cls = get_task(args.task)
+    except RegistryError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
-    path = task_cls.download(Path(args.dir))
-    print(f"{args.task}: data in {path}; pass data_dir: {path} in the sweep or set PRUNEBENCH_DATA")
+    if not hasattr(task_cls, "download"):
+        what = task_cls.data_summary or "its data ships in a package or is simulated"
+        print(f"error: task {args.task!r} has no download: {what}; see docs/data.md", file=sys.stderr)
+        return 2
+    if args.dir is None and not getattr(task_cls, "download_to_cache", False):
+        print(f"error: give the destination folder: prunebench download {args.task} DIR", file=sys.stderr)
+        return 2
+    try:
+        message = task_cls().download(Path(args.dir) if args.dir else None)
+    except (OSError, ValueError) as error:  # offline, a bad file (deleted), a data format problem
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(message)
     return 0
 
 
@@ -233,9 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=5000)
     p.set_defaults(func=cmd_ui)
 
-    p = sub.add_parser("download", help="download a task's public data (needs internet)")
+    p = sub.add_parser("download", help="download a task's public data (needs internet)",
+                       description="Fetch a task's public data once: files into DIR, checked on arrival (CIFAR, "
+                                   "Fashion-MNIST, CWRU, HumanEval); hub data sets (GLUE, rotten-tomatoes, alpaca) "
+                                   "into the Hugging Face cache ($HF_HOME), or DIR if given, so that later runs "
+                                   "work offline. $PRUNEBENCH_DOWNLOAD_MIRROR=URL fetches files from a mirror.")
     p.add_argument("task")
-    p.add_argument("dir", help="destination directory")
+    p.add_argument("dir", nargs="?", default=None,
+                   help="destination folder (files); for hub data sets an optional cache folder")
     p.set_defaults(func=cmd_download)
     return parser
 

@@ -62,16 +62,17 @@ class HubDataset:
         revision = f", revision {self.revision}" if self.revision else ""
         return f"the Hugging Face dataset {self.repo}{config}{revision}{where}"
 
-    def missing_message(self, error: BaseException, local_copy: str) -> str:
+    def missing_message(self, error: BaseException, local_copy: str, suggest_download: bool = True) -> str:
         cache = os.environ.get("HF_DATASETS_CACHE") or str(Path(os.environ.get("HF_HOME", "~/.cache/huggingface"))
                                                           / "datasets")
         if isinstance(error, ConnectionError):
             offline = any(os.environ.get(v, "").upper() in ("1", "ON", "YES", "TRUE")
                           for v in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"))
             why = "offline mode is on" if offline else "the hub cannot be reached"
-            return (f"{self.describe()} is not in the Hugging Face cache ({cache}) and {why}. "
-                    f"Fetch it once where there is internet: prunebench download {self.task} (it fills the cache; "
-                    f"later runs work offline, also with HF_DATASETS_OFFLINE=1). Or use a local copy: {local_copy}")
+            fetch = (f"Fetch it once where there is internet: prunebench download {self.task} (it fills the "
+                     "cache; later runs work offline, also with HF_DATASETS_OFFLINE=1). " if suggest_download else "")
+            return (f"{self.describe()} is not in the Hugging Face cache ({cache}) and {why}. {fetch}"
+                    f"Or use a local copy: {local_copy}")
         return (f"cannot open {self.describe()}: {type(error).__name__}: {error}. Check the task's hub_id / "
                 f"revision options, or use a local copy: {local_copy}")
 
@@ -95,6 +96,24 @@ class HubDataset:
             raise DataNotFoundError(self.missing_message(error, local_copy)) from error
         except ValueError as error:  # an unknown split or config
             raise DataFormatError(f"{self.describe()}: {error}") from error
+
+    def download(self, cache_dir: Path | None = None) -> str:
+        """Fetch every split into the Hugging Face cache (``cache_dir`` instead, when given);
+        what was done, in one line."""
+        import datasets
+
+        hint = ("copy the Hugging Face datasets cache folder from a machine that has the data set, or pass "
+                "the task a local folder in the hub layout as hub_id")
+        try:
+            loaded = datasets.load_dataset(self.path, self.config, revision=self.revision,
+                                           cache_dir=str(cache_dir) if cache_dir else None)
+        except (ConnectionError, FileNotFoundError) as error:
+            raise DataNotFoundError(self.missing_message(error, hint, suggest_download=False)) from error
+        sizes = ", ".join(f"{name} {len(split):,}" for name, split in loaded.items())
+        where = (f"{cache_dir}; runs read it with HF_DATASETS_CACHE={cache_dir}" if cache_dir
+                 else f"the Hugging Face cache ({datasets.config.HF_DATASETS_CACHE})")
+        return (f"{self.task}: {self.describe()} ({sizes}) is in {where}; later runs read it from there, "
+                f"offline too (HF_DATASETS_OFFLINE=1)")
 
     def provenance(self, splits: dict[str, Any]) -> dict[str, str]:
         """Tags naming this data exactly: id, config, revision (the commit ``datasets`` resolved,

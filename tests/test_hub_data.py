@@ -336,3 +336,27 @@ def test_the_hugging_face_cache_is_honoured(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "18"
     assert list((tmp_path / "empty-hf-home" / "datasets").glob("glue/sst2/*/*/glue-train.arrow"))
+
+
+def test_download_fills_the_hugging_face_cache(tmp_path):
+    write_glue_hub(tmp_path / "hub")
+    env = {**offline_env(tmp_path), "PRUNEBENCH_HUB_ROOT": str(tmp_path / "hub")}
+    out = subprocess.run([sys.executable, "-m", "benchmark.cli", "download", "mnli"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    cache = tmp_path / "empty-hf-home" / "datasets"
+    assert out.stdout.strip() == (
+        f"mnli: the Hugging Face dataset nyu-mll/glue, config mnli (local copy {tmp_path / 'hub' / 'nyu-mll' / 'glue'})"
+        f" (train 20, validation_matched 7, test 3) is in the Hugging Face cache ({cache}); later runs read it "
+        "from there, offline too (HF_DATASETS_OFFLINE=1)")
+    assert {p.name for p in cache.glob("glue/mnli/*/*/*.arrow")} == {
+        "glue-train.arrow", "glue-validation_matched.arrow", "glue-test.arrow"}
+
+
+def test_download_offline_and_uncached_is_one_line(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "benchmark.cli", "download", "sst2"], cwd=tmp_path,
+                         env=offline_env(tmp_path), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    (line,) = [line for line in out.stderr.splitlines() if line.strip()]
+    assert line.startswith("error: the Hugging Face dataset nyu-mll/glue, config sst2 is not in the Hugging Face "
+                           "cache") and "offline mode is on" in line

@@ -71,3 +71,40 @@ def recorded_rate(condition: Condition) -> int:
 
 def shaft_hz(load: int) -> float:
     return SHAFT_RPM[load] / 60.0
+
+
+# --- where the files are published ----------------------------------------------------------------
+
+#: the CWRU Bearing Data Center's download address of ``<number>.mat``
+CWRU_URL = "https://engineering.case.edu/sites/default/files/{number}.mat"
+
+
+@dataclass(frozen=True)
+class CatalogueFile:
+    """One file of the 12 kHz drive-end set as the task uses it."""
+
+    number: int
+    condition: Condition
+    load: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.number}.mat"
+
+    @property
+    def url(self) -> str:
+        return CWRU_URL.format(number=self.number)
+
+    @property
+    def drive_end_key(self) -> str:
+        return f"X{self.number:03d}_DE_time"
+
+    @property
+    def sample_rate(self) -> int:
+        return recorded_rate(self.condition)
+
+
+#: every file the task reads: normal 97-100, and inner race, ball and outer race (6 o'clock)
+#: at 0.007 / 0.014 / 0.021 in, at loads 0-3 hp; 40 files, keyed by number
+CATALOGUE = {entry.number: entry for entry in (
+    CatalogueFile(file_number(condition, load), condition, load) for condition in CONDITIONS for load in LOADS)}

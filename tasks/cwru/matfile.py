@@ -16,9 +16,9 @@ import numpy as np
 from benchmark.task import DataFormatError, DataNotFoundError
 
 DE_KEY = re.compile(r"^X(\d+)_DE_time$")
-FIX = ("Fix: download the 12 kHz drive-end files from the CWRU Bearing Data Center "
-       "(https://engineering.case.edu/bearingdatacenter) keeping their numeric names (97.mat, 105.mat, ...), "
-       "and set the task's data_dir (or $PRUNEBENCH_DATA/cwru) to their folder; "
+FIX = ("Fix: prunebench download cwru DIR fetches the 40 files of the 12 kHz drive-end set from the CWRU "
+       "Bearing Data Center (https://engineering.case.edu/bearingdatacenter) into DIR, keeping their numeric "
+       "names (97.mat, 105.mat, ...); set the task's data_dir (or $PRUNEBENCH_DATA/cwru) to that folder; "
        "or use the task cwru-sim, which needs no download.")
 
 

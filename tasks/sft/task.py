@@ -197,6 +197,12 @@ class HumanEval(SftTask):
 
         return _fixed_split(humaneval_records(find_humaneval(self.data_dir)))
 
+    def download(self, dest: Path) -> str:
+        from .sources import download_humaneval
+
+        path = download_humaneval(Path(dest))
+        return f"humaneval: {path}; pass data_dir: {path.parent} in the sweep"
+
 
 ALPACA_FILES = ("train.jsonl", "train.json", "alpaca_data.json")
 ALPACA_HUB_ID = "tatsu-lab/alpaca"
@@ -274,6 +280,11 @@ class Alpaca(SftTask):
         self._provenance = {**self.hub.provenance({"train": dataset}), "data.records_left_out": str(left_out),
                             "data.split": "80/10/10 by a fixed shuffle of the hub's train split"}
         return records
+
+    download_to_cache: ClassVar[bool] = True  # `prunebench download` needs no folder
+
+    def download(self, dest: Path | None = None) -> str:
+        return self.hub.download(dest)
 
     def data_provenance(self) -> dict[str, str]:
         return dict(self._provenance)

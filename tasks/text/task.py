@@ -167,6 +167,11 @@ class HubTextTask(TextTask):
     def local_copy_hint(self) -> str:
         return "set the task's hub_id to a local folder in the hub layout"
 
+    download_to_cache: ClassVar[bool] = True  # `prunebench download` needs no folder
+
+    def download(self, dest: Path | None = None) -> str:
+        return self.hub.download(dest)
+
     def load_hub(self, splits: dict[str, str]) -> dict[str, Any]:
         """``{benchmark split: loaded hub split}`` for ``{benchmark split: hub split name}``; the
         provenance of what was loaded is kept for :meth:`data_provenance`."""

@@ -99,13 +99,12 @@ class _CIFAR(ImageTask):
         return (*read(self.train_files), *read(self.test_files))
 
     @classmethod
-    def download(cls, dest: str | Path) -> Path:
+    def download(cls, dest: str | Path) -> str:
         dest = Path(dest)
-        if all((dest / cls.folder / f).is_file() for f in cls.train_files + cls.test_files):
-            return dest
-        archive = download(URL + cls.tarball, dest / cls.tarball, cls.tarball_md5)
-        safe_extract(archive, dest)
-        return dest
+        if not all((dest / cls.folder / f).is_file() for f in cls.train_files + cls.test_files):
+            archive = download(URL + cls.tarball, dest / cls.tarball, cls.tarball_md5)
+            safe_extract(archive, dest)
+        return f"{cls.name}: data in {dest}; pass data_dir: {dest} in the sweep or set PRUNEBENCH_DATA"
 
 
 @register_task("cifar10")
