@@ -1,8 +1,8 @@
 """EMP: dynamic data pruning by loss plus a memory term (Xiao et al., arXiv 2408.16031).
 
 Provenance: ``reconstructed``. The paper has no public code and its method section
-could not be read; the score follows a third-party summary and methods.md fixes
-the rest:
+could not be read; the score follows a third-party summary and the project's
+docs/methods.md fixes the rest:
 
 - score of a sample = ``CE loss + beta * entropy(softmax(logits))``, from the
   training forward pass, refreshed every time the sample is forwarded; a sample

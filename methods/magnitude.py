@@ -9,7 +9,7 @@
   updated at ``updates`` evenly spaced steps; the last update (at ``end``) reaches
   ``ratio`` exactly, then training goes on with the mask fixed.
 - ``auto`` (default): ``oneshot`` for tasks that fine-tune a pre-trained model,
-  ``gradual`` for models trained from scratch (methods.md).
+  ``gradual`` for models trained from scratch (docs/methods.md).
 
 ``scope`` is ``global`` (one threshold over all prunable weights) or ``layer``.
 """

@@ -1,7 +1,7 @@
 """TED: progressive data pruning by internal generalization (Xiao et al., arXiv 2405.03228).
 
 Provenance: ``reconstructed``. No public code and no readable method section; the
-estimator below is the first-order reading in methods-research.md and methods.md:
+estimator below is the first-order reading written in the project's docs/methods.md:
 pruning sample i changes the full-data loss by about ``eta/N * <g_bar, g_i>``, so
 the samples whose gradients align least with the mean gradient are removed first.
 

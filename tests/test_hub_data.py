@@ -325,6 +325,23 @@ def test_validate_offline_and_uncached_says_what_is_missing_and_how_to_fix_it(tm
     assert not (tmp_path / "mlflow.db").exists()  # nothing ran
 
 
+def test_an_unreachable_hub_is_reported_at_once_unless_the_data_is_cached(hf_cache, monkeypatch):
+    import tasks.hub
+
+    for variable in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE", "PRUNEBENCH_HUB_ROOT", "PRUNEBENCH_DATA"):
+        monkeypatch.delenv(variable, raising=False)
+    # the network's state, not datasets, is what is replaced here: a host that does not answer
+    monkeypatch.setattr(tasks.hub, "hub_unreachable", lambda: "huggingface.co:443: No route to host")
+    task = get_task("qnli")("smoke")
+    with pytest.raises(DataNotFoundError) as error:
+        task.check_data()
+    assert ("the Hugging Face dataset nyu-mll/glue, config qnli is not in the Hugging Face cache "
+            f"({hf_cache}) and the hub cannot be reached (huggingface.co:443: No route to host)") in str(error.value)
+    (hf_cache / "nyu-mll___glue" / "qnli").mkdir(parents=True)  # where datasets keeps a fetched copy
+    assert task.hub.cached_copy() == hf_cache / "nyu-mll___glue" / "qnli"
+    task.check_data()  # cached: the run will read it
+
+
 def test_the_hugging_face_cache_is_honoured(tmp_path):
     """HF_HOME decides where the loaded data is cached; offline, a local copy still loads."""
     write_glue_hub(tmp_path / "hub")
