@@ -101,16 +101,21 @@ class HubDataset:
         except (ConnectionError, FileNotFoundError, ValueError) as error:  # DatasetNotFoundError is a FileNotFoundError
             raise DataNotFoundError(self.missing_message(error, local_copy)) from error
 
-    def load(self, split: str, local_copy: str):
-        """One split as a ``datasets.Dataset`` (downloaded into the cache if it is not there)."""
+    def load(self, splits: dict[str, str], local_copy: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """``{name: hub split}`` loaded as ``datasets.Dataset``s (downloaded into the cache if
+        they are not there), and the tags naming that data exactly (:meth:`provenance`). The
+        steps of ``datasets.load_dataset``, with the builder kept for its revision."""
         import datasets
 
         try:
-            return datasets.load_dataset(self.path, self.config, split=split, revision=self.revision)
+            builder = datasets.load_dataset_builder(self.path, self.config, revision=self.revision)
+            builder.download_and_prepare()
+            loaded = {name: builder.as_dataset(split=split) for name, split in splits.items()}
         except (ConnectionError, FileNotFoundError) as error:
             raise DataNotFoundError(self.missing_message(error, local_copy)) from error
         except ValueError as error:  # an unknown split or config
             raise DataFormatError(f"{self.describe()}: {error}") from error
+        return loaded, self.provenance(loaded, builder.hash)
 
     def download(self, cache_dir: Path | None = None) -> str:
         """Fetch every split into the Hugging Face cache (``cache_dir`` instead, when given);
@@ -133,20 +138,14 @@ class HubDataset:
         return (f"{self.task}: {self.describe()} ({sizes}) is in {where}; later runs read it from there, "
                 f"offline too (HF_DATASETS_OFFLINE=1)")
 
-    def provenance(self, splits: dict[str, Any]) -> dict[str, str]:
-        """Tags naming this data exactly: id, config, revision (the commit ``datasets`` resolved,
-        or the hash of a local copy's files) and each split's fingerprint."""
-        import datasets
-
-        tags = {"data.source": "huggingface-hub", "data.hub_id": self.repo,
-                "data.hub_config": self.config or "", "data.hub_revision_requested": self.revision or "main"}
+    def provenance(self, splits: dict[str, Any], revision: str | None) -> dict[str, str]:
+        """Tags naming this data exactly: id, config, the requested revision and the one used
+        (the commit ``datasets`` resolved, or the hash of a local copy's files), and each
+        split's name and fingerprint."""
+        tags = {"data.source": "huggingface-hub", "data.hub_id": self.repo, "data.hub_config": self.config or "",
+                "data.hub_revision_requested": self.revision or "main", "data.hub_revision": revision or "unknown"}
         if self.path != self.repo:
             tags["data.hub_local_copy"] = self.path
-        try:  # metadata only, served from the cache after a load
-            tags["data.hub_revision"] = datasets.load_dataset_builder(self.path, self.config,
-                                                                      revision=self.revision).hash or ""
-        except (ConnectionError, FileNotFoundError, ValueError):
-            tags["data.hub_revision"] = "unknown"
         for benchmark_split, dataset in splits.items():
             tags[f"data.hub_split.{benchmark_split}"] = str(dataset.split)
             tags[f"data.fingerprint.{benchmark_split}"] = dataset._fingerprint

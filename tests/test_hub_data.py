@@ -176,10 +176,10 @@ def test_a_label_minus_one_in_a_labeled_split_is_refused(glue_hub):
 
     source = HubDataset("sst2", str(glue_hub), "sst2")
     with pytest.raises(DataFormatError, match=r"split test, row 0: label -1 .*unlabeled"):
-        read_glue_hub("sst2", source, source.load("test", ""))
+        read_glue_hub("sst2", source, source.load({"test": "test"}, "")[0]["test"])
     with pytest.raises(DataFormatError, match=r"row 0: the STS-B score -1.0 is outside \[0, 5\] \(an unlabeled"):
         source = HubDataset("stsb", str(glue_hub), "stsb")
-        read_glue_hub("stsb", source, source.load("test", ""))
+        read_glue_hub("stsb", source, source.load({"test": "test"}, "")[0]["test"])
 
 
 def test_label_names_in_another_order_are_refused(tmp_path, hf_cache):

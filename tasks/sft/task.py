@@ -218,6 +218,7 @@ class Alpaca(SftTask):
     few of, are left out and counted (tag ``data.records_left_out``)."""
 
     data_summary = "tatsu-lab/alpaca from the hub (52,002 records), or a local JSON / JSONL file as data_dir"
+    download_to_cache = True  # `prunebench download` needs no folder
 
     def __init__(self, profile: str = "cpu", data_dir: str | None = None, *, choices: list[str] | None = None,
                  hub_id: str = ALPACA_HUB_ID, revision: str | None = None, **recipe_overrides: Any):
@@ -266,7 +267,8 @@ class Alpaca(SftTask):
         """The hub's ``train`` split as records, leaving out the ones with nothing to learn."""
         from tasks.hub import require_columns
 
-        dataset = self.hub.load("train", self.LOCAL_COPY)
+        loaded, provenance = self.hub.load({"train": "train"}, self.LOCAL_COPY)
+        dataset = loaded["train"]
         columns = [c for c in ("instruction", "input", "output") if c in dataset.column_names]
         require_columns(self.hub, dataset, ["instruction", "output"])
         records, left_out = [], 0
@@ -277,11 +279,9 @@ class Alpaca(SftTask):
             records.append(record_of(value, f"{self.hub.describe()}, split train, row {row}"))
         if not records:
             raise DataFormatError(f"{self.hub.describe()}: no record with an instruction and an output")
-        self._provenance = {**self.hub.provenance({"train": dataset}), "data.records_left_out": str(left_out),
+        self._provenance = {**provenance, "data.records_left_out": str(left_out),
                             "data.split": "80/10/10 by a fixed shuffle of the hub's train split"}
         return records
-
-    download_to_cache: ClassVar[bool] = True  # `prunebench download` needs no folder
 
     def download(self, dest: Path | None = None) -> str:
         return self.hub.download(dest)

@@ -24,10 +24,9 @@ from torch import nn
 
 from benchmark.registry import register_task
 from benchmark.task import DataNotFoundError, Recipe, Split, Splits, Task
-
-from . import text_metrics
 from tasks.hub import HubDataset, check_hub_options
 
+from . import text_metrics
 from .glue_formats import GLUE_FORMATS, TextExamples, glue_file, read_glue_tsv
 from .glue_hub import GLUE_HUB_ID, hub_split, read_glue_hub
 from .rotten_tomatoes import RT_HUB_ID, find_corpus, read_corpus, read_hub_sentences, stratified_split
@@ -155,6 +154,7 @@ class HubTextTask(TextTask):
 
     hub_default: ClassVar[str] = ""
     hub_config: ClassVar[str | None] = None
+    download_to_cache: ClassVar[bool] = True  # `prunebench download` needs no folder
 
     def __init__(self, profile: str = "cpu", data_dir: str | None = None, hub_id: str | None = None,
                  revision: str | None = None, **recipe_overrides: Any):
@@ -167,16 +167,13 @@ class HubTextTask(TextTask):
     def local_copy_hint(self) -> str:
         return "set the task's hub_id to a local folder in the hub layout"
 
-    download_to_cache: ClassVar[bool] = True  # `prunebench download` needs no folder
-
     def download(self, dest: Path | None = None) -> str:
         return self.hub.download(dest)
 
     def load_hub(self, splits: dict[str, str]) -> dict[str, Any]:
         """``{benchmark split: loaded hub split}`` for ``{benchmark split: hub split name}``; the
         provenance of what was loaded is kept for :meth:`data_provenance`."""
-        loaded = {part: self.hub.load(name, self.local_copy_hint()) for part, name in splits.items()}
-        self._provenance = self.hub.provenance(loaded)
+        loaded, self._provenance = self.hub.load(splits, self.local_copy_hint())
         return loaded
 
     def data_provenance(self) -> dict[str, str]:
