@@ -241,6 +241,34 @@ def test_rotten_tomatoes_from_the_hub_keeps_its_splits(rt_hub):
     assert [tags[f"data.hub_split.{p}"] for p in ("train", "val", "test")] == ["train", "validation", "test"]
 
 
+def test_a_hub_cell_records_its_data_in_its_mlflow_run(rt_hub, tmp_path, monkeypatch):
+    import datasets
+    import torch
+    from mlflow.tracking import MlflowClient
+
+    from benchmark.cells import parse_sweep
+    from benchmark.runner import run_sweep
+    from benchmark.tracking import Tracker
+    from helpers_text import write_tiny_bert
+
+    monkeypatch.setenv("PRUNEBENCH_CACHE", str(tmp_path / "cache"))
+    model = write_tiny_bert(tmp_path / "tiny-bert")
+    sweep = parse_sweep({"name": "rt-hub", "profile": "smoke", "seeds": [0], "ratios": [0.5],
+                         "tasks": [{"name": "rotten-tomatoes", "options": {"model": str(model), "batch_size": 8}}],
+                         "methods": ["random"]})
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    report = run_sweep(sweep, Tracker(uri, "rt-hub"), torch.device("cpu"), tmp_path / "scores", quiet=True)
+    assert report.failed == {} and len(report.finished) == 2
+    client = MlflowClient(uri)
+    expected_train = datasets.load_dataset(str(rt_hub), split="train")._fingerprint
+    for run in client.search_runs([client.get_experiment_by_name("rt-hub").experiment_id]):
+        tags = run.data.tags
+        assert tags["data.hub_id"] == "cornell-movie-review-data/rotten_tomatoes"
+        assert tags["data.hub_split.test"] == "test" and tags["data.fingerprint.train"] == expected_train
+        assert tags["data.hub_revision"] == datasets.load_dataset_builder(str(rt_hub)).hash
+        assert run.data.metrics["n_train"] == 30
+
+
 def test_rotten_tomatoes_refuses_a_data_dir(rt_hub, tmp_path):
     with pytest.raises(DataNotFoundError, match="takes no data_dir.*hub_id"):
         get_task("rotten-tomatoes")("smoke", data_dir=str(tmp_path)).check_data()
