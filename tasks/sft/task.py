@@ -212,6 +212,11 @@ ALPACA_FILES = ("train.jsonl", "train.json", "alpaca_data.json")
 ALPACA_HUB_ID = "tatsu-lab/alpaca"
 
 
+def _blank(field) -> bool:
+    """An absent or whitespace-only field (a field of another type is left to record_of to refuse)."""
+    return field is None or (isinstance(field, str) and not field.strip())
+
+
 @register_task("alpaca")
 class Alpaca(SftTask):
     """Alpaca-style instructions: the hub data set ``hub_id`` (default ``tatsu-lab/alpaca``,
@@ -223,6 +228,8 @@ class Alpaca(SftTask):
 
     data_summary = "tatsu-lab/alpaca from the hub (52,002 records), or a local JSON / JSONL file as data_dir"
     download_to_cache = True  # `prunebench download` needs no folder
+    LOCAL_COPY = ("set the task's data_dir to an Alpaca-style .json / .jsonl file (or a folder holding one of "
+                  f"{list(ALPACA_FILES)}), or hub_id to a local folder in the hub layout")
 
     def __init__(self, profile: str = "cpu", data_dir: str | None = None, *, choices: list[str] | None = None,
                  hub_id: str = ALPACA_HUB_ID, revision: str | None = None, **recipe_overrides: Any):
@@ -250,9 +257,6 @@ class Alpaca(SftTask):
             raise DataNotFoundError(f"{path} not found: task 'alpaca' reads the instruction file given as data_dir")
         return path
 
-    LOCAL_COPY = ("set the task's data_dir to an Alpaca-style .json / .jsonl file (or a folder holding one of "
-                  f"{list(ALPACA_FILES)}), or hub_id to a local folder in the hub layout")
-
     def check_data(self) -> None:
         if self.data_dir:
             self.data_file()
@@ -277,7 +281,7 @@ class Alpaca(SftTask):
         require_columns(self.hub, dataset, ["instruction", "output"])
         records, left_out = [], 0
         for row, value in enumerate(dataset.select_columns(columns).to_list()):
-            if not (value.get("instruction") or "").strip() or not (value.get("output") or "").strip():
+            if _blank(value.get("instruction")) or _blank(value.get("output")):
                 left_out += 1
                 continue
             records.append(record_of(value, f"{self.hub.describe()}, split train, row {row}"))
