@@ -6,10 +6,15 @@ import math
 
 import pandas as pd
 
-from .leaderboard import FAMILY_BASELINE, Board
+from .cost_stats import FORWARD_WEIGHT, TIMING_SPREAD_LIMIT
+from .leaderboard import EQUAL_COST, FAMILY_BASELINE, Board, reference_on_front
 
 NOISE_MARK = "≈"  # the difference is within noise (paired t-test p >= 0.05)
 FEW_SEEDS = "too few seeds"
+DERIVED_MARK = "†"  # the figure is derived from the run's logged params (logged before it was counted)
+INDICATIVE_MARK = "~"  # wall-clock: the runs' own timing spread is large (or one seed)
+FRONT_MARK = "★"  # on the family's accuracy-cost Pareto front
+COST_NAMES = {"cost": "cost", "flops": "FLOPs", "params": "params"}
 
 
 def missing(value) -> bool:
@@ -54,11 +59,37 @@ def peak_memory(rss_mb, device_mb) -> str:
     return f"{rss_mb:,.0f}" if missing(device_mb) else f"{rss_mb:,.0f} / {device_mb:,.0f} GPU"
 
 
+def equal_cost(row, name: str) -> str:
+    """Δ baseline at equal cost with its interval, or why there is none."""
+    n, below, above = row[f"n_at_{name}"], row[f"below_at_{name}"], row[f"above_at_{name}"]
+    if missing(n):
+        return "baseline"
+    outside = [f"{int(k)} {side} range" for k, side in ((below, "below"), (above, "above")) if k]
+    if not n:
+        return "out of range (" + ", ".join(outside) + ")" if outside else "-"
+    low, high = row[f"ci_low_at_{name}"], row[f"ci_high_at_{name}"]
+    text = f"{row[f'delta_at_{name}']:+.4f} " + (f"[{low:+.4f}, {high:+.4f}]" if not missing(low) else "")
+    notes = [f"{int(n)} seed{'s' if n != 1 else ''}"] + outside + ([] if row[f"paired_at_{name}"] else ["unpaired"])
+    return f"{text.strip()} ({', '.join(notes)})"
+
+
+def speedup_text(row) -> str:
+    if missing(row.speedup):
+        return "-"
+    mark = f" {INDICATIVE_MARK}" if row.speedup_indicative else ""
+    if missing(row.speedup_ci_low):
+        return f"{row.speedup:.2f} (1 seed){mark}"
+    return f"{row.speedup:.2f} [{row.speedup_ci_low:.2f}, {row.speedup_ci_high:.2f}]{mark}"
+
+
 def detail_columns(family: str, metric: str) -> list[str]:
-    cost = (["kept", "passes ×full", "speedup ×full"] if family == "data"
+    baseline = FAMILY_BASELINE[family]
+    at_cost = [f"Δ {baseline} @ equal {COST_NAMES[name]}" for name, _ in EQUAL_COST[family]]
+    cost = (["kept", "cost ×full", "fwd passes ×full", "speedup ×full"] if family == "data"
             else ["sparsity", "params left", "FLOPs ×dense"])
     return ["method", "ratio", f"{metric} mean ± std", "95% CI", "seeds", "Δ full",
-            f"Δ {FAMILY_BASELINE[family]}", "test loss", *cost, "seconds", "peak MB", "provenance"]
+            f"Δ {baseline} @ equal ratio", *at_cost, "test loss", *cost, "seconds", "peak MB", "front",
+            "provenance"]
 
 
 def detail_rows(table: pd.DataFrame, family: str) -> list[list[tuple[str, object]]]:
@@ -66,8 +97,9 @@ def detail_rows(table: pd.DataFrame, family: str) -> list[list[tuple[str, object
     out = []
     for _, r in table.iterrows():
         if family == "data":
-            cost = [(number(r.realised, ".3f"), r.realised), (number(r.passes_rel, ".2f"), r.passes_rel),
-                    (number(r.speedup, ".2f"), r.speedup)]
+            derived = DERIVED_MARK if r.cost_derived else ""
+            cost = [(number(r.realised, ".3f"), r.realised), (number(r.cost_rel, ".2f") + derived, r.cost_rel),
+                    (number(r.forward_rel, ".2f") + derived, r.forward_rel), (speedup_text(r), r.speedup)]
         else:
             cost = [(number(r.realised, ".3f"), r.realised), (count(r.params_remaining), r.params_remaining),
                     (number(r.flops_rel, ".3f"), r.flops_rel)]
@@ -76,10 +108,82 @@ def detail_rows(table: pd.DataFrame, family: str) -> list[list[tuple[str, object
             (interval(r.ci_low, r.ci_high), r.ci_low), (str(r.seeds), r.seeds),
             (delta(r.delta_full, r.p_full, r.noise_full, r.wins_full, r.pairs_full), r.delta_full),
             (delta(r.delta_random, r.p_random, r.noise_random, r.wins_random, r.pairs_random), r.delta_random),
+            *[(equal_cost(r, name), r[f"delta_at_{name}"]) for name, _ in EQUAL_COST[family]],
             (number(r.loss), r.loss), *cost, (number(r.seconds, ".0f"), r.seconds),
-            (peak_memory(r.peak_rss_mb, r.peak_device_mb), r.peak_rss_mb), (r.provenance, r.provenance),
+            (peak_memory(r.peak_rss_mb, r.peak_device_mb), r.peak_rss_mb),
+            (FRONT_MARK if r.get("on_front") else "", int(bool(r.get("on_front")))), (r.provenance, r.provenance),
         ])
     return out
+
+
+def area_columns(family: str) -> list[str]:
+    name = COST_NAMES[EQUAL_COST[family][0][0]]
+    return ["rank", "method", f"area gap vs {FAMILY_BASELINE[family]} (mean Δ over common {name} range)", "95% CI",
+            "seeds", f"common {name} range", "ratios"]
+
+
+def area_rows(areas: pd.DataFrame) -> list[list[str]]:
+    rows = []
+    for rank, r in enumerate(areas.itertuples(), start=1):
+        span = "-" if missing(r.range_low) else f"{r.range_low:.3g} – {r.range_high:.3g}"
+        note = "" if r.paired else " (unpaired)"
+        if r.points == 1 and not missing(r.area_gap):
+            note += " (one cost point: the Δ there)"
+        rows.append([str(rank) if not missing(r.area_gap) else "-", r.method,
+                     number(r.area_gap, "+.4f") + note if not missing(r.area_gap) else "no common cost range",
+                     interval_signed(r.ci_low, r.ci_high), str(r.seeds), span, str(r.ratios)])
+    return rows
+
+
+def interval_signed(low, high) -> str:
+    return FEW_SEEDS if missing(low) else f"[{low:+.4f}, {high:+.4f}]"
+
+
+def rankings(table: pd.DataFrame, family: str) -> tuple[list[str], list[list[str]]]:
+    """Per ratio: the methods by mean metric (equal ratio) and by Δ baseline at equal cost
+    (the baseline at 0; cells with no Δ, out of random's range, listed apart), and where the
+    two orders disagree (the pairs that swap)."""
+    name = EQUAL_COST[family][0][0]
+    baseline = FAMILY_BASELINE[family]
+    out = []
+    for ratio, rows in table.groupby("ratio", sort=True):
+        by_ratio = list(rows.sort_values(["mean", "method"], ascending=[False, True]).method)
+        at_cost = rows.assign(key=[0.0 if m == baseline else d for m, d in zip(rows.method, rows[f"delta_at_{name}"])])
+        ranked = at_cost[at_cost.key.notna()].sort_values(["key", "method"], ascending=[False, True])
+        by_cost = list(ranked.method)
+        unranked = sorted(set(rows.method) - set(by_cost))
+        common = [m for m in by_ratio if m in by_cost]
+        swaps = [f"{a} / {b}" for i, a in enumerate(common) for b in common[i + 1:]
+                 if by_cost.index(a) > by_cost.index(b)]
+        cost_text = " > ".join(by_cost) + (f"; no Δ: {', '.join(unranked)}" if unranked else "")
+        out.append([f"{ratio:g}", " > ".join(by_ratio), cost_text,
+                    "agree" if not swaps and not unranked else "; ".join(
+                        (["swapped: " + ", ".join(swaps)] if swaps else [])
+                        + ([f"not comparable at equal cost: {', '.join(unranked)}"] if unranked else []))])
+    return (["ratio", "by mean metric (equal ratio)", f"by Δ {baseline} at equal {COST_NAMES[name]}",
+             "where they disagree"], out)
+
+
+def cost_sections(board: Board, task: str, family: str) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The equal-cost part of a family's block: (caption, headers, rows); no headers = a line of text."""
+    table = board.tables[(task, family)]
+    out = [(front_line(board, task, family), [], [])]
+    areas = board.areas.get((task, family))
+    if areas is not None:
+        out.append((f"One number per method, accounting for cost (best first): the area gap to "
+                    f"{FAMILY_BASELINE[family]}.", area_columns(family), area_rows(areas)))
+    out.append(("Ranking at equal ratio against ranking at equal cost.", *rankings(table, family)))
+    return out
+
+
+def front_line(board: Board, task: str, family: str) -> str:
+    table = board.tables[(task, family)]
+    on = table[table.on_front.astype(bool)] if "on_front" in table else table.iloc[0:0]
+    cells = ", ".join(f"{m} {r:g}" for m, r in zip(on.method, on.ratio)) or "none"
+    reference = reference_on_front(board, task, family)
+    axis = "cost" if family == "data" else "FLOPs"
+    full = "; the full-data / dense reference is on it" if reference else ""
+    return f"Pareto front ({FRONT_MARK}, accuracy against {axis}, means over seeds): {cells}{full}."
 
 
 def overview(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
@@ -116,15 +220,35 @@ def reference_line(board: Board, task: str) -> str:
 
 LEGEND = (
     "Headline: the test metric at the END of training (never an epoch picked on test), mean ± sample std over "
-    "seeds, with the 95% confidence interval of the mean (Student's t). Δ full / Δ baseline: mean paired "
-    f"difference (same task, ratio and seed), two-sided paired t-test p-value and wins; {NOISE_MARK} marks a "
-    "difference within noise (p ≥ 0.05); with one common seed there is no test. *kept*: realised fraction of "
-    "training samples per epoch; *passes ×full*: sample forward/backward passes (training + the method's own "
-    "scoring or proxy training) over the full-data cell's; *speedup ×full*: the full-data cell's wall-clock over "
-    "the method's (training + scoring), paired by seed; *sparsity*: realised fraction of prunable weights that are "
-    "zero; *params left*: parameters not zeroed; *FLOPs ×dense*: theoretical FLOPs of the masked model's weight "
-    "layers over the dense model's; *test loss*: the task's loss on the test split (for SFT, per response token), "
-    "mean over seeds; *seconds*: training + scoring wall-clock per cell; *peak MB*: the cell's peak resident "
-    "memory (process RSS, sampled), then the GPU's peak allocation on CUDA. Normalised score: each "
-    "task's metric rescaled so that chance is 0 and its full / dense model is 100, averaged over tasks."
+    "seeds, with the 95% confidence interval of the mean (Student's t). Δ full / Δ baseline @ equal ratio: mean "
+    "paired difference (same task, ratio and seed), two-sided paired t-test p-value and wins; "
+    f"{NOISE_MARK} marks a difference within noise (p ≥ 0.05); with one common seed there is no test. "
+    "*cost ×full*: the cell's total cost in training-pass equivalents over the full-data cell's: training "
+    "sample passes (forward + backward), the method's own forward + backward passes (proxy training, SEVEN_pre's "
+    f"scoring) and its forward-only passes (scoring the training set) at {FORWARD_WEIGHT:.3g} each: a backward "
+    "pass costs about two forwards, so a forward is about a third of a training pass (the 2N-versus-6N FLOPs per "
+    "sample of inference and training). Evaluation on validation and test is the same for every cell of a task "
+    "and is not counted. *fwd passes ×full*: the forward-only scoring passes over the full-data cell's training "
+    f"passes. {DERIVED_MARK}: derived from the run's logged params (the run predates the count; EL2N: proxy runs "
+    "× training samples). *Δ baseline @ equal cost*: per seed, the cell's metric minus the baseline's at the same "
+    "cost, read off the baseline's curve of that seed (its cells at every ratio plus the full / dense cell, made "
+    "non-decreasing by isotonic regression and joined by straight lines; paired by seed, 'unpaired' when the "
+    "seeds do not match), mean and 95% CI over seeds; outside the baseline's measured cost range there is no "
+    "number (never extrapolated: 'above range' means the cell costs more than the baseline ever measured, e.g. "
+    "more than full data). Data pruning is compared at equal cost, model pruning at equal theoretical FLOPs and "
+    f"at equal parameters left. *front* {FRONT_MARK}: on the family's Pareto front of (mean cost, mean metric) "
+    "over all its cells and the reference. Area gap: per seed, the area between the method's accuracy-cost curve "
+    "(its cells joined in cost order) and the baseline's over their common cost range, divided by the range's "
+    "width, i.e. the mean accuracy gap at equal cost; mean and 95% CI over seeds. *speedup ×full*: the full-data "
+    "cell's wall-clock over the method's (training + scoring), per seed, mean and 95% CI; "
+    f"{INDICATIVE_MARK} marks it indicative: the relative std over seeds of the cell's or the full cell's "
+    f"wall-clock exceeds {TIMING_SPREAD_LIMIT:.0%} (or one seed). Scores read from the cache are charged their "
+    "passes at the cell's own seconds per training pass (not the seconds of the cell that filled the cache, "
+    "which depend on how loaded the machine was then). *kept*: realised fraction of training samples per "
+    "epoch; *sparsity*: realised fraction of prunable weights that are zero; *params left*: parameters not "
+    "zeroed; *FLOPs ×dense*: theoretical FLOPs of the masked model's weight layers over the dense model's; "
+    "*test loss*: the task's loss on the test split (for SFT, per response token), mean over seeds; *seconds*: "
+    "training + scoring wall-clock per cell; *peak MB*: the cell's peak resident memory (process RSS, sampled), "
+    "then the GPU's peak allocation on CUDA. Normalised score: each task's metric rescaled so that chance is 0 "
+    "and its full / dense model is 100, averaged over tasks."
 )

@@ -7,7 +7,7 @@ import base64
 import html
 import math
 
-from .board_format import (LEGEND, detail_columns, detail_rows, normalised_grid, overview, reference_line,
+from .board_format import (LEGEND, cost_sections, detail_columns, detail_rows, normalised_grid, overview, reference_line,
                            task_heading)
 from .board_plots import slug
 from .leaderboard import FAMILIES, FAMILY_TITLE, Board
@@ -121,6 +121,10 @@ def render_html(board: Board, plots: dict[str, bytes]) -> str:
                 parts += [f"<h3>{_e(FAMILY_TITLE[family])}</h3>", _plain_table(*overview(table), "overview"),
                           _sortable_table(detail_columns(family, info["metric"]), detail_rows(table, family),
                                           f"{task}--{family}")]
+                for caption, headers, rows in cost_sections(board, task, family):
+                    parts.append(f"<p>{_e(caption)}</p>")
+                    if headers:
+                        parts.append(_plain_table(headers, rows, "equal-cost"))
             for name, png in plots.items():
                 if name.startswith(f"{slug(task)}-"):
                     parts.append(_image(name, png))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from .board_format import (LEGEND, detail_columns, detail_rows, normalised_grid, overview, reference_line,
+from .board_format import (LEGEND, cost_sections, detail_columns, detail_rows, normalised_grid, overview, reference_line,
                            task_heading)
 from .leaderboard import FAMILIES, FAMILY_TITLE, Board
 
@@ -35,4 +35,6 @@ def render_markdown(board: Board) -> str:
             body = [[text for text, _ in row] for row in detail_rows(table, family)]
             lines += [f"### {FAMILY_TITLE[family]}", "", _table(*overview(table)), "",
                       _table(detail_columns(family, info["metric"]), body), ""]
+            for caption, headers, rows in cost_sections(board, task, family):
+                lines += [caption, ""] + ([_table(headers, rows), ""] if headers else [])
     return "\n".join(lines) + "\n"

@@ -9,9 +9,11 @@ import re
 
 from matplotlib.figure import Figure
 
-from .leaderboard import FAMILIES, FAMILY_TITLE, Board
+from .cost_stats import baseline_curves
+from .leaderboard import (EQUAL_COST, FAMILIES, FAMILY_BASELINE, FAMILY_TITLE, Board, baseline_points,
+                          reference_on_front)
 
-COST_AXIS = {"data": ("passes_rel", "sample passes (× full-data cell)"),
+COST_AXIS = {"data": ("cost_rel", "total cost, training-pass equivalents (× full-data cell)"),
              "model": ("flops_rel", "theoretical FLOPs (× dense)")}
 
 
@@ -78,10 +80,32 @@ def metric_vs_cost(board: Board, task: str) -> bytes:
         if info["full"].n:
             ax.plot([1.0], [info["full"].mean], marker="*", markersize=12, color="black", linestyle="none",
                     label="full / dense")
+        _baseline_and_front(ax, board, task, family, table, column, info)
         ax.set_xlabel(label)
 
     return _panels(board, task, draw, lambda family:
-                   f"{task}: {_family_name(family)} against cost (point labels: ratio)")
+                   f"{task}: {_family_name(family)} vs cost (labels: ratio; rings: front)")
+
+
+def _baseline_and_front(ax, board: Board, task: str, family: str, table, column: str, info) -> None:
+    """The baseline's monotone curve (all seeds pooled) and the Pareto front, its points ringed."""
+    task_runs = board.runs[board.runs.task == task]
+    run_column = EQUAL_COST[family][0][1]
+    _, pooled = baseline_curves(baseline_points(task_runs, family), run_column)
+    if pooled is not None:
+        ax.plot(pooled.x, pooled.y, color="grey", linestyle=":", linewidth=1.5,
+                label=f"{FAMILY_BASELINE[family]}: monotone fit")
+    if "on_front" not in table:
+        return
+    front = table[table.on_front.astype(bool)][[column, "mean"]].values.tolist()
+    if reference_on_front(board, task, family):
+        full_runs = task_runs[task_runs.family == "reference"]
+        front.append([full_runs[run_column].mean(), info["full"].mean])
+    if front:
+        front.sort()
+        xs, ys = zip(*front)
+        ax.step(xs, ys, where="post", color="black", linewidth=0.8, alpha=0.6, label="Pareto front")
+        ax.scatter(xs, ys, s=140, facecolors="none", edgecolors="black", linewidths=1.2, zorder=5)
 
 
 def board_plots(board: Board) -> dict[str, bytes]:

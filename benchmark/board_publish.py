@@ -56,6 +56,8 @@ def log_to_mlflow(board: Board, markdown: str, html: str, plots: dict[str, bytes
     try:
         for (task, family), table in board.tables.items():
             client.log_table(run_id, table, table_artifact(task, family))
+        for (task, family), areas in board.areas.items():
+            client.log_table(run_id, areas, f"tables/{slug(task)}--{family}--area-gap.json")
         if not board.normalised.empty:
             client.log_table(run_id, board.normalised, "tables/normalised.json")
         client.log_text(run_id, markdown, "leaderboard.md")

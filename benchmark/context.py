@@ -24,7 +24,8 @@ class RunContext:
     seed: int
     cache_dir: Path
     scoring_seconds: float = 0.0  # charged to the method, even when read from the cache
-    scoring_sample_passes: int = 0
+    scoring_sample_passes: int = 0  # forward+backward passes (proxy training, SEVEN_pre's scoring)
+    scoring_forward_passes: int = 0  # forward-only passes (predicting on the training set to score it)
     scores_cached: bool = False
     proxy_hooks: list[Hook] = field(default_factory=list)  # observers of proxy training (progress lines)
 
@@ -48,9 +49,11 @@ class RunContext:
         digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
         return self.cache_dir / kind / f"{digest}.pt"
 
-    def charge(self, seconds: float, sample_passes: int, cached: bool) -> None:
-        """Charge the method's own work; cached work is charged at what it cost when computed,
-        so a leaderboard never shows scoring as free because another cell paid for it."""
+    def charge(self, seconds: float, sample_passes: int, cached: bool, forward_passes: int = 0) -> None:
+        """Charge the method's own work; cached work is charged the passes it took to compute,
+        so a leaderboard never shows scoring as free because another cell paid for it (its
+        seconds are re-estimated from the cell's own speed, see :mod:`benchmark.execute`)."""
         self.scoring_seconds += seconds
         self.scoring_sample_passes += sample_passes
+        self.scoring_forward_passes += forward_passes
         self.scores_cached = self.scores_cached or cached

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from .cost_stats import FORWARD_WEIGHT, area_gap, baseline_curves, equal_cost_delta, pareto_front, speedup
 from .stats import compare_paired, summarise
 
 FAMILY_BASELINE = {"data": "random", "model": "random-weights"}
@@ -22,7 +23,14 @@ FAMILIES = ("data", "model")
 #: metrics each run contributes, by the name the cell logged them under
 RUN_METRICS = ("kept_fraction", "realised_sparsity", "total_sample_passes_rel", "train_seconds",
                "scoring_seconds", "params_total", "params_remaining", "flops_dense", "flops_remaining_rel",
-               "test_loss", "peak_rss_mb", "peak_device_mb")
+               "test_loss", "peak_rss_mb", "peak_device_mb", "n_train", "sample_passes", "sample_passes_rel",
+               "scoring_sample_passes", "scoring_forward_passes", "cost_rel", "cached_scoring_seconds")
+#: the costs each family is compared at: (name, run column); the first is the front's axis
+EQUAL_COST = {"data": (("cost", "cost_rel"),),
+              "model": (("flops", "flops_remaining_rel"), ("params", "params_remaining"))}
+#: forward-only scoring passes of runs logged before they were counted, from the run's params:
+#: method -> (param holding the scoring passes per training sample, its default when not logged)
+DERIVED_FORWARD_PASSES = {"el2n": ("method_options.proxy_runs", 2)}
 
 
 def load_runs(tracking_uri: str, experiment: str) -> pd.DataFrame:
@@ -51,7 +59,7 @@ def load_runs(tracking_uri: str, experiment: str) -> pd.DataFrame:
                 "value": metrics.get(f"test_{metric}"), "start_time": run.info.start_time,
             }
             row.update({name: metrics.get(name) for name in RUN_METRICS})
-            row["seconds"] = (metrics.get("train_seconds") or 0.0) + (metrics.get("scoring_seconds") or 0.0)
+            row.update(_charged_cost(row, tags, params))
             rows.append(row)
         token = page.token
         if not token:
@@ -59,7 +67,46 @@ def load_runs(tracking_uri: str, experiment: str) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=None if rows else ["cell_id"])
     if frame.empty:
         return frame
-    return frame.sort_values("start_time").drop_duplicates("cell_id", keep="last").reset_index(drop=True)
+    frame = frame.sort_values("start_time").drop_duplicates("cell_id", keep="last").reset_index(drop=True)
+    return _dense_reference_costs(frame)
+
+
+def _dense_reference_costs(frame: pd.DataFrame) -> pd.DataFrame:
+    """The reference cell is the dense model: where it was logged before FLOPs and parameter
+    counts were, its FLOPs are 1.0 × dense by definition and its parameters the task's total."""
+    for column in ("flops_remaining_rel", "params_remaining", "params_total"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    reference = frame.family == "reference"
+    frame.loc[reference, "flops_remaining_rel"] = frame.loc[reference, "flops_remaining_rel"].fillna(1.0)
+    totals = frame.groupby("task")["params_total"].transform("max")
+    frame.loc[reference, "params_remaining"] = (frame.loc[reference, "params_remaining"]
+                                                .fillna(frame.loc[reference, "params_total"])
+                                                .fillna(totals[reference]))
+    return frame
+
+
+def _charged_cost(row: dict, tags: dict[str, str], params: dict[str, str]) -> dict:
+    """Total cost (training-pass equivalents, × the full-data cell) and charged seconds. Runs
+    logged before forward passes were counted get them from their params
+    (:data:`DERIVED_FORWARD_PASSES`), and before cached scoring was re-timed, its seconds from
+    their own speed (as :func:`benchmark.execute.scoring_cost` does); ``cost_derived`` says so."""
+    forward, derived = row["scoring_forward_passes"], False
+    if forward is None:
+        rule = DERIVED_FORWARD_PASSES.get(row["method"])
+        forward, derived = 0.0, False
+        if rule is not None and row["n_train"] is not None:
+            forward, derived = float(params.get(rule[0], rule[1])) * row["n_train"], True
+    trained, trained_rel = row["sample_passes"], row["sample_passes_rel"]
+    full = trained / trained_rel if trained and trained_rel else None
+    cost_rel = row["cost_rel"]
+    if cost_rel is None and row["total_sample_passes_rel"] is not None:
+        cost_rel = row["total_sample_passes_rel"] + (FORWARD_WEIGHT * forward / full if full else 0.0)
+    scoring_seconds = row["scoring_seconds"] or 0.0
+    if tags.get("scores_cached") == "true" and row["cached_scoring_seconds"] is None and trained:
+        scoring = (row["scoring_sample_passes"] or 0.0) + FORWARD_WEIGHT * forward
+        scoring_seconds, derived = scoring * (row["train_seconds"] or 0.0) / trained, True
+    return {"cost_rel": cost_rel, "forward_rel": forward / full if full else None, "cost_derived": derived,
+            "scoring_seconds": scoring_seconds, "seconds": (row["train_seconds"] or 0.0) + scoring_seconds}
 
 
 def _chance_level(tags: dict[str, str]) -> float | None:
@@ -79,6 +126,13 @@ def _by_seed(frame: pd.DataFrame, column: str = "value") -> pd.Series:
     return frame.set_index("seed")[column]
 
 
+def baseline_points(task_runs: pd.DataFrame, family: str) -> pd.DataFrame:
+    """The family's baseline cells at every ratio plus the reference cells: random's curve."""
+    baseline = FAMILY_BASELINE.get(family)
+    return task_runs[(task_runs.family == "reference")
+                     | ((task_runs.family == family) & (task_runs.label == baseline))]
+
+
 def family_table(runs: pd.DataFrame, task: str, family: str) -> pd.DataFrame:
     """One row per (method label, ratio) of ``family`` on ``task``, every statistic and cost."""
     task_runs = runs[runs.task == task]
@@ -87,14 +141,16 @@ def family_table(runs: pd.DataFrame, task: str, family: str) -> pd.DataFrame:
     full_seconds = _by_seed(full_runs, "seconds")
     rows = task_runs[task_runs.family == family]
     baseline = FAMILY_BASELINE.get(family)
+    curves = {name: baseline_curves(baseline_points(task_runs, family), column)
+              for name, column in EQUAL_COST.get(family, ())}
     out = []
     for (label, ratio), group in rows.groupby(["label", "ratio"], sort=True):
         summary = summarise(group["value"])
         vs_full = compare_paired(_by_seed(group), full)
         base_rows = rows[(rows.label == baseline) & (rows.ratio == ratio)]
         vs_base = None if label == baseline else compare_paired(_by_seed(group), _by_seed(base_rows))
-        speedup = (full_seconds / _by_seed(group, "seconds")).dropna()
-        out.append({
+        timing = speedup(full_seconds, _by_seed(group, "seconds"))
+        row = {
             "task": task, "family": family, "method": label, "ratio": ratio, "seeds": summary.n,
             "mean": summary.mean, "std": summary.std if summary.std is not None else float("nan"),
             "ci_low": summary.ci_low, "ci_high": summary.ci_high,
@@ -108,8 +164,12 @@ def family_table(runs: pd.DataFrame, task: str, family: str) -> pd.DataFrame:
             "pairs_random": vs_base.n if vs_base else None,
             "realised": group["kept_fraction" if family == "data" else "realised_sparsity"].mean(),
             "passes_rel": group["total_sample_passes_rel"].mean(),
+            "cost_rel": group["cost_rel"].mean(), "forward_rel": group["forward_rel"].mean(),
+            "cost_derived": bool(group["cost_derived"].any()),
             "seconds": group["seconds"].mean(),
-            "speedup": speedup.mean() if len(speedup) else None,
+            "speedup": timing.summary.mean if timing.summary.n else None,
+            "speedup_ci_low": timing.summary.ci_low, "speedup_ci_high": timing.summary.ci_high,
+            "timing_spread": timing.spread, "speedup_indicative": timing.indicative,
             "params_remaining": group["params_remaining"].mean(),
             "flops_rel": group["flops_remaining_rel"].mean(),
             "loss": group["test_loss"].mean(),
@@ -117,9 +177,75 @@ def family_table(runs: pd.DataFrame, task: str, family: str) -> pd.DataFrame:
             "peak_rss_mb": group["peak_rss_mb"].mean(),
             "peak_device_mb": group["peak_device_mb"].mean(),
             "provenance": group["provenance"].iloc[0],
-        })
+        }
+        for name, column in EQUAL_COST.get(family, ()):
+            row.update(_equal_cost_columns(name, None if label == baseline else
+                                           equal_cost_delta(group, *curves[name], column)))
+        out.append(row)
     table = pd.DataFrame(out)
-    return table.sort_values(["ratio", "method"]).reset_index(drop=True) if not table.empty else table
+    if table.empty:
+        return table
+    table = table.sort_values(["ratio", "method"]).reset_index(drop=True)
+    front_cost = EQUAL_COST[family][0][1] if family in EQUAL_COST else None
+    if front_cost is not None:
+        table["on_front"] = on_front(table, full_runs, front_cost)
+    return table
+
+
+def _equal_cost_columns(name: str, delta) -> dict:
+    keys = ("delta", "ci_low", "ci_high", "p", "n", "below", "above", "paired")
+    if delta is None:  # the baseline itself: zero by definition
+        return {f"{key}_at_{name}": None for key in keys}
+    values = (delta.mean_diff, delta.ci_low, delta.ci_high, delta.p_value, delta.n, delta.below, delta.above,
+              delta.paired)
+    return {f"{key}_at_{name}": value for key, value in zip(keys, values)}
+
+
+#: the table column of each family's front axis (the mean over seeds of the run column)
+TABLE_COST = {"cost_rel": "cost_rel", "flops_remaining_rel": "flops_rel", "params_remaining": "params_remaining"}
+
+
+def on_front(table: pd.DataFrame, full_runs: pd.DataFrame, cost: str) -> list[bool]:
+    """Whether each row's (mean cost, mean metric) is on the family's Pareto front, the
+    full-data / dense reference (its mean point) taking part."""
+    costs = list(table[TABLE_COST[cost]]) + [full_runs[cost].mean() if len(full_runs) else float("nan")]
+    values = list(table["mean"]) + [full_runs["value"].mean() if len(full_runs) else float("nan")]
+    return [bool(x) for x in pareto_front(costs, values)[:-1]]
+
+
+def reference_on_front(board: "Board", task: str, family: str) -> bool | None:
+    """Whether the full-data / dense reference is on the family's front."""
+    table = board.tables.get((task, family))
+    task_runs = board.runs[board.runs.task == task]
+    full_runs = task_runs[task_runs.family == "reference"]
+    if table is None or full_runs.empty or family not in EQUAL_COST:
+        return None
+    cost = EQUAL_COST[family][0][1]
+    costs = list(table[TABLE_COST[cost]]) + [full_runs[cost].mean()]
+    return bool(pareto_front(costs, list(table["mean"]) + [full_runs["value"].mean()])[-1])
+
+
+def area_table(runs: pd.DataFrame, task: str, family: str) -> pd.DataFrame:
+    """One row per method of ``family`` on ``task`` (its baseline aside): the area gap to the
+    baseline's curve on the family's front axis, with its interval over seeds, best first."""
+    if family not in EQUAL_COST:
+        return pd.DataFrame()
+    task_runs = runs[runs.task == task]
+    column = EQUAL_COST[family][0][1]
+    curves = baseline_curves(baseline_points(task_runs, family), column)
+    baseline = FAMILY_BASELINE.get(family)
+    out = []
+    for label, group in task_runs[(task_runs.family == family) & (task_runs.label != baseline)].groupby("label"):
+        gap = area_gap(group, *curves, column)
+        out.append({"task": task, "family": family, "method": label, "seeds": gap.summary.n,
+                    "area_gap": gap.summary.mean if gap.summary.n else None, "std": gap.summary.std,
+                    "ci_low": gap.summary.ci_low, "ci_high": gap.summary.ci_high, "paired": gap.paired,
+                    "range_low": gap.low, "range_high": gap.high, "points": gap.points,
+                    "ratios": len(group.ratio.unique())})
+    table = pd.DataFrame(out)
+    if table.empty:
+        return table
+    return table.sort_values("area_gap", ascending=False, na_position="last").reset_index(drop=True)
 
 
 def normalised_scores(runs: pd.DataFrame) -> pd.DataFrame:
@@ -151,6 +277,7 @@ class Board:
     experiment: str
     runs: pd.DataFrame
     tables: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)  # (task, family) -> rows
+    areas: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)  # (task, family) -> area gaps
     normalised: pd.DataFrame = field(default_factory=pd.DataFrame)
     command: str = ""
     generated: str = ""
@@ -183,6 +310,9 @@ def build_board(runs: pd.DataFrame, experiment: str, command: str = "") -> Board
             table = family_table(runs, task, family)
             if not table.empty:
                 board.tables[(task, family)] = table
+                areas = area_table(runs, task, family)
+                if not areas.empty:
+                    board.areas[(task, family)] = areas
     if not runs.empty:
         board.normalised = normalised_scores(runs)
     return board

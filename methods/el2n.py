@@ -14,7 +14,8 @@ Selection ``mode``:
 
 Scores are cached per (task, profile, task options, seed, proxy settings) and reused
 for every ratio and mode; their cost (proxy training + scoring) is charged to every
-cell that uses them, at what it cost when computed.
+cell that uses them: the proxies' training passes plus one forward-only scoring pass over the
+training set per proxy run.
 
 ``score_epochs`` defaults to a quarter of the task's epochs (at least 1): Data Diet
 scores at epoch 20 of 200 on CIFAR-10, which is too early to separate samples on a
@@ -78,21 +79,25 @@ class EL2N(DataPruner):
         if path.exists():
             cached = torch.load(path, weights_only=True)
             self.scores = cached["scores"]
-            context.charge(float(cached["seconds"]), int(cached["sample_passes"]), cached=True)
+            context.charge(float(cached["seconds"]), int(cached["sample_passes"]), cached=True,
+                           forward_passes=int(cached.get("forward_passes", self.proxy_runs * len(self.scores))))
         else:
             start, passes, total = time.perf_counter(), 0, torch.zeros(len(context.splits.train))
+            forward = 0  # forward-only passes: scoring the training set with each proxy
             for run in range(self.proxy_runs):
                 # proxy seeds are distinct from every main-run seed of the sweep
                 model, run_passes = context.train_proxy(seed=1_000_003 * (run + 1) + self.seed, epochs=epochs)
                 total += context.predict(model, reduce=el2n_scores)
+                forward += len(context.splits.train)
                 passes += run_passes
             self.scores = total / self.proxy_runs
             seconds = time.perf_counter() - start
             path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"scores": self.scores, "seconds": seconds, "sample_passes": passes, "key": str(key)},
+            torch.save({"scores": self.scores, "seconds": seconds, "sample_passes": passes, "forward_passes": forward,
+                        "key": str(key)},
                        path.with_suffix(".tmp"))
             path.with_suffix(".tmp").replace(path)  # atomic: a killed run never leaves half a file
-            context.charge(seconds, passes, cached=False)
+            context.charge(seconds, passes, cached=False, forward_passes=forward)
         self.subset = self.select(self.scores)
 
     def select(self, scores: torch.Tensor) -> torch.Tensor:

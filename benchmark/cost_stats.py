@@ -1,0 +1,247 @@
+"""Comparisons at equal cost: pure functions over finished cells (no MLflow, no torch).
+
+Conventions, stated once so every board means the same thing:
+
+- **Cost** is counted in training-pass equivalents: one forward+backward pass of one sample
+  is 1, a forward-only pass (scoring the training set in eval mode) is :data:`FORWARD_WEIGHT`
+  = 1/3. The backward pass costs about twice the forward (it computes the gradients of both
+  the activations and the weights, each a matrix product the size of the forward's), so a
+  forward pass is about a third of a training step; the same convention underlies the
+  usual ``6 N`` (training) versus ``2 N`` (inference) FLOPs per token. Scoring that runs a
+  backward (SEVEN_pre) weighs 1 per sample.
+- **Random's curve** for one seed: the baseline's cells of that seed at every ratio plus the
+  full-data / dense cell, sorted by cost, made non-decreasing by isotonic regression (pool
+  adjacent violators; more cost never buys less accuracy), then joined by straight lines.
+  Isotonic-then-linear is monotone by construction and, unlike a smoothing spline, passes
+  through every point that already is in order.
+- **Δ at equal cost** of a cell: per seed, the cell's accuracy minus random's curve of the
+  same seed at the cell's cost (paired); when no seed matches, the curve of all the
+  baseline's points pooled (unpaired). Outside random's measured cost range there is no
+  number: the seed is counted as out of range, never extrapolated. The interval is the 95%
+  Student-t interval of the per-seed differences (:func:`benchmark.stats.summarise`).
+- **Area gap** of a method: per seed, the integral of (method's curve - random's curve) over
+  their common cost range divided by the range's width, i.e. the mean accuracy gap over the
+  costs both measured. The method's curve joins its own cells (sorted by cost) by straight
+  lines; a method with one cost point in range has the gap at that point.
+- **Pareto front**: the (cost, accuracy) points no other point beats on both (cheaper or as
+  cheap, and at least as accurate, one of them strictly).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats as scipy_stats
+from scipy.optimize import isotonic_regression
+
+from .stats import MIN_SEEDS, SeedSummary, summarise
+
+FORWARD_WEIGHT = 1.0 / 3.0
+#: relative spread (std / mean over seeds) of a cell's wall-clock above which its speed-up is indicative
+TIMING_SPREAD_LIMIT = 0.10
+_TOLERANCE = 1e-9  # relative: a cost equal to the range's end up to rounding is inside it
+
+
+def cost_passes(train_passes: float, scoring_passes: float = 0.0, forward_passes: float = 0.0) -> float:
+    """Total cost in training-pass equivalents."""
+    return float(train_passes) + float(scoring_passes) + FORWARD_WEIGHT * float(forward_passes)
+
+
+# --- curves -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Curve:
+    """A piecewise-linear curve through ``(x, y)``, ``x`` strictly increasing."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    @property
+    def low(self) -> float:
+        return float(self.x[0])
+
+    @property
+    def high(self) -> float:
+        return float(self.x[-1])
+
+    def contains(self, cost: float) -> bool:
+        slack = _TOLERANCE * max(1.0, abs(self.high))
+        return self.low - slack <= cost <= self.high + slack
+
+    def at(self, cost: float) -> float | None:
+        """The curve's value at ``cost``; None outside its range (never extrapolated)."""
+        if not self.contains(cost):
+            return None
+        return float(np.interp(cost, self.x, self.y))
+
+
+def _merged(costs, values) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Points sorted by cost, equal costs merged into their mean; with their counts."""
+    frame = pd.DataFrame({"x": np.asarray(costs, dtype=float), "y": np.asarray(values, dtype=float)}).dropna()
+    if frame.empty:
+        return None
+    grouped = frame.groupby("x", sort=True)["y"].agg(["mean", "count"])
+    return grouped.index.to_numpy(float), grouped["mean"].to_numpy(float), grouped["count"].to_numpy(float)
+
+
+def line_curve(costs, values) -> Curve | None:
+    """A method's own curve: its points joined in cost order."""
+    merged = _merged(costs, values)
+    return None if merged is None else Curve(merged[0], merged[1])
+
+
+def monotone_curve(costs, values) -> Curve | None:
+    """The baseline's curve: isotonic (non-decreasing) fit, weighted by the points merged."""
+    merged = _merged(costs, values)
+    if merged is None:
+        return None
+    x, y, weight = merged
+    fitted = isotonic_regression(y, weights=weight, increasing=True).x
+    return Curve(x, np.asarray(fitted, dtype=float))
+
+
+def baseline_curves(baseline: pd.DataFrame, cost: str, value: str = "value") -> tuple[dict[int, Curve], Curve | None]:
+    """Per seed, and pooled over seeds, the baseline's monotone curve (``baseline`` holds the
+    baseline method's cells and the reference cells, columns seed, ``cost``, ``value``)."""
+    per_seed = {int(seed): curve for seed, rows in baseline.groupby("seed")
+                if (curve := monotone_curve(rows[cost], rows[value])) is not None}
+    return per_seed, monotone_curve(baseline[cost], baseline[value])
+
+
+# --- Δ at equal cost ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EqualCostDelta:
+    n: int  # seeds with a difference (cost inside random's range)
+    mean_diff: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    paired: bool
+    below: int  # seeds whose cost is under random's cheapest measured point
+    above: int  # seeds whose cost is over random's dearest measured point (e.g. more than full data)
+
+    @property
+    def out_of_range(self) -> int:
+        return self.below + self.above
+
+
+def _one_sample(diffs: list[float]) -> tuple[SeedSummary, float | None]:
+    summary = summarise(diffs)
+    if summary.n < MIN_SEEDS:
+        return summary, None
+    if summary.std == 0.0:
+        return summary, 1.0 if summary.mean == 0.0 else 0.0
+    return summary, float(scipy_stats.ttest_1samp(diffs, 0.0).pvalue)
+
+
+def equal_cost_delta(cells: pd.DataFrame, curves: dict[int, Curve], pooled: Curve | None,
+                     cost: str, value: str = "value") -> EqualCostDelta:
+    """``cells`` (one method at one ratio; columns seed, ``cost``, ``value``) against the
+    baseline's curves: paired by seed where the cells' seeds all have a curve."""
+    rows = cells.dropna(subset=[cost, value])
+    paired = bool(len(rows)) and all(int(s) in curves for s in rows.seed)
+    diffs, below, above = [], 0, 0
+    for seed, c, v in zip(rows.seed, rows[cost], rows[value]):
+        curve = curves.get(int(seed)) if paired else pooled
+        if curve is None:
+            continue
+        reference = curve.at(float(c))
+        if reference is None:
+            below, above = below + (c < curve.low), above + (c > curve.high)
+            continue
+        diffs.append(float(v) - reference)
+    summary, p_value = _one_sample(diffs)
+    return EqualCostDelta(summary.n, summary.mean if diffs else None, summary.ci_low, summary.ci_high, p_value,
+                          paired, int(below), int(above))
+
+
+# --- area between curves ------------------------------------------------------------
+
+def curve_gap(method: Curve, baseline: Curve) -> float | None:
+    """Mean of (method - baseline) over their common cost range; None when they share none."""
+    low, high = max(method.low, baseline.low), min(method.high, baseline.high)
+    if high < low:
+        return None
+    if high == low:
+        return method.at(low) - baseline.at(low)
+    # both curves are linear between the union of their breakpoints: the trapezoid rule is exact
+    xs = np.unique(np.concatenate([[low, high], method.x, baseline.x]))
+    xs = xs[(xs >= low) & (xs <= high)]
+    gap = np.interp(xs, method.x, method.y) - np.interp(xs, baseline.x, baseline.y)
+    return float(np.sum((gap[1:] + gap[:-1]) / 2 * np.diff(xs)) / (high - low))
+
+
+@dataclass(frozen=True)
+class AreaGap:
+    summary: SeedSummary  # over seeds of the per-seed mean gap
+    paired: bool
+    low: float | None  # the common cost range (mean over seeds)
+    high: float | None
+    points: int  # the method's cost points per seed (most)
+
+
+def area_gap(cells: pd.DataFrame, curves: dict[int, Curve], pooled: Curve | None, cost: str,
+             value: str = "value") -> AreaGap:
+    """``cells``: one method at all its ratios (columns seed, ``cost``, ``value``)."""
+    rows = cells.dropna(subset=[cost, value])
+    paired = bool(len(rows)) and all(int(s) in curves for s in rows.seed)
+    gaps, lows, highs, points = [], [], [], 0
+    for seed, group in rows.groupby("seed"):
+        baseline = curves.get(int(seed)) if paired else pooled
+        method = line_curve(group[cost], group[value])
+        if baseline is None or method is None:
+            continue
+        gap = curve_gap(method, baseline)
+        if gap is None:
+            continue
+        gaps.append(gap)
+        lows.append(max(method.low, baseline.low))
+        highs.append(min(method.high, baseline.high))
+        points = max(points, len(method.x))
+    return AreaGap(summarise(gaps), paired, float(np.mean(lows)) if lows else None,
+                   float(np.mean(highs)) if highs else None, points)
+
+
+# --- Pareto front -------------------------------------------------------------------
+
+def pareto_front(costs, values) -> np.ndarray:
+    """Boolean mask of the points on the (low cost, high value) front; NaN points are off it."""
+    c, v = np.asarray(costs, dtype=float), np.asarray(values, dtype=float)
+    valid = ~(np.isnan(c) | np.isnan(v))
+    on = np.zeros(len(c), dtype=bool)
+    for i in np.flatnonzero(valid):
+        beaten = valid & (c <= c[i]) & (v >= v[i]) & ((c < c[i]) | (v > v[i]))
+        on[i] = not beaten.any()
+    return on
+
+
+# --- wall-clock speed-up ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Speedup:
+    summary: SeedSummary  # of the per-seed ratios full seconds / cell seconds
+    spread: float | None  # the larger relative std over seeds of the cell's and the full cell's seconds
+
+    @property
+    def indicative(self) -> bool:
+        """Too noisy to read closely: the runs' own timing varies more than the limit, or
+        there are too few seeds to tell."""
+        return self.spread is None or self.spread > TIMING_SPREAD_LIMIT
+
+
+def relative_spread(values) -> float | None:
+    values = pd.Series(values, dtype=float).dropna()
+    if len(values) < MIN_SEEDS or values.mean() == 0:
+        return None
+    return float(values.std(ddof=1) / values.mean())
+
+
+def speedup(full_seconds: pd.Series, seconds: pd.Series) -> Speedup:
+    """Both indexed by seed; only common seeds give a ratio."""
+    ratios = (full_seconds / seconds).replace([math.inf, -math.inf], np.nan).dropna()
+    spreads = [relative_spread(seconds), relative_spread(full_seconds)]
+    spread = None if any(s is None for s in spreads) else max(spreads)
+    return Speedup(summarise(ratios), spread)
