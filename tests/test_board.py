@@ -170,6 +170,13 @@ def test_mlflow_holds_the_board_as_a_run_with_its_tables(published):
     assert rows["el2n"]["p_full"] == pytest.approx(stats.ttest_rel(xs, full).pvalue)
     assert rows["el2n"]["wins_random"] == 3
     assert rows["random"]["speedup"] == pytest.approx(2.0)
+    assert rows["el2n"]["on_front"] and not rows["random"]["on_front"]
+    # el2n has one cost point (0.5), where random's curve is random itself: the area gap is the Δ there
+    local = client.download_artifacts(run.info.run_id, "tables/fashion-mnist--data--area-gap.json", str(tmp))
+    area = json.loads(Path(local).read_text())
+    gap = dict(zip(area["columns"], area["data"][0]))
+    assert gap["method"] == "el2n"
+    assert gap["area_gap"] == pytest.approx(np.mean(np.subtract(xs, values("fashion-mnist", "random", 0.5))))
 
 
 def browser():
