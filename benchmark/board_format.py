@@ -84,9 +84,9 @@ def speedup_text(row) -> str:
 
 def detail_columns(family: str, metric: str) -> list[str]:
     baseline = FAMILY_BASELINE[family]
-    at_cost = [f"Δ {baseline} @ equal {COST_NAMES[name]}" for name, _ in EQUAL_COST[family]]
+    at_cost = [f"Δ {baseline} @ equal {COST_NAMES[axis.name]}" for axis in EQUAL_COST[family]]
     cost = (["kept", "cost ×full", "fwd passes ×full", "speedup ×full"] if family == "data"
-            else ["sparsity", "params left", "FLOPs ×dense"])
+            else ["sparsity", "params left", "FLOPs ×dense", "cost ×full"])
     return ["method", "ratio", f"{metric} mean ± std", "95% CI", "seeds", "Δ full",
             f"Δ {baseline} @ equal ratio", *at_cost, "test loss", *cost, "seconds", "peak MB", "front",
             "provenance"]
@@ -96,20 +96,22 @@ def detail_rows(table: pd.DataFrame, family: str) -> list[list[tuple[str, object
     """Each cell as (text, sort key); the sort key is the number behind the text."""
     out = []
     for _, r in table.iterrows():
+        derived = DERIVED_MARK if r.forward_derived else ""
+        total = (number(r.cost_rel, ".2f") + derived, r.cost_rel)
         if family == "data":
-            derived = DERIVED_MARK if r.cost_derived else ""
-            cost = [(number(r.realised, ".3f"), r.realised), (number(r.cost_rel, ".2f") + derived, r.cost_rel),
+            cost = [(number(r.realised, ".3f"), r.realised), total,
                     (number(r.forward_rel, ".2f") + derived, r.forward_rel), (speedup_text(r), r.speedup)]
         else:
             cost = [(number(r.realised, ".3f"), r.realised), (count(r.params_remaining), r.params_remaining),
-                    (number(r.flops_rel, ".3f"), r.flops_rel)]
+                    (number(r.flops_rel, ".3f"), r.flops_rel), total]
         out.append([
             (r.method, r.method), (f"{r.ratio:g}", r.ratio), (mean_std(r["mean"], r["std"]), r["mean"]),
             (interval(r.ci_low, r.ci_high), r.ci_low), (str(r.seeds), r.seeds),
             (delta(r.delta_full, r.p_full, r.noise_full, r.wins_full, r.pairs_full), r.delta_full),
             (delta(r.delta_random, r.p_random, r.noise_random, r.wins_random, r.pairs_random), r.delta_random),
-            *[(equal_cost(r, name), r[f"delta_at_{name}"]) for name, _ in EQUAL_COST[family]],
-            (number(r.loss), r.loss), *cost, (number(r.seconds, ".0f"), r.seconds),
+            *[(equal_cost(r, axis.name), r[f"delta_at_{axis.name}"]) for axis in EQUAL_COST[family]],
+            (number(r.loss), r.loss), *cost,
+            (number(r.seconds, ".0f") + (DERIVED_MARK if r.seconds_derived else ""), r.seconds),
             (peak_memory(r.peak_rss_mb, r.peak_device_mb), r.peak_rss_mb),
             (FRONT_MARK if r.get("on_front") else "", int(bool(r.get("on_front")))), (r.provenance, r.provenance),
         ])
@@ -117,7 +119,7 @@ def detail_rows(table: pd.DataFrame, family: str) -> list[list[tuple[str, object
 
 
 def area_columns(family: str) -> list[str]:
-    name = COST_NAMES[EQUAL_COST[family][0][0]]
+    name = COST_NAMES[EQUAL_COST[family][0].name]
     return ["rank", "method", f"area gap vs {FAMILY_BASELINE[family]} (mean Δ over common {name} range)", "95% CI",
             "seeds", f"common {name} range", "ratios"]
 
@@ -143,7 +145,7 @@ def rankings(table: pd.DataFrame, family: str) -> tuple[list[str], list[list[str
     """Per ratio: the methods by mean metric (equal ratio) and by Δ baseline at equal cost
     (the baseline at 0; cells with no Δ, out of random's range, listed apart), and where the
     two orders disagree (the pairs that swap)."""
-    name = EQUAL_COST[family][0][0]
+    name = EQUAL_COST[family][0].name
     baseline = FAMILY_BASELINE[family]
     out = []
     for ratio, rows in table.groupby("ratio", sort=True):
@@ -229,9 +231,9 @@ LEGEND = (
     "pass costs about two forwards, so a forward is about a third of a training pass (the 2N-versus-6N FLOPs per "
     "sample of inference and training). Evaluation on validation and test is the same for every cell of a task "
     "and is not counted. *fwd passes ×full*: the forward-only scoring passes over the full-data cell's training "
-    f"passes. {DERIVED_MARK}: derived from the run's logged params (the run predates the count; EL2N: proxy runs "
-    "× training samples). *Δ baseline @ equal cost*: per seed, the cell's metric minus the baseline's at the same "
-    "cost, read off the baseline's curve of that seed (its cells at every ratio plus the full / dense cell, made "
+    f"passes. {DERIVED_MARK}: derived from the run's logged figures (the run predates the count): EL2N's forward "
+    "passes as proxy runs × training samples, and its cached scoring's seconds as below. *Δ baseline @ equal "
+    "cost*: per seed, the cell's metric minus the baseline's at the same cost, read off the baseline's curve of that seed (its cells at every ratio plus the full / dense cell, made "
     "non-decreasing by isotonic regression and joined by straight lines; paired by seed, 'unpaired' when the "
     "seeds do not match), mean and 95% CI over seeds; outside the baseline's measured cost range there is no "
     "number (never extrapolated: 'above range' means the cell costs more than the baseline ever measured, e.g. "

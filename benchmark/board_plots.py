@@ -90,7 +90,7 @@ def metric_vs_cost(board: Board, task: str) -> bytes:
 def _baseline_and_front(ax, board: Board, task: str, family: str, table, column: str, info) -> None:
     """The baseline's monotone curve (all seeds pooled) and the Pareto front, its points ringed."""
     task_runs = board.runs[board.runs.task == task]
-    run_column = EQUAL_COST[family][0][1]
+    run_column = EQUAL_COST[family][0].run_column
     _, pooled = baseline_curves(baseline_points(task_runs, family), run_column)
     if pooled is not None:
         ax.plot(pooled.x, pooled.y, color="grey", linestyle=":", linewidth=1.5,

@@ -25,9 +25,22 @@ RUN_METRICS = ("kept_fraction", "realised_sparsity", "total_sample_passes_rel", 
                "scoring_seconds", "params_total", "params_remaining", "flops_dense", "flops_remaining_rel",
                "test_loss", "peak_rss_mb", "peak_device_mb", "n_train", "sample_passes", "sample_passes_rel",
                "scoring_sample_passes", "scoring_forward_passes", "cost_rel", "cached_scoring_seconds")
-#: the costs each family is compared at: (name, run column); the first is the front's axis
-EQUAL_COST = {"data": (("cost", "cost_rel"),),
-              "model": (("flops", "flops_remaining_rel"), ("params", "params_remaining"))}
+
+
+@dataclass(frozen=True)
+class CostAxis:
+    """A cost methods are compared at: ``name`` in the table's columns (``delta_at_<name>``),
+    the per-run figure, and the family table's column holding its mean over seeds."""
+
+    name: str
+    run_column: str
+    table_column: str
+
+
+#: the costs each family is compared at; the first is the axis of its front, area gap and plot
+EQUAL_COST = {"data": (CostAxis("cost", "cost_rel", "cost_rel"),),
+              "model": (CostAxis("flops", "flops_remaining_rel", "flops_rel"),
+                        CostAxis("params", "params_remaining", "params_remaining"))}
 #: forward-only scoring passes of runs logged before they were counted, from the run's params:
 #: method -> (param holding the scoring passes per training sample, its default when not logged)
 DERIVED_FORWARD_PASSES = {"el2n": ("method_options.proxy_runs", 2)}
@@ -89,13 +102,13 @@ def _charged_cost(row: dict, tags: dict[str, str], params: dict[str, str]) -> di
     """Total cost (training-pass equivalents, × the full-data cell) and charged seconds. Runs
     logged before forward passes were counted get them from their params
     (:data:`DERIVED_FORWARD_PASSES`), and before cached scoring was re-timed, its seconds from
-    their own speed (as :func:`benchmark.execute.scoring_cost` does); ``cost_derived`` says so."""
-    forward, derived = row["scoring_forward_passes"], False
+    their own speed (as :func:`benchmark.execute.scoring_cost` does); ``*_derived`` say so."""
+    forward, forward_derived, seconds_derived = row["scoring_forward_passes"], False, False
     if forward is None:
         rule = DERIVED_FORWARD_PASSES.get(row["method"])
-        forward, derived = 0.0, False
+        forward = 0.0
         if rule is not None and row["n_train"] is not None:
-            forward, derived = float(params.get(rule[0], rule[1])) * row["n_train"], True
+            forward, forward_derived = float(params.get(rule[0], rule[1])) * row["n_train"], True
     trained, trained_rel = row["sample_passes"], row["sample_passes_rel"]
     full = trained / trained_rel if trained and trained_rel else None
     cost_rel = row["cost_rel"]
@@ -104,8 +117,9 @@ def _charged_cost(row: dict, tags: dict[str, str], params: dict[str, str]) -> di
     scoring_seconds = row["scoring_seconds"] or 0.0
     if tags.get("scores_cached") == "true" and row["cached_scoring_seconds"] is None and trained:
         scoring = (row["scoring_sample_passes"] or 0.0) + FORWARD_WEIGHT * forward
-        scoring_seconds, derived = scoring * (row["train_seconds"] or 0.0) / trained, True
-    return {"cost_rel": cost_rel, "forward_rel": forward / full if full else None, "cost_derived": derived,
+        scoring_seconds, seconds_derived = scoring * (row["train_seconds"] or 0.0) / trained, True
+    return {"cost_rel": cost_rel, "forward_rel": forward / full if full else None,
+            "forward_derived": forward_derived, "seconds_derived": seconds_derived,
             "scoring_seconds": scoring_seconds, "seconds": (row["train_seconds"] or 0.0) + scoring_seconds}
 
 
@@ -141,8 +155,8 @@ def family_table(runs: pd.DataFrame, task: str, family: str) -> pd.DataFrame:
     full_seconds = _by_seed(full_runs, "seconds")
     rows = task_runs[task_runs.family == family]
     baseline = FAMILY_BASELINE.get(family)
-    curves = {name: baseline_curves(baseline_points(task_runs, family), column)
-              for name, column in EQUAL_COST.get(family, ())}
+    curves = {axis.name: baseline_curves(baseline_points(task_runs, family), axis.run_column)
+              for axis in EQUAL_COST.get(family, ())}
     out = []
     for (label, ratio), group in rows.groupby(["label", "ratio"], sort=True):
         summary = summarise(group["value"])
@@ -165,7 +179,8 @@ def family_table(runs: pd.DataFrame, task: str, family: str) -> pd.DataFrame:
             "realised": group["kept_fraction" if family == "data" else "realised_sparsity"].mean(),
             "passes_rel": group["total_sample_passes_rel"].mean(),
             "cost_rel": group["cost_rel"].mean(), "forward_rel": group["forward_rel"].mean(),
-            "cost_derived": bool(group["cost_derived"].any()),
+            "forward_derived": bool(group["forward_derived"].any()),
+            "seconds_derived": bool(group["seconds_derived"].any()),
             "seconds": group["seconds"].mean(),
             "speedup": timing.summary.mean if timing.summary.n else None,
             "speedup_ci_low": timing.summary.ci_low, "speedup_ci_high": timing.summary.ci_high,
@@ -178,17 +193,16 @@ def family_table(runs: pd.DataFrame, task: str, family: str) -> pd.DataFrame:
             "peak_device_mb": group["peak_device_mb"].mean(),
             "provenance": group["provenance"].iloc[0],
         }
-        for name, column in EQUAL_COST.get(family, ()):
-            row.update(_equal_cost_columns(name, None if label == baseline else
-                                           equal_cost_delta(group, *curves[name], column)))
+        for axis in EQUAL_COST.get(family, ()):
+            row.update(_equal_cost_columns(axis.name, None if label == baseline else
+                                           equal_cost_delta(group, *curves[axis.name], axis.run_column)))
         out.append(row)
     table = pd.DataFrame(out)
     if table.empty:
         return table
     table = table.sort_values(["ratio", "method"]).reset_index(drop=True)
-    front_cost = EQUAL_COST[family][0][1] if family in EQUAL_COST else None
-    if front_cost is not None:
-        table["on_front"] = on_front(table, full_runs, front_cost)
+    if family in EQUAL_COST:
+        table["on_front"] = front_flags(table, full_runs, EQUAL_COST[family][0])[:-1]
     return table
 
 
@@ -201,28 +215,21 @@ def _equal_cost_columns(name: str, delta) -> dict:
     return {f"{key}_at_{name}": value for key, value in zip(keys, values)}
 
 
-#: the table column of each family's front axis (the mean over seeds of the run column)
-TABLE_COST = {"cost_rel": "cost_rel", "flops_remaining_rel": "flops_rel", "params_remaining": "params_remaining"}
+def front_flags(table: pd.DataFrame, full_runs: pd.DataFrame, axis: CostAxis) -> list[bool]:
+    """Whether each row's (mean cost, mean metric), then the full-data / dense reference's
+    mean point (which takes part), is on the family's Pareto front."""
+    reference = ([full_runs[axis.run_column].mean(), full_runs["value"].mean()] if len(full_runs)
+                 else [float("nan"), float("nan")])
+    costs, values = list(table[axis.table_column]) + [reference[0]], list(table["mean"]) + [reference[1]]
+    return [bool(x) for x in pareto_front(costs, values)]
 
 
-def on_front(table: pd.DataFrame, full_runs: pd.DataFrame, cost: str) -> list[bool]:
-    """Whether each row's (mean cost, mean metric) is on the family's Pareto front, the
-    full-data / dense reference (its mean point) taking part."""
-    costs = list(table[TABLE_COST[cost]]) + [full_runs[cost].mean() if len(full_runs) else float("nan")]
-    values = list(table["mean"]) + [full_runs["value"].mean() if len(full_runs) else float("nan")]
-    return [bool(x) for x in pareto_front(costs, values)[:-1]]
-
-
-def reference_on_front(board: "Board", task: str, family: str) -> bool | None:
-    """Whether the full-data / dense reference is on the family's front."""
+def reference_on_front(board: "Board", task: str, family: str) -> bool:
     table = board.tables.get((task, family))
+    if table is None or family not in EQUAL_COST:
+        return False
     task_runs = board.runs[board.runs.task == task]
-    full_runs = task_runs[task_runs.family == "reference"]
-    if table is None or full_runs.empty or family not in EQUAL_COST:
-        return None
-    cost = EQUAL_COST[family][0][1]
-    costs = list(table[TABLE_COST[cost]]) + [full_runs[cost].mean()]
-    return bool(pareto_front(costs, list(table["mean"]) + [full_runs["value"].mean()])[-1])
+    return front_flags(table, task_runs[task_runs.family == "reference"], EQUAL_COST[family][0])[-1]
 
 
 def area_table(runs: pd.DataFrame, task: str, family: str) -> pd.DataFrame:
@@ -231,7 +238,7 @@ def area_table(runs: pd.DataFrame, task: str, family: str) -> pd.DataFrame:
     if family not in EQUAL_COST:
         return pd.DataFrame()
     task_runs = runs[runs.task == task]
-    column = EQUAL_COST[family][0][1]
+    column = EQUAL_COST[family][0].run_column
     curves = baseline_curves(baseline_points(task_runs, family), column)
     baseline = FAMILY_BASELINE.get(family)
     out = []

@@ -118,10 +118,11 @@ def published(tmp_path_factory):
 
 
 def detail_rows(text: str, first: str) -> list[list[str]]:
-    """Rows of the markdown detail tables (17 columns) that start with ``first``."""
+    """Rows of the markdown detail tables (17 columns for data pruning, 18 for model pruning)
+    that start with ``first``."""
     rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines()
             if line.startswith(f"| {first} ")]
-    return [r for r in rows if len(r) == 17]
+    return [r for r in rows if len(r) in (17, 18)]
 
 
 def test_markdown_holds_the_independently_computed_numbers(published):
@@ -135,8 +136,8 @@ def test_markdown_holds_the_independently_computed_numbers(published):
     one = [r for r in detail_rows(text, "magnitude") if r[1] == "0.9"][0]
     assert one[2:5] == ["0.7000 (1 seed)", "too few seeds", "1"]
     assert one[5] == f"{0.70 - 0.90:+.4f} (1 seed: no test)"
-    assert one[9] == "-" and one[14] == "-"  # no test loss or peak memory logged
-    assert one[11:13] == ["280", "0.100"]  # params left, FLOPs x dense
+    assert one[9] == "-" and one[15] == "-"  # no test loss or peak memory logged
+    assert one[11:14] == ["280", "0.100", "1.00"]  # params left, FLOPs x dense, cost x full
     # random-weights measured FLOPs 0.2 (0.8) and 1.0 (dense), params 360 and 1000: 0.1 and 280 are below both
     assert one[7:9] == ["out of range (1 below range)", "out of range (1 below range)"]
     assert f"{expected_normalised_random():.1f} (2 tasks)" in text

@@ -223,10 +223,11 @@ def test_cost_of_a_run_logged_before_forward_passes_were_counted_is_derived(data
     full_passes = EPOCHS * N_TRAIN
     forward = 2 * N_TRAIN  # proxy_runs x n_train
     assert row.cost_rel == pytest.approx(0.5 + 2 / EPOCHS + FORWARD_WEIGHT * forward / full_passes)
-    assert row.forward_rel == pytest.approx(forward / full_passes) and row.cost_derived
+    assert row.forward_rel == pytest.approx(forward / full_passes) and row.forward_derived
     # its cached scoring is charged its passes at its own seconds per training pass, not the cached 99 s
     per_pass = 8.0 / (0.5 * full_passes)
     assert row.seconds == pytest.approx(8.0 + (2 * N_TRAIN + FORWARD_WEIGHT * forward) * per_pass)
+    assert row.seconds_derived
 
 
 def test_front_is_the_brute_force_front_of_the_mean_points(store, data_table):
