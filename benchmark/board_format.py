@@ -131,9 +131,11 @@ def area_rows(areas: pd.DataFrame) -> list[list[str]]:
         note = "" if r.paired else " (unpaired)"
         if r.points == 1 and not missing(r.area_gap):
             note += " (one cost point: the Δ there)"
-        rows.append([str(rank) if not missing(r.area_gap) else "-", r.method,
-                     number(r.area_gap, "+.4f") + note if not missing(r.area_gap) else "no common cost range",
-                     interval_signed(r.ci_low, r.ci_high), str(r.seeds), span, str(r.ratios)])
+        if missing(r.area_gap):
+            rows.append(["-", r.method, "no common cost range with the baseline", "-", "0", span, str(r.ratios)])
+            continue
+        rows.append([str(rank), r.method, number(r.area_gap, "+.4f") + note, interval_signed(r.ci_low, r.ci_high),
+                     str(r.seeds), span, str(r.ratios)])
     return rows
 
 
