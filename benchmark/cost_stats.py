@@ -23,6 +23,9 @@ Conventions, stated once so every board means the same thing:
   their common cost range divided by the range's width, i.e. the mean accuracy gap over the
   costs both measured. The method's curve joins its own cells (sorted by cost) by straight
   lines; a method with one cost point in range has the gap at that point.
+- **Speed-up**: per seed, the full-data cell's wall-clock over the cell's; the geometric mean
+  over seeds with the 95% t-interval of the logs, exponentiated; indicative when either side's
+  own wall-clock varies over seeds by more than :data:`TIMING_SPREAD_LIMIT` (relative std).
 - **Pareto front**: the (cost, accuracy) points no other point beats on both (cheaper or as
   cheap, and at least as accurate, one of them strictly).
 """
@@ -222,7 +225,14 @@ def pareto_front(costs, values) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Speedup:
-    summary: SeedSummary  # of the per-seed ratios full seconds / cell seconds
+    """The per-seed ratios full seconds / cell seconds, summarised on the log scale (a ratio's
+    natural scale: 2x and 0.5x are equally far from 1, and the interval stays positive):
+    ``mean`` is their geometric mean, the interval the exponentiated t-interval of the logs."""
+
+    n: int
+    mean: float | None
+    ci_low: float | None
+    ci_high: float | None
     spread: float | None  # the larger relative std over seeds of the cell's and the full cell's seconds
 
     @property
@@ -242,6 +252,11 @@ def relative_spread(values) -> float | None:
 def speedup(full_seconds: pd.Series, seconds: pd.Series) -> Speedup:
     """Both indexed by seed; only common seeds give a ratio."""
     ratios = (full_seconds / seconds).replace([math.inf, -math.inf], np.nan).dropna()
+    ratios = ratios[ratios > 0]
     spreads = [relative_spread(seconds), relative_spread(full_seconds)]
     spread = None if any(s is None for s in spreads) else max(spreads)
-    return Speedup(summarise(ratios), spread)
+    logs = summarise(np.log(ratios))
+    if logs.n == 0:
+        return Speedup(0, None, None, None, spread)
+    low, high = (None, None) if logs.ci_low is None else (math.exp(logs.ci_low), math.exp(logs.ci_high))
+    return Speedup(logs.n, math.exp(logs.mean), low, high, spread)
