@@ -7,8 +7,8 @@ import base64
 import html
 import math
 
-from .board_format import (LEGEND, cost_sections, detail_columns, detail_rows, normalised_grid, overview, reference_line,
-                           task_heading)
+from .board_format import (LEGEND, cost_sections, detail_columns, detail_rows, normalised_grid, overview,
+                           reference_line, task_heading)
 from .board_plots import slug
 from .leaderboard import FAMILIES, FAMILY_TITLE, Board
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from .board_format import (LEGEND, cost_sections, detail_columns, detail_rows, normalised_grid, overview, reference_line,
-                           task_heading)
+from .board_format import (LEGEND, cost_sections, detail_columns, detail_rows, normalised_grid, overview,
+                           reference_line, task_heading)
 from .leaderboard import FAMILIES, FAMILY_TITLE, Board
 
 
