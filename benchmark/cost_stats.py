@@ -15,8 +15,9 @@ Conventions, stated once so every board means the same thing:
   Isotonic-then-linear is monotone by construction and, unlike a smoothing spline, passes
   through every point that already is in order.
 - **Δ at equal cost** of a cell: per seed, the cell's accuracy minus random's curve of the
-  same seed at the cell's cost (paired); when no seed matches, the curve of all the
-  baseline's points pooled (unpaired). Outside random's measured cost range there is no
+  same seed at the cell's cost (paired); when some seed of the cell has no baseline cells,
+  every seed of it is read off the curve of all the baseline's points pooled (unpaired), so
+  that one cell's differences are all of one kind. Outside random's measured cost range there is no
   number: the seed is counted as out of range, never extrapolated. The interval is the 95%
   Student-t interval of the per-seed differences (:func:`benchmark.stats.summarise`).
 - **Area gap** of a method: per seed, the integral of (method's curve - random's curve) over
