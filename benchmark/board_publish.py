@@ -58,6 +58,10 @@ def log_to_mlflow(board: Board, markdown: str, html: str, plots: dict[str, bytes
             client.log_table(run_id, table, table_artifact(task, family))
         for (task, family), areas in board.areas.items():
             client.log_table(run_id, areas, f"tables/{slug(task)}--{family}--area-gap.json")
+            # one metric per method too, so the MLflow UI can chart and compare the summary number
+            for method, gap in zip(areas.method, areas.area_gap):
+                if gap is not None and gap == gap:
+                    client.log_metric(run_id, f"area_gap/{slug(task)}/{family}/{slug(method)}", float(gap))
         if not board.normalised.empty:
             client.log_table(run_id, board.normalised, "tables/normalised.json")
         client.log_text(run_id, markdown, "leaderboard.md")

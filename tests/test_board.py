@@ -178,6 +178,7 @@ def test_mlflow_holds_the_board_as_a_run_with_its_tables(published):
     gap = dict(zip(area["columns"], area["data"][0]))
     assert gap["method"] == "el2n"
     assert gap["area_gap"] == pytest.approx(np.mean(np.subtract(xs, values("fashion-mnist", "random", 0.5))))
+    assert run.data.metrics["area_gap/fashion-mnist/data/el2n"] == pytest.approx(gap["area_gap"])
 
 
 def browser():
