@@ -295,7 +295,8 @@ def test_real_cells_log_every_pass_el2n_and_seven_pre(tmp_path):
                          "tasks": ["fashion-mnist"],
                          "methods": [{"name": "el2n", "options": {"proxy_runs": 2, "score_epochs": 1}},
                                      {"name": "seven", "ratios": [0.5],
-                                      "options": {"variant": "pre", "pre_batches": 4}}]})
+                                      "options": {"variant": "pre", "pre_batches": 4}},
+                                     {"name": "emp", "ratios": [0.5]}, {"name": "ted", "ratios": [0.5]}]})
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     tracker = Tracker(uri, "count")
     report = run_sweep(sweep, tracker, torch.device("cpu"), tmp_path / "cache", quiet=True)
@@ -321,3 +322,10 @@ def test_real_cells_log_every_pass_el2n_and_seven_pre(tmp_path):
     assert seven["scoring_sample_passes"] == 4 * batch and seven["scoring_forward_passes"] == 0
     assert seven["cost_passes"] == seven["sample_passes"] + 4 * batch
     assert seven["sample_passes"] == epochs * n
+    # EMP and TED score from the training forward pass itself: no passes beyond training
+    for label in ("emp", "ted"):
+        m = runs[(label, 0.5)].metrics
+        assert m["scoring_sample_passes"] == m["scoring_forward_passes"] == 0
+        assert m["cost_passes"] == m["sample_passes"] and m["cost_rel"] == m["sample_passes_rel"]
+    # EMP trains every sample in epoch 0 and the top half in epoch 1
+    assert runs[("emp", 0.5)].metrics["sample_passes"] == n + n // 2
