@@ -132,6 +132,11 @@ class EqualCostDelta:
         return self.below + self.above
 
 
+def _all_paired(rows: pd.DataFrame, curves: dict[int, Curve]) -> bool:
+    """Whether every seed of ``rows`` has its own baseline curve (else all use the pooled one)."""
+    return bool(len(rows)) and all(int(seed) in curves for seed in rows.seed)
+
+
 def _one_sample(diffs: list[float]) -> tuple[SeedSummary, float | None]:
     summary = summarise(diffs)
     if summary.n < MIN_SEEDS:
@@ -146,7 +151,7 @@ def equal_cost_delta(cells: pd.DataFrame, curves: dict[int, Curve], pooled: Curv
     """``cells`` (one method at one ratio; columns seed, ``cost``, ``value``) against the
     baseline's curves: paired by seed where the cells' seeds all have a curve."""
     rows = cells.dropna(subset=[cost, value])
-    paired = bool(len(rows)) and all(int(s) in curves for s in rows.seed)
+    paired = _all_paired(rows, curves)
     diffs, below, above = [], 0, 0
     for seed, c, v in zip(rows.seed, rows[cost], rows[value]):
         curve = curves.get(int(seed)) if paired else pooled
@@ -191,7 +196,7 @@ def area_gap(cells: pd.DataFrame, curves: dict[int, Curve], pooled: Curve | None
              value: str = "value") -> AreaGap:
     """``cells``: one method at all its ratios (columns seed, ``cost``, ``value``)."""
     rows = cells.dropna(subset=[cost, value])
-    paired = bool(len(rows)) and all(int(s) in curves for s in rows.seed)
+    paired = _all_paired(rows, curves)
     gaps, lows, highs, points = [], [], [], 0
     for seed, group in rows.groupby("seed"):
         baseline = curves.get(int(seed)) if paired else pooled
