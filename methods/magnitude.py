@@ -17,7 +17,7 @@ from __future__ import annotations
 
 
 from benchmark.hooks import TrainState
-from benchmark.masks import select_masks
+from benchmark.masks import concatenated, global_masks, select_masks
 from benchmark.method import ModelPruner
 from benchmark.registry import register_method
 
@@ -52,6 +52,9 @@ class Magnitude(ModelPruner):
         # re-zero first: since the last enforce, optimizer momentum may have moved pruned
         # weights off zero, and they must not outrank weights that are still alive
         self.masker.enforce()
+        if self.scope == "global":  # one |w| vector, no per-tensor copies on the way
+            self.masker.set(global_masks(self._weights, sparsity, flat=concatenated(self._weights).abs_()))
+            return
         scores = {name: w.detach().abs() for name, w in self._weights.items()}
         self.masker.set(select_masks(scores, sparsity, self.scope))
 

@@ -35,7 +35,7 @@ import time
 import torch
 
 from benchmark.hooks import TrainState
-from benchmark.masks import select_masks
+from benchmark.masks import flat_views, select_masks
 from benchmark.method import ModelPruner
 from benchmark.registry import register_method
 
@@ -60,39 +60,72 @@ def check_window(start: float, length: float) -> None:
 
 
 class SevenScore:
-    """The cumulative SEVEN importance of a set of weights (the state of the formula above)."""
+    """The cumulative SEVEN importance of a set of weights (the state of the formula above).
+
+    The state is three float32 tensors per weight (m, v, importance), updated in place; the
+    update's intermediates live in two scratch buffers of the largest tensor's size, reused
+    for every tensor, and the ranking in one reusable vector of all weights, so the only
+    model-sized memory beyond the state is that vector (freed by :meth:`release`)."""
 
     def __init__(self, weights: dict[str, torch.nn.Parameter], alpha1: float, alpha2: float, eps: float = 1e-9):
         self.weights, self.alpha1, self.alpha2, self.eps = weights, alpha1, alpha2, eps
         self.m = {n: torch.zeros_like(w, dtype=torch.float32) for n, w in weights.items()}
         self.v = {n: torch.zeros_like(w, dtype=torch.float32) for n, w in weights.items()}
         self.importance = {n: torch.zeros_like(w, dtype=torch.float32) for n, w in weights.items()}
+        self._scratch: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._ranking: torch.Tensor | None = None
+
+    def _scratch_for(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        largest = max(w.numel() for w in self.weights.values())
+        if self._scratch is None or self._scratch[0].device != weight.device:
+            self._scratch = tuple(torch.empty(largest, dtype=torch.float32, device=weight.device) for _ in range(2))
+        return tuple(buffer[: weight.numel()].view(weight.shape) for buffer in self._scratch)
 
     @torch.no_grad()
     def update(self, t: int, masks: dict[str, torch.Tensor]) -> None:
-        """Fold in the gradients now in ``.grad``; ``t`` is the 0-based window step."""
+        """Fold in the gradients now in ``.grad``; ``t`` is the 0-based window step.
+        Same operations in the same order as the formula, so the result is bit-identical
+        to computing it with fresh temporaries."""
         m_correction = 1.0 - self.alpha1 ** (t + 1)
         v_correction = 1.0 - self.alpha2 ** (t + 1)
         for name, weight in self.weights.items():
             grad = weight.grad
             if grad is None:
                 continue
-            grad = grad.float()
-            magnitude = grad.abs()
-            self.m[name].mul_(self.alpha1).add_(magnitude, alpha=1.0 - self.alpha1)
-            self.v[name].mul_(self.alpha2).add_(grad * grad, alpha=1.0 - self.alpha2)
-            m_hat = self.m[name] / m_correction
-            v_hat = (self.v[name] / v_correction).sqrt() + self.eps
-            self.importance[name].add_((weight.float() * magnitude * m_hat / v_hat).abs())
+            grad = grad.float()  # no copy for float32 gradients
+            term, other = self._scratch_for(weight)
+            torch.abs(grad, out=term)  # |g|
+            self.m[name].mul_(self.alpha1).add_(term, alpha=1.0 - self.alpha1)
+            torch.mul(grad, grad, out=other)
+            self.v[name].mul_(self.alpha2).add_(other, alpha=1.0 - self.alpha2)
+            torch.div(self.m[name], m_correction, out=other)  # m_hat
+            term.mul_(weight).mul_(other)  # |g| * W == W * |g| exactly; then * m_hat
+            torch.div(self.v[name], v_correction, out=other).sqrt_().add_(self.eps)  # v_hat
+            self.importance[name].add_(term.div_(other).abs_())
             mask = masks.get(name)
             if mask is not None:
                 self.importance[name].mul_(mask)
 
-    def ranking(self, masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def ranking(self, masks: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Scores to rank by: pruned entries sit below every live one (a live weight may also
-        score 0), so a new mask never trades a live weight for one already gone."""
-        return {n: torch.where(masks[n], s, torch.full_like(s, -1.0)) if n in masks else s
-                for n, s in self.importance.items()}
+        score 0), so a new mask never trades a live weight for one already gone. Returns the
+        per-weight views and the vector of all of them concatenated (for a global selection)."""
+        first = next(iter(self.importance.values()))
+        total = sum(s.numel() for s in self.importance.values())
+        if self._ranking is None or self._ranking.numel() != total:
+            self._ranking = torch.empty(total, dtype=torch.float32, device=first.device)
+        views = flat_views(self._ranking, self.importance)
+        pruned = torch.tensor(-1.0, device=first.device)
+        for name, score in self.importance.items():
+            if name in masks:
+                torch.where(masks[name], score, pruned, out=views[name])
+            else:
+                views[name].copy_(score)
+        return views, self._ranking
+
+    def release(self) -> None:
+        """Free the scratch buffers once no more updates come."""
+        self._scratch = self._ranking = None
 
 
 @register_method("seven")
@@ -140,8 +173,14 @@ class Seven(ModelPruner):
         masks = self._masks()
         self.score.update(t, masks)
         keep = keep_fraction(t, self.window, self.ratio)
-        self.masker.set(select_masks(self.score.ranking(masks), 1.0 - keep, self.scope))
+        self._select(1.0 - keep, masks)
         self.keep_history.append((step, keep))
+        if t == self.window - 1:
+            self.score.release()
+
+    def _select(self, sparsity: float, masks: dict[str, torch.Tensor]) -> None:
+        ranking, flat = self.score.ranking(masks)
+        self.masker.set(select_masks(ranking, sparsity, self.scope, flat=flat))
 
     def on_step_end(self, state: TrainState) -> None:
         if self.variant == "dyn":
@@ -153,7 +192,8 @@ class Seven(ModelPruner):
     def on_run_end(self, state: TrainState) -> None:
         if self.variant == "dyn" and self.keep_history and self.keep_history[-1][1] > 1.0 - self.ratio:
             # a run cut short of the window's end (step budget) still ends at the target sparsity
-            self.masker.set(select_masks(self.score.ranking(self._masks()), self.ratio, self.scope))
+            self._select(self.ratio, self._masks())
+            self.score.release()
         super().on_run_end(state)
 
     def _prune_before_training(self, state: TrainState) -> None:
