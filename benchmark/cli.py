@@ -21,19 +21,21 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     if args.what in ("methods", "all"):
         print("methods:")
-        for name, cls in METHODS.items():
-            options = ", ".join(cls.option_names()) or "-"
-            print(f"  {name:16s} family={cls.family:9s} provenance={cls.provenance:15s} options: {options}")
-        for name, error in METHODS.plugin_errors.items():
+        entries, errors = METHODS.listing()
+        for name, about in entries:
+            options = ", ".join(about["options"]) or "-"
+            print(f"  {name:16s} family={about['family']:9s} provenance={about['provenance']:15s} options: {options}")
+        for name, error in errors.items():
             print(f"  {name:16s} PLUGIN FAILED TO LOAD: {error}")
     if args.what in ("tasks", "all"):
         print("tasks:")
-        for name, cls in TASKS.items():
-            print(f"  {name:16s} family={cls.family:7s} data={cls.data_origin:9s} metric={cls.metric:14s} "
-                  f"profiles: {', '.join(cls.profiles)}")
-            if cls.data_summary:
-                print(f"  {'':16s} {cls.data_summary}")
-        for name, error in TASKS.plugin_errors.items():
+        entries, errors = TASKS.listing()
+        for name, about in entries:
+            print(f"  {name:16s} family={about['family']:7s} data={about['data_origin']:9s} "
+                  f"metric={about['metric']:14s} profiles: {', '.join(about['profiles'])}")
+            if about.get("data_summary"):
+                print(f"  {'':16s} {about['data_summary']}")
+        for name, error in errors.items():
             print(f"  {name:16s} PLUGIN FAILED TO LOAD: {error}")
     return 0
 

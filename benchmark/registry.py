@@ -9,17 +9,22 @@ Third-party packages add their own through entry points in the groups
 ``prunebench.methods`` and ``prunebench.tasks``; an entry point names a module
 (or an object in it) whose import runs the decorators. Built-in modules and
 plugins are imported the first time a registry is looked up, never at import
-time of this module, so listing names stays cheap.
+time of this module. `prunebench list` imports none of them: it reads what it shows
+of the built-ins from ``builtin_index.json`` (written by ``python -m benchmark.registry_index``,
+checked against the classes by the tests), so it starts without torch.
 """
 from __future__ import annotations
 
 import difflib
 import importlib
+import json
 import re
 from importlib import metadata
-from typing import Callable, Iterable
+from pathlib import Path
+from typing import Any, Callable, Iterable
 
 _NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+INDEX_PATH = Path(__file__).with_name("builtin_index.json")
 
 
 class RegistryError(KeyError):
@@ -32,8 +37,10 @@ class RegistryError(KeyError):
 class Registry:
     """One namespace of unique, lower-case names mapped to classes."""
 
-    def __init__(self, kind: str, builtin_modules: Iterable[str], entry_point_group: str):
+    def __init__(self, kind: str, builtin_modules: Iterable[str], entry_point_group: str,
+                 describe: Callable[[type], dict[str, Any]] | None = None):
         self.kind = kind
+        self.describe = describe or (lambda cls: {})  # what `prunebench list` shows of a class
         self.entry_point_group = entry_point_group
         self._builtin_modules = tuple(builtin_modules)
         self._entries: dict[str, type] = {}
@@ -83,6 +90,23 @@ class Registry:
         self._load()
         return dict(self._plugin_errors)
 
+    def listing(self) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, str]]:
+        """``([(name, description)], plugin errors)``, sorted by name. With no plugin installed
+        and an index that covers exactly the built-in modules, nothing is imported."""
+        index = read_index().get(self.kind)
+        if (not self._loaded and index is not None and index["modules"] == list(self._builtin_modules)
+                and not metadata.entry_points(group=self.entry_point_group)):
+            return sorted(index["entries"].items()), {}
+        return [(name, self.describe(cls)) for name, cls in self.items()], self.plugin_errors
+
+    def index(self) -> dict[str, Any]:
+        """The built-ins' descriptions, as ``builtin_index.json`` holds them (imports them all)."""
+        for module in self._builtin_modules:
+            importlib.import_module(module)
+        builtin = {n: cls for n, cls in self._entries.items() if cls.__module__ in self._builtin_modules}
+        return {"modules": list(self._builtin_modules),
+                "entries": {n: self.describe(builtin[n]) for n in sorted(builtin)}}
+
     def _unknown_message(self, name: str) -> str:
         close = difflib.get_close_matches(str(name).lower(), self._entries, n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
@@ -117,6 +141,22 @@ def _qualname(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+def read_index() -> dict[str, Any]:
+    try:
+        return json.loads(INDEX_PATH.read_text())
+    except (OSError, ValueError):  # no index (or a broken one): list imports the modules instead
+        return {}
+
+
+def _describe_method(cls: type) -> dict[str, Any]:
+    return {"family": cls.family, "provenance": cls.provenance, "options": cls.option_names()}
+
+
+def _describe_task(cls: type) -> dict[str, Any]:
+    return {"family": cls.family, "data_origin": cls.data_origin, "metric": cls.metric,
+            "profiles": list(cls.profiles)}
+
+
 METHODS = Registry(
     "method",
     builtin_modules=[
@@ -130,15 +170,18 @@ METHODS = Registry(
         "methods.seven",
     ],
     entry_point_group="prunebench.methods",
+    describe=_describe_method,
 )
 TASKS = Registry(
     "task",
     builtin_modules=["tasks.vision.fashion_mnist", "tasks.vision.cifar", "tasks.cwru.task", "tasks.text.task",
                      "tasks.sft.task"],
     entry_point_group="prunebench.tasks",
+    describe=_describe_task,
 )
 
 register_method = METHODS.register
 register_task = TASKS.register
 get_method = METHODS.get
 get_task = TASKS.get
+

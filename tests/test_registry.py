@@ -294,3 +294,30 @@ def test_listing_names_imports_no_heavy_library(tmp_path: Path):
     assert "'transformers'" not in line
     assert "'mlflow'" not in line
     assert line == "heavy: []"
+
+
+def test_builtin_index_is_current():
+    """`prunebench list` shows the built-ins from builtin_index.json; it must say what the
+    classes say. If this fails after changing a built-in: python -m benchmark.registry_index"""
+    from benchmark.registry import read_index
+    from benchmark.registry_index import build_index
+
+    assert read_index() == build_index()
+
+
+def test_list_imports_no_torch_and_shows_every_builtin(tmp_path: Path):
+    code = textwrap.dedent("""
+        import sys
+        from benchmark.cli import main
+        main(["list"])
+        print("imported:", sorted(m for m in ("torch", "numpy", "mlflow", "pandas", "transformers", "methods.el2n")
+                                  if m in sys.modules))
+    """)
+    result = run_python(["-c", code], tmp_path / "empty-site", tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[-1] == "imported: []", lines[-1]
+    names = {line.split()[0] for line in lines if line.startswith("  ")}
+    assert BUILTIN_METHODS | {"seven", "emp", "ted"} <= names and BUILTIN_TASKS | {"cwru", "sst2"} <= names
+    seven = next(line for line in lines if line.split() and line.split()[0] == "seven")
+    assert "family=model" in seven and "pre_batches" in seven
