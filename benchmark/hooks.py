@@ -20,9 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import torch
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # torch only in annotations: the leaderboard imports this module (via tracking) without it
+    import torch
     from torch import nn
 
     from .task import Splits, Task

@@ -73,3 +73,35 @@ def test_unknown_experiment_is_a_clear_error(tmp_path):
     Tracker(uri, "exists")
     with pytest.raises(SystemExit, match="no MLflow experiment 'nope'"):
         load_runs(uri, "nope")
+
+
+def test_leaderboard_on_the_committed_store_imports_neither_torch_nor_the_tasks(tmp_path):
+    """81 finished cells, some logged before the chance_level tag: the board is built, and
+    the fallback reads the built-in index instead of importing the task registry."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    store = tmp_path / "mlflow.db"
+    shutil.copy(Path(__file__).parent.parent / "results" / "fashion-mnist-cpu" / "mlflow.db", store)
+    code = (
+        "import sys\n"
+        "from benchmark.cli import main\n"
+        f"main(['leaderboard', '--tracking-uri', 'sqlite:///{store}', '--experiment', 'fashion-mnist-cpu',"
+        f" '--out', '{tmp_path / 'out'}', '--no-mlflow'])\n"
+        "print('imported:', sorted(m for m in ('torch', 'scipy.stats', 'benchmark.task', 'tasks') "
+        "if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "imported: []"
+    assert "| magnitude " in result.stdout and (tmp_path / "out" / "fashion-mnist-cpu.md").is_file()
+
+
+def test_chance_level_of_an_untagged_builtin_run_comes_from_the_index():
+    from benchmark.leaderboard import _chance_level
+
+    assert _chance_level({"task": "cifar100"}) == pytest.approx(0.01)
+    assert _chance_level({"task": "cifar100", "chance_level": "0.5"}) == 0.5
+    assert _chance_level({"task": "no-such-task"}) is None
