@@ -67,6 +67,31 @@ def build_optimizer(model: nn.Module, task: Task) -> torch.optim.Optimizer:
     raise ValueError(f"unknown optimizer {r.optimizer!r}; use sgd or adamw")
 
 
+class LossTally:
+    """One epoch's training loss, kept on the device so that a step never waits for it:
+    the sum of per-sample losses, and the first step whose loss was not finite.
+    :meth:`read` is the epoch's one synchronisation."""
+
+    def __init__(self, device: torch.device):
+        self.total = torch.zeros((), dtype=torch.float64, device=device)
+        self.bad_step = torch.full((), -1, dtype=torch.int64, device=device)
+        self.bad_value = torch.zeros((), dtype=torch.float32, device=device)
+
+    def add(self, loss: torch.Tensor, losses: torch.Tensor, step: int) -> None:
+        """``loss`` is the step's objective, ``losses`` its per-sample losses."""
+        first_bad = ~torch.isfinite(loss.detach()) & (self.bad_step < 0)
+        self.bad_step = torch.where(first_bad, step, self.bad_step)
+        self.bad_value = torch.where(first_bad, loss.detach().float(), self.bad_value)
+        self.total += losses.detach().mean().double() * len(losses)  # as a float64 sum of batch means
+
+    def read(self, epoch: int) -> float:
+        """The epoch's summed loss; raises if any step's loss was NaN or infinite."""
+        bad_step, bad_value, total = (t.item() for t in (self.bad_step, self.bad_value, self.total))
+        if bad_step >= 0:
+            raise FloatingPointError(f"non-finite training loss {bad_value} at epoch {epoch}, step {bad_step}")
+        return total
+
+
 @dataclass
 class TrainResult:
     state: TrainState
@@ -137,16 +162,19 @@ class Trainer:
                 raise RuntimeError(f"epoch {state.epoch}: the hooks selected no training samples")
             active_sizes.append(len(active))
             order = active[torch.randperm(len(active), generator=order_gen)]
+            # the epoch's order goes to the data's device once, not one blocking copy per step
+            data_order = order.to(train.y.device, non_blocking=True)
             model.train()
-            loss_sum, seen = 0.0, 0
+            tally, seen = LossTally(self.device), 0
             batches = math.ceil(len(order) / batch_size)
             for batch_no in range(batches):
                 if self.budget == "steps" and state.step >= state.total_steps:
                     break
-                indices = order[batch_no * batch_size : (batch_no + 1) * batch_size]
+                batch = slice(batch_no * batch_size, (batch_no + 1) * batch_size)
                 self._set_lr(optimizer, self._progress(state, batch_no, batches))
-                loss_sum += self._step(state, indices, aug_gen, wants_features) * len(indices)
-                seen += len(indices)
+                self._step(state, order[batch], data_order[batch], tally, aug_gen, wants_features)
+                seen += len(order[batch])
+            loss_sum = tally.read(state.epoch)
             metrics = {"train_loss": loss_sum / max(seen, 1), "lr": optimizer.param_groups[0]["lr"],
                        "active_samples": float(len(active))}
             if self.evaluate_each_epoch and len(self.splits.val):
@@ -179,9 +207,11 @@ class Trainer:
         for group in optimizer.param_groups:
             group["lr"] = r.lr * lr_factor(r.schedule, progress, r.milestones, r.gamma)
 
-    def _step(self, state: TrainState, indices: torch.Tensor, aug_gen, wants_features: bool) -> float:
+    def _step(self, state: TrainState, indices: torch.Tensor, device_idx: torch.Tensor, tally: LossTally,
+              aug_gen, wants_features: bool) -> None:
+        """One optimizer step on the samples ``indices`` (``device_idx``: the same, on the data's
+        device). Nothing here reads a value back to the host (see docs on synchronisation)."""
         model, optimizer, train = state.model, state.optimizer, self.splits.train
-        device_idx = indices.to(train.y.device)
         x = self.task.prepare_batch(train.x[device_idx], train=self.task.recipe.augment, generator=aug_gen)
         y = self.task.prepare_targets(train.y[device_idx], x)
         optimizer.zero_grad(set_to_none=True)
@@ -199,8 +229,7 @@ class Trainer:
             if w is not None:
                 weights = w if weights is None else weights * w
         loss = (losses * weights.to(losses.device)).mean() if weights is not None else losses.mean()
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite training loss {loss.item()} at epoch {state.epoch}, step {state.step}")
+        tally.add(loss, losses, state.step)  # a non-finite loss fails the cell at the epoch's end
         self.scaler.scale(loss).backward()
         self.scaler.step(optimizer)  # unscales .grad first, so on_step_end sees true gradients
         self.scaler.update()
@@ -208,7 +237,6 @@ class Trainer:
         state.sample_passes += len(indices)
         for hook in self.hooks:
             hook.on_step_end(state)
-        return float(losses.detach().mean())
 
     @torch.no_grad()
     def predict(self, model: nn.Module, split: Split, reduce=None) -> torch.Tensor:

@@ -63,7 +63,8 @@ class EMP(DataPruner):
         self.infobatch = bool(infobatch)
 
     def on_run_start(self, state: TrainState) -> None:
-        self.scores = torch.zeros(state.n_train)
+        self.device = state.device  # scores live beside the losses: updating them never waits
+        self.scores = torch.zeros(state.n_train, device=self.device)
         self.upkeep_seconds = 0.0
         self._weights: torch.Tensor | None = None  # per-sample loss weights (InfoBatch variant)
         self._generator = self.generator()
@@ -82,19 +83,20 @@ class EMP(DataPruner):
     def _infobatch_selection(self) -> torch.Tensor:
         low = torch.nonzero(self.scores < self.scores.mean()).flatten()
         n_drop = round(self.ratio * len(low))
-        dropped = low[torch.randperm(len(low), generator=self._generator)[:n_drop]]
-        keep = torch.ones(len(self.scores), dtype=torch.bool)
+        dropped = low[torch.randperm(len(low), generator=self._generator)[:n_drop].to(low.device)]
+        keep = torch.ones(len(self.scores), dtype=torch.bool, device=self.scores.device)
         keep[dropped] = False
-        self._weights = torch.ones(len(self.scores))
+        self._weights = torch.ones(len(self.scores), device=self.scores.device)
         self._weights[low] = 1.0 / (1.0 - self.ratio)
         return torch.nonzero(keep).flatten()
 
     def on_batch_loss(self, state, indices, logits, losses, targets, features):
         start = time.perf_counter()
-        self.scores[indices.cpu()] = emp_score(losses, logits, targets, self.beta).cpu()
+        idx = indices.to(self.device, non_blocking=True)
+        self.scores[idx] = emp_score(losses, logits, targets, self.beta).to(self.scores.dtype)
         weights = None
         if self._weights is not None and state.epoch > 0:
-            weights = self._weights[indices.cpu()].to(losses.device)
+            weights = self._weights[idx]
         self.upkeep_seconds += time.perf_counter() - start
         return weights
 

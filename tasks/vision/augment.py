@@ -1,6 +1,8 @@
 """Batched image augmentation as tensor ops (no torchvision, no per-sample Python loop)."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 import torch.nn.functional as F
 
@@ -28,6 +30,11 @@ def random_hflip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 def normalise(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     """uint8 NCHW -> float, scaled to [0, 1] and standardised per channel."""
     x = x.float().div_(255.0)
-    mean_t = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
-    std_t = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
-    return (x - mean_t) / std_t
+    return (x - channel_constant(mean, x.device)) / channel_constant(std, x.device)
+
+
+@lru_cache(maxsize=64)
+def channel_constant(values: tuple[float, ...], device: torch.device) -> torch.Tensor:
+    """``values`` as a ``[1, C, 1, 1]`` tensor on ``device``, built once: a tensor made from
+    Python numbers per batch is a blocking host-to-device copy on a GPU."""
+    return torch.tensor(values, device=device).view(1, -1, 1, 1)
