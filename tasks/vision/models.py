@@ -15,6 +15,7 @@ class SmallCNN(nn.Module):
     """Two conv blocks, a hidden linear layer and a linear head: the cpu-profile model.
     At width 16 on 28x28 inputs it has ~0.2M weights and costs ~1.2M MACs per image."""
 
+    memory_format = torch.contiguous_format  # set by build_image_model
     def __init__(self, in_channels: int, num_classes: int, image_size: int = 28, width: int = 16, hidden: int = 128):
         super().__init__()
         side = image_size // 4
@@ -30,7 +31,7 @@ class SmallCNN(nn.Module):
         self.head = nn.Linear(hidden, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        return self.body(x.contiguous(memory_format=self.memory_format))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
@@ -57,6 +58,7 @@ class ResNet18(nn.Module):
     """The CIFAR ResNet-18: 3x3 stem with stride 1 and no max-pool, four stages of two
     basic blocks (64-128-256-512 channels), global average pool, linear head."""
 
+    memory_format = torch.contiguous_format  # set by build_image_model
     def __init__(self, in_channels: int, num_classes: int, image_size: int = 32, width: int = 64):
         super().__init__()
         widths = [width, 2 * width, 4 * width, 8 * width]
@@ -71,13 +73,16 @@ class ResNet18(nn.Module):
         self.head = nn.Linear(c_in, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        return self.body(x.contiguous(memory_format=self.memory_format))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
 
 
 MODELS = {"small-cnn": SmallCNN, "resnet18": ResNet18}
+#: the memory format each model trains fastest in, measured (scripts/bench_speed.py): NHWC
+#: ("channels_last") on the CPU, where NCHW max-pooling and convolutions are slower
+MEMORY_FORMATS = {"small-cnn": torch.channels_last, "resnet18": torch.channels_last}
 
 
 def build_image_model(name: str, in_channels: int, num_classes: int, image_size: int, **options) -> nn.Module:
@@ -85,4 +90,12 @@ def build_image_model(name: str, in_channels: int, num_classes: int, image_size:
         factory = MODELS[name]
     except KeyError:
         raise ValueError(f"unknown image model {name!r}; choose one of {sorted(MODELS)}") from None
-    return factory(in_channels, num_classes, image_size=image_size, **options)
+    model = factory(in_channels, num_classes, image_size=image_size, **options)
+    return in_memory_format(model, MEMORY_FORMATS.get(name, torch.contiguous_format))
+
+
+def in_memory_format(model: nn.Module, memory_format: torch.memory_format) -> nn.Module:
+    """``model`` with its 4-D weights, and the inputs it is given, in ``memory_format``. The
+    numbers are the same either way (flattening and masks go by logical index)."""
+    model.memory_format = memory_format
+    return model.to(memory_format=memory_format)
