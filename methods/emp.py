@@ -63,8 +63,8 @@ class EMP(DataPruner):
         self.infobatch = bool(infobatch)
 
     def on_run_start(self, state: TrainState) -> None:
-        self.device = state.device  # scores live beside the losses: updating them never waits
-        self.scores = torch.zeros(state.n_train, device=self.device)
+        # scores live beside the losses: updating them never waits
+        self.scores = torch.zeros(state.n_train, device=state.device)
         self.upkeep_seconds = 0.0
         self._weights: torch.Tensor | None = None  # per-sample loss weights (InfoBatch variant)
         self._generator = self.generator()
@@ -92,7 +92,7 @@ class EMP(DataPruner):
 
     def on_batch_loss(self, state, indices, logits, losses, targets, features):
         start = time.perf_counter()
-        idx = indices.to(self.device, non_blocking=True)
+        idx = indices.to(self.scores.device, non_blocking=True)
         self.scores[idx] = emp_score(losses, logits, targets, self.beta).to(self.scores.dtype)
         weights = None
         if self._weights is not None and state.epoch > 0:

@@ -76,10 +76,10 @@ class TED(DataPruner):
         if state.epochs < 2:
             raise ValueError("ted needs at least 2 epochs: epoch 0 fills the scores, pruning starts at epoch 1")
         n = state.n_train
-        self.device = state.device  # per-sample state beside the logits: scoring a batch never waits
-        self.scores = torch.zeros(n, device=self.device)
-        self.seen = torch.zeros(n, dtype=torch.bool, device=self.device)
-        self.active = torch.ones(n, dtype=torch.bool, device=self.device)
+        device = state.device  # per-sample state beside the logits: scoring a batch never waits
+        self.scores = torch.zeros(n, device=device)
+        self.seen = torch.zeros(n, dtype=torch.bool, device=device)
+        self.active = torch.ones(n, dtype=torch.bool, device=device)
         self.mean_gradient: torch.Tensor | None = None
         self.has_bias = getattr(state.task.head(state.model), "bias", None) is not None
         self.schedule = stage_epochs(state.epochs, self.stages, self.until)
@@ -110,7 +110,7 @@ class TED(DataPruner):
         else:
             self.mean_gradient = self.grad_momentum * self.mean_gradient + (1 - self.grad_momentum) * batch_mean
         value = per_sample(alignment(error, inputs, self.mean_gradient), rows).to(self.scores.dtype)
-        idx = indices.to(self.device, non_blocking=True)
+        idx = indices.to(self.scores.device, non_blocking=True)
         previous = torch.where(self.seen[idx], self.scores[idx], value)
         self.scores[idx] = self.ema * previous + (1 - self.ema) * value
         self.seen[idx] = True

@@ -1,0 +1,462 @@
+"""Benchmark: where the time goes, old against new, in one run (results/bench-speed.md).
+
+Rows: global mask selection (the previous stable argsort on a host copy against the
+linear-time threshold selection) at SmolLM2-135M's 106 M prunable weights and at 30 M /
+10 M / 1 M; one SEVEN window step (update + ranking + selection + mask install) and
+``SevenScore.update`` alone at 106 M; the Fashion-MNIST cpu-profile training step in NCHW
+against channels-last (and CWRU's 1-D model, which has no channels-last layout); and the
+start of ``prunebench list`` / ``validate`` / ``leaderboard`` (on a copy of the committed
+81-cell store) at a baseline revision against this tree.
+
+Every comparison alternates old and new (ABBA) and reports medians; every row checks that
+old and new give the same masks / state / output. Peak memory is measured in a fresh
+subprocess per figure (peak RSS minus the RSS before the measured call).
+
+    python scripts/bench_speed.py [--repeats 3] [--baseline origin/main] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from benchmark.masks import Masker, count_removed, global_masks
+from methods.seven import SevenScore, keep_fraction
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# --- the previous implementations (as on main before issue 21) -------------------------------
+
+def old_lowest_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
+    flat = scores.flatten()
+    keep = torch.ones_like(flat, dtype=torch.bool)
+    if k > 0:
+        keep[torch.argsort(flat, stable=True)[:k]] = False
+    return keep.view_as(scores)
+
+
+def old_global_masks(scores: dict[str, torch.Tensor], ratio: float) -> dict[str, torch.Tensor]:
+    names = list(scores)
+    flat = torch.cat([scores[n].detach().flatten().float().cpu() for n in names])
+    keep = old_lowest_k_mask(flat, count_removed(ratio, flat.numel()))
+    out, offset = {}, 0
+    for n in names:
+        size = scores[n].numel()
+        out[n] = keep[offset : offset + size].view_as(scores[n]).to(scores[n].device)
+        offset += size
+    return out
+
+
+class OldSevenScore:
+    def __init__(self, weights, alpha1, alpha2, eps=1e-9):
+        self.weights, self.alpha1, self.alpha2, self.eps = weights, alpha1, alpha2, eps
+        self.m = {n: torch.zeros_like(w, dtype=torch.float32) for n, w in weights.items()}
+        self.v = {n: torch.zeros_like(w, dtype=torch.float32) for n, w in weights.items()}
+        self.importance = {n: torch.zeros_like(w, dtype=torch.float32) for n, w in weights.items()}
+
+    @torch.no_grad()
+    def update(self, t, masks):
+        m_correction = 1.0 - self.alpha1 ** (t + 1)
+        v_correction = 1.0 - self.alpha2 ** (t + 1)
+        for name, weight in self.weights.items():
+            grad = weight.grad
+            if grad is None:
+                continue
+            grad = grad.float()
+            magnitude = grad.abs()
+            self.m[name].mul_(self.alpha1).add_(magnitude, alpha=1.0 - self.alpha1)
+            self.v[name].mul_(self.alpha2).add_(grad * grad, alpha=1.0 - self.alpha2)
+            m_hat = self.m[name] / m_correction
+            v_hat = (self.v[name] / v_correction).sqrt() + self.eps
+            self.importance[name].add_((weight.float() * magnitude * m_hat / v_hat).abs())
+            mask = masks.get(name)
+            if mask is not None:
+                self.importance[name].mul_(mask)
+
+    def ranking(self, masks):
+        return {n: torch.where(masks[n], s, torch.full_like(s, -1.0)) if n in masks else s
+                for n, s in self.importance.items()}
+
+
+# --- shapes and helpers ------------------------------------------------------------------------
+
+def smollm2_shapes(total: int) -> list[tuple[int, int]]:
+    """SmolLM2-135M's prunable matrices in model order (30 layers of q, k, v, o, gate, up,
+    down: 106,168,320 weights), cut after the first ``total`` weights."""
+    layer = [(576, 576), (192, 576), (192, 576), (576, 576), (1536, 576), (1536, 576), (576, 1536)]
+    shapes, left = [], total
+    for shape in layer * 30:
+        size = shape[0] * shape[1]
+        if left <= 0:
+            break
+        if size > left:
+            shape = (left // shape[1], shape[1]) if left >= shape[1] else (1, left)
+            size = shape[0] * shape[1]
+        shapes.append(shape)
+        left -= size
+    return shapes
+
+
+def magnitude_scores(total: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {f"w{i}": torch.randn(s, generator=g).abs_() for i, s in enumerate(smollm2_shapes(total))}
+
+
+def same_masks(a: dict, b: dict) -> bool:
+    return list(a) == list(b) and all(torch.equal(a[n], b[n]) for n in a)
+
+
+def interleaved(old, new, repeats: int) -> tuple[list[float], list[float]]:
+    """Seconds of ``old()`` and ``new()``, alternated ABBA so that drift hits both alike."""
+    times = {"old": [], "new": []}
+    for r in range(repeats):
+        for which in (("old", "new") if r % 2 == 0 else ("new", "old")):
+            fn = old if which == "old" else new
+            t0 = time.perf_counter()
+            fn()
+            times[which].append(time.perf_counter() - t0)
+    return times["old"], times["new"]
+
+
+def row(what: str, old: list[float], new: list[float], check: str, unit: str = "s") -> dict:
+    o, n = statistics.median(old), statistics.median(new)
+    return {"what": what, "old": o, "new": n, "ratio": o / n, "check": check, "unit": unit,
+            "spread": f"{min(old):.3g}-{max(old):.3g} / {min(new):.3g}-{max(new):.3g}"}
+
+
+# --- rows ---------------------------------------------------------------------------------------
+
+def selection_rows(sizes: list[int], repeats: int) -> list[dict]:
+    rows = []
+    for total in sizes:
+        scores = magnitude_scores(total)
+        results = {}
+        old_t, new_t = interleaved(lambda: results.__setitem__("old", old_global_masks(scores, 0.5)),
+                                   lambda: results.__setitem__("new", global_masks(scores, 0.5)), repeats)
+        check = "identical masks" if same_masks(results["old"], results["new"]) else "MASKS DIFFER"
+        rows.append(row(f"global mask selection, {total / 1e6:.0f} M weights, ratio 0.5", old_t, new_t, check))
+        print(rows[-1], flush=True)
+        del scores, results
+    return rows
+
+
+def seven_setup(total: int):
+    g = torch.Generator().manual_seed(1)
+    shapes = smollm2_shapes(total)
+    grads = [torch.randn(s, generator=g) * 1e-3 for s in shapes]
+    def weights():
+        g2 = torch.Generator().manual_seed(2)
+        ws = {f"w{i}": torch.nn.Parameter(torch.randn(s, generator=g2) * 0.02) for i, s in enumerate(shapes)}
+        for w, grad in zip(ws.values(), grads):
+            w.grad = grad  # shared: both sides read the same gradients
+        return ws
+    return weights
+
+
+def seven_rows(total: int, repeats: int, window: int = 20, ratio: float = 0.5) -> list[dict]:
+    make_weights = seven_setup(total)
+    sides = {}
+    for which, cls in (("old", OldSevenScore), ("new", SevenScore)):
+        weights = make_weights()
+        sides[which] = {"weights": weights, "score": cls(weights, 0.8, 0.9), "masker": Masker(weights), "t": 0}
+
+    def window_step(which):
+        side = sides[which]
+        score, masker, t = side["score"], side["masker"], side["t"]
+        masks = masker.masks or {n: torch.ones_like(w, dtype=torch.bool) for n, w in side["weights"].items()}
+        score.update(t, masks)
+        sparsity = 1.0 - keep_fraction(t, window, ratio)
+        if which == "old":
+            masker.set(old_global_masks(score.ranking(masks), sparsity))
+        else:
+            ranking, flat = score.ranking(masks)
+            masker.set(global_masks(ranking, sparsity, flat=flat))
+        side["t"] += 1
+
+    old_t, new_t = interleaved(lambda: window_step("old"), lambda: window_step("new"), repeats)
+    same = same_masks(sides["old"]["masker"].masks, sides["new"]["masker"].masks) and all(
+        torch.equal(sides["old"]["score"].importance[n], sides["new"]["score"].importance[n])
+        for n in sides["old"]["score"].importance)
+    rows = [row(f"one SEVEN window step (update + ranking + selection + masks), {total / 1e6:.0f} M weights",
+                old_t, new_t, "identical masks and importance" if same else "DIFFER")]
+    print(rows[-1], flush=True)
+
+    def update(which):
+        side = sides[which]
+        side["score"].update(side["t"], side["masker"].masks)
+
+    old_t, new_t = interleaved(lambda: update("old"), lambda: update("new"), repeats)
+    bit = all(torch.equal(getattr(sides["old"]["score"], s)[n], getattr(sides["new"]["score"], s)[n])
+              for s in ("m", "v", "importance") for n in sides["old"]["score"].importance)
+    rows.append(row(f"SevenScore.update, {total / 1e6:.0f} M weights", old_t, new_t,
+                    "bit-identical m, v, importance" if bit else "DIFFER"))
+    print(rows[-1], flush=True)
+    return rows
+
+
+def peak_memory_probe(kind: str, total: int) -> float:
+    """In a fresh process: MB of peak RSS added by one call of ``kind`` (run with --probe)."""
+    out = subprocess.run([sys.executable, __file__, "--probe", kind, str(total)], capture_output=True, text=True,
+                         cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=1800)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def probe(kind: str, total: int) -> None:
+    def rss_peak_mb() -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    def rss_now_mb() -> float:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    if kind.startswith("select-"):
+        g = torch.Generator().manual_seed(0)
+        scores = {f"w{i}": torch.rand(s, generator=g) for i, s in enumerate(smollm2_shapes(total))}
+        before = rss_now_mb()
+        (old_global_masks if kind == "select-old" else global_masks)(scores, 0.5)
+    else:  # seven-old / seven-new: the state and one window step over dense training's weights + grads
+        g = torch.Generator().manual_seed(0)
+        weights = {f"w{i}": torch.nn.Parameter(torch.rand(s, generator=g)) for i, s in enumerate(smollm2_shapes(total))}
+        for w in weights.values():
+            w.grad = torch.rand(w.shape, generator=g)
+        before = rss_now_mb()
+        masker = Masker(weights)
+        ones = {n: torch.ones_like(w, dtype=torch.bool) for n, w in weights.items()}
+        if kind == "seven-old":
+            score = OldSevenScore(weights, 0.8, 0.9)
+            score.update(0, ones)
+            masker.set(old_global_masks(score.ranking(ones), 0.1))
+        else:
+            score = SevenScore(weights, 0.8, 0.9)
+            score.update(0, ones)
+            ranking, flat = score.ranking(ones)
+            masker.set(global_masks(ranking, 0.1, flat=flat))
+    print(rss_peak_mb() - before)
+
+
+def fashion_rows(repeats: int, steps: int) -> list[dict]:
+    """The Fashion-MNIST cpu-profile step through the real trainer on the real data: ``steps``
+    steps (one epoch over ``steps`` batches), the model in NCHW against channels-last."""
+    from benchmark.registry import get_task
+    from benchmark.trainer import Trainer
+    from tasks.vision import models
+
+    fast_formats = dict(models.MEMORY_FORMATS)
+    task = get_task("fashion-mnist")("cpu", train_limit=steps * 128)
+    splits = task.load_splits()
+    finals = {}
+
+    def epoch(which):
+        models.MEMORY_FORMATS.clear()
+        models.MEMORY_FORMATS.update(fast_formats if which == "new" else {})
+        trainer = Trainer(task, splits, torch.device("cpu"), seed=0, epochs=1, evaluate_each_epoch=False)
+        model = trainer.build_model()
+        trainer.fit(model)
+        finals[which] = trainer.predict(model, splits.test)
+
+    old_t, new_t = interleaved(lambda: epoch("old"), lambda: epoch("new"), repeats)
+    models.MEMORY_FORMATS.update(fast_formats)
+    agree = float((finals["old"].argmax(1) == finals["new"].argmax(1)).float().mean())
+    diff = float((finals["old"] - finals["new"]).abs().max())
+    rows = [row(f"Fashion-MNIST cpu profile, {steps} training steps (batch 128), NCHW vs channels-last",
+                old_t, new_t, f"test predictions agree on {agree:.1%}, max logit difference {diff:.1e} "
+                "(kernels differ in summation order)")]
+    n_full = 60000
+    per_epoch = [t * (n_full / (steps * 128)) for t in (rows[0]["old"], rows[0]["new"])]
+    rows[0]["note"] = f"full 60k epoch, extrapolated: {per_epoch[0]:.0f} s vs {per_epoch[1]:.0f} s"
+    print(rows[-1], flush=True)
+    return rows
+
+
+def cwru_row(repeats: int) -> dict:
+    """CWRU's 1-D CNN: PyTorch has no channels-last layout for 3-D tensors, so the one
+    alternative is the same network as 2-D convolutions over [N, C, 1, L] in channels-last."""
+    from tasks.cwru.models import CNN1d
+
+    torch.manual_seed(0)
+    model = CNN1d(10)
+    x, y = torch.randn(128, 1, 2048), torch.randint(0, 10, (128,))
+
+    def as_2d(module):
+        for name, child in module.named_children():
+            if isinstance(child, torch.nn.Conv1d):
+                conv = torch.nn.Conv2d(child.in_channels, child.out_channels, (1, child.kernel_size[0]),
+                                       stride=(1, child.stride[0]), padding=(0, child.padding[0]), bias=False)
+                conv.weight.data.copy_(child.weight.data[:, :, None, :])
+                setattr(module, name, conv)
+            elif isinstance(child, torch.nn.BatchNorm1d):
+                bn = torch.nn.BatchNorm2d(child.num_features)
+                bn.load_state_dict(child.state_dict())
+                setattr(module, name, bn)
+            elif isinstance(child, torch.nn.MaxPool1d):
+                setattr(module, name, torch.nn.MaxPool2d((1, 2)))
+            elif isinstance(child, torch.nn.AdaptiveAvgPool1d):
+                setattr(module, name, torch.nn.AdaptiveAvgPool2d(1))
+            else:
+                as_2d(child)
+        return module
+
+    import copy
+    model2d = as_2d(copy.deepcopy(model)).to(memory_format=torch.channels_last)
+    x2d = x[:, :, None, :].contiguous(memory_format=torch.channels_last)
+    opt1, opt2 = (torch.optim.SGD(m.parameters(), lr=0.01) for m in (model, model2d))
+
+    def step(m, opt, inp):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(m.head(m.body(inp)), y).backward()
+        opt.step()
+
+    with torch.no_grad():
+        diff = float((model.head(model.body(x)) - model2d.head(model2d.body(x2d))).abs().max())
+    old_t, new_t = interleaved(lambda: [step(model, opt1, x) for _ in range(10)],
+                               lambda: [step(model2d, opt2, x2d) for _ in range(10)], repeats)
+    r = row("CWRU CNN1d, 10 training steps (batch 128, 2048 samples): NCL Conv1d vs the same net as "
+            "channels-last Conv2d", old_t, new_t, f"same outputs before training (max difference {diff:.1e})")
+    print(r, flush=True)
+    return r
+
+
+def baseline_tree(rev: str, into: Path) -> Path:
+    """The source of ``rev`` extracted to ``into`` (git archive), to start the old commands from."""
+    archive = into / "baseline.tar"
+    subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), rev], check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(into / "src", filter="data")
+    return into / "src"
+
+
+def command_seconds(tree: Path, args: list[str]) -> float:
+    env = dict(os.environ, PYTHONPATH=str(tree), MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT="true")
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "benchmark.cli", *args], cwd=tree, env=env, capture_output=True,
+                         text=True, timeout=600)
+    seconds = time.perf_counter() - t0
+    if out.returncode != 0:
+        raise RuntimeError(f"{args} in {tree}: {out.stderr[-2000:]}")
+    return seconds
+
+
+def imports_torch(tree: Path, args: list[str]) -> bool:
+    code = (f"import sys; from benchmark.cli import main; main({args!r}); "
+            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tree, env=dict(os.environ, PYTHONPATH=str(tree)),
+                         capture_output=True, text=True, timeout=600)
+    return out.stdout.strip().splitlines()[-1] == "TORCH"
+
+
+def start_rows(baseline: str, repeats: int) -> list[dict]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        old_tree = baseline_tree(baseline, tmp)
+        store = tmp / "mlflow.db"
+        shutil.copy(ROOT / "results" / "fashion-mnist-cpu" / "mlflow.db", store)
+        sweep = str(ROOT / "sweeps" / "fashion-mnist-cpu.yaml")
+        commands = {
+            "`prunebench list`": ["list"],
+            "`prunebench validate sweeps/fashion-mnist-cpu.yaml`": ["validate", sweep],
+            "`prunebench leaderboard` on the 81-cell fashion-mnist-cpu store (copy)":
+                ["leaderboard", "--tracking-uri", f"sqlite:///{store}", "--experiment", "fashion-mnist-cpu",
+                 "--out", str(tmp / "out"), "--no-mlflow"],
+        }
+        for what, args in commands.items():
+            old_t, new_t = interleaved(lambda: command_seconds(old_tree, args), lambda: command_seconds(ROOT, args),
+                                       repeats)
+            torch_old, torch_new = imports_torch(old_tree, args), imports_torch(ROOT, args)
+            rows.append(row(what, old_t, new_t, f"imports torch: {'yes' if torch_old else 'no'} -> "
+                                                f"{'yes' if torch_new else 'no'}"))
+            print(rows[-1], flush=True)
+        t_torch = [command_seconds_python(["-c", "import torch"]) for _ in range(repeats)]
+        rows.append({"what": "`python -c 'import torch'` alone (for scale)", "old": statistics.median(t_torch),
+                     "new": None, "ratio": None, "check": "", "unit": "s", "spread": ""})
+    return rows
+
+
+def command_seconds_python(args: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, *args], check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def render(rows: list[dict], memory: dict, command: str, started: str) -> str:
+    lines = [
+        "# Benchmark: speed where the time goes (issue 21)", "",
+        f"Command: `{command}`  ",
+        f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"torch {torch.__version__}, CPU only (no GPU was available to this run: the CUDA paths are not "
+        f"measured here). Started {started}.  ",
+        "The machine was shared with three other jobs while this ran, so single timings are noisy: old and "
+        "new alternate (ABBA) and the figures are medians; the spread column gives min-max of each side.", "",
+        "| what | old | new | old / new | check | spread (old / new) |", "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        new = f"{r['new']:.3f} {r['unit']}" if r["new"] is not None else "-"
+        ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None else "-"
+        note = f" ({r['note']})" if r.get("note") else ""
+        lines.append(f"| {r['what']}{note} | {r['old']:.3f} {r['unit']} | {new} | {ratio} | {r['check']} | "
+                     f"{r['spread']} |")
+    if memory:
+        lines += ["", "Peak memory added by one call (fresh process each; peak RSS minus the RSS just before the call, MB):", "",
+                  "| what | old | new |", "|---|---|---|"]
+        for what, (old, new) in memory.items():
+            lines.append(f"| {what} | {old:.0f} MB | {new:.0f} MB |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--baseline", default="origin/main", help="git revision the start-up rows compare against")
+    parser.add_argument("--sizes", default="106168320,30000000,10000000,1000000")
+    parser.add_argument("--fashion-steps", type=int, default=60)
+    parser.add_argument("--only", default="selection,seven,memory,fashion,cwru,start")
+    parser.add_argument("--out", default="results/bench-speed.md")
+    parser.add_argument("--probe", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.probe:
+        probe(args.probe[0], int(args.probe[1]))
+        return
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    only = set(args.only.split(","))
+    sizes = [int(s) for s in args.sizes.split(",")]
+    rows, memory = [], {}
+    if "selection" in only:
+        rows += selection_rows(sizes, args.repeats)
+    if "seven" in only:
+        rows += seven_rows(sizes[0], args.repeats)
+    if "memory" in only:
+        memory[f"global selection, {sizes[0] / 1e6:.0f} M weights"] = (
+            peak_memory_probe("select-old", sizes[0]), peak_memory_probe("select-new", sizes[0]))
+        memory[f"SEVEN over dense training (state + one window step), {sizes[0] / 1e6:.0f} M weights"] = (
+            peak_memory_probe("seven-old", sizes[0]), peak_memory_probe("seven-new", sizes[0]))
+        print(memory, flush=True)
+    if "fashion" in only:
+        rows += fashion_rows(args.repeats, args.fashion_steps)
+    if "cwru" in only:
+        rows.append(cwru_row(args.repeats))
+    if "start" in only:
+        rows += start_rows(args.baseline, args.repeats)
+    command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    text = render(rows, memory, command, started)
+    print(text)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    Path(args.out).with_suffix(".json").write_text(json.dumps({"rows": rows, "memory": memory}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
