@@ -184,4 +184,3 @@ register_method = METHODS.register
 register_task = TASKS.register
 get_method = METHODS.get
 get_task = TASKS.get
-

@@ -35,9 +35,12 @@ def counted_rows(logits: torch.Tensor, targets: torch.Tensor, features: torch.Te
         ones = torch.ones(batch, device=logits.device)
         return Rows(logits, targets, features, torch.arange(batch, device=logits.device), ones, batch)
     counted = targets != IGNORE_INDEX
-    owner = counted.nonzero()[:, 0]
+    # one nonzero (a host synchronisation: the row count depends on the data), then integer
+    # indexing; boolean indexing would synchronise once more per tensor it selects from
+    owner, position = counted.nonzero().unbind(1)
     counts = counted.sum(dim=1).clamp(min=1)
-    return Rows(logits[counted], targets[counted], features[counted] if features is not None else None,
+    return Rows(logits[owner, position], targets[owner, position],
+                features[owner, position] if features is not None else None,
                 owner, 1.0 / counts[owner].float(), batch)
 
 

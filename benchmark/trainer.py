@@ -210,7 +210,7 @@ class Trainer:
     def _step(self, state: TrainState, indices: torch.Tensor, device_idx: torch.Tensor, tally: LossTally,
               aug_gen, wants_features: bool) -> None:
         """One optimizer step on the samples ``indices`` (``device_idx``: the same, on the data's
-        device). Nothing here reads a value back to the host (see docs on synchronisation)."""
+        device). Nothing here reads a value back to the host (docs/performance.md)."""
         model, optimizer, train = state.model, state.optimizer, self.splits.train
         x = self.task.prepare_batch(train.x[device_idx], train=self.task.recipe.augment, generator=aug_gen)
         y = self.task.prepare_targets(train.y[device_idx], x)

@@ -76,8 +76,8 @@ class SevenScore:
         self._ranking: torch.Tensor | None = None
 
     def _scratch_for(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        largest = max(w.numel() for w in self.weights.values())
         if self._scratch is None or self._scratch[0].device != weight.device:
+            largest = max(w.numel() for w in self.weights.values())
             self._scratch = tuple(torch.empty(largest, dtype=torch.float32, device=weight.device) for _ in range(2))
         return tuple(buffer[: weight.numel()].view(weight.shape) for buffer in self._scratch)
 

@@ -16,6 +16,7 @@ class SmallCNN(nn.Module):
     At width 16 on 28x28 inputs it has ~0.2M weights and costs ~1.2M MACs per image."""
 
     memory_format = torch.contiguous_format  # set by build_image_model
+
     def __init__(self, in_channels: int, num_classes: int, image_size: int = 28, width: int = 16, hidden: int = 128):
         super().__init__()
         side = image_size // 4
@@ -59,6 +60,7 @@ class ResNet18(nn.Module):
     basic blocks (64-128-256-512 channels), global average pool, linear head."""
 
     memory_format = torch.contiguous_format  # set by build_image_model
+
     def __init__(self, in_channels: int, num_classes: int, image_size: int = 32, width: int = 64):
         super().__init__()
         widths = [width, 2 * width, 4 * width, 8 * width]
