@@ -28,33 +28,79 @@ def count_removed(ratio: float, n: int) -> int:
 
 def lowest_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Boolean keep-mask of ``scores``' shape with the ``k`` lowest entries removed, ties
-    removed lowest flat index first, on ``scores``' device.
+    removed lowest flat index first, on ``scores``' device."""
+    return lowest_k_masks([scores.detach().float().contiguous()], k)[0]
+
+
+def lowest_k_masks(scores: list[torch.Tensor], k: int, flat: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """Keep-masks for ``scores`` ranked as one vector (in order, each flattened): the ``k``
+    lowest entries removed, ties removed lowest (global) flat index first.
 
     Linear time: the k-th smallest score is the threshold (a selection, not a sort); every
-    score below it goes, and of the scores equal to it, the first ``k - #below`` in flat order.
-    No value is read back to the host, so on a GPU nothing waits. Scores must not be NaN.
+    score below it goes, and of the scores equal to it the first ``k - #below``. On a GPU no
+    value is read back to the host, so nothing waits. ``flat``, if given, is ``scores``
+    concatenated (the caller's: it is not modified). Scores must not be NaN.
     """
-    flat = scores.flatten()
-    n = flat.numel()
-    if k <= 0:
-        return torch.ones_like(flat, dtype=torch.bool).view_as(scores)
-    if k >= n:
-        return torch.zeros_like(flat, dtype=torch.bool).view_as(scores)
-    threshold = kth_smallest(flat, k)
-    keep = flat > threshold
-    tied = flat == threshold
-    left = k - (n - torch.count_nonzero(keep) - torch.count_nonzero(tied))  # ties to remove, on device
-    index_type = torch.int32 if n < 2**31 else torch.int64  # cumulative counts: 4 bytes a weight
-    keep |= tied & (torch.cumsum(tied, 0, dtype=index_type) > left)
-    return keep.view_as(scores)
+    n = sum(s.numel() for s in scores)
+    if k <= 0 or k >= n:
+        return [torch.full(s.shape, k <= 0, dtype=torch.bool, device=s.device) for s in scores]
+    own = flat is None
+    if own:
+        flat = torch.cat([s.flatten() for s in scores])  # a copy: the selection may reorder it
+    threshold = kth_smallest(flat, k, reorder=own)
+    del flat
+    keeps = [s > threshold for s in scores]
+    tied = [s == threshold for s in scores]
+    if threshold.device.type == "cpu":
+        _keep_late_ties_host(keeps, tied, k, n)
+    else:
+        _keep_late_ties_device(keeps, tied, k, n)
+    return keeps
 
 
-def kth_smallest(flat: torch.Tensor, k: int) -> torch.Tensor:
-    """The ``k``-th smallest entry (1-based) as a 0-d tensor on ``flat``'s device. On the CPU,
-    NumPy's in-place introselect on one copy is ~10x faster than ``torch.kthvalue``, which
-    also keeps an int64 index per entry; elsewhere ``kthvalue`` runs on the device."""
+def _removed_ties(keeps: list[torch.Tensor], tied: list[torch.Tensor], k: int, n: int) -> torch.Tensor:
+    """How many of the tied entries are removed: ``k`` minus the number strictly below."""
+    above = torch.stack([torch.count_nonzero(m) for m in keeps]).sum()
+    ties = torch.stack([torch.count_nonzero(m) for m in tied]).sum()
+    return k - (n - above - ties)
+
+
+def _keep_late_ties_host(keeps: list[torch.Tensor], tied: list[torch.Tensor], k: int, n: int) -> None:
+    """Keep every tie after the first ``left`` ones (in place), finding the one tensor where
+    the cut falls by counting; no model-sized index or count."""
+    left = int(_removed_ties(keeps, tied, k, n))
+    for keep, ties in zip(keeps, tied):
+        if left <= 0:
+            keep |= ties
+            continue
+        count = int(torch.count_nonzero(ties))
+        if count > left:
+            positions = ties.flatten().nonzero().squeeze(1)[left:]
+            keep.view(-1)[positions] = True
+        left -= count
+
+
+def _keep_late_ties_device(keeps: list[torch.Tensor], tied: list[torch.Tensor], k: int, n: int) -> None:
+    """The same with device arithmetic only: each tie's rank by a cumulative count (4 bytes an
+    entry of one tensor at a time) plus the ties in the tensors before it."""
+    left = _removed_ties(keeps, tied, k, n)
+    counts = torch.stack([torch.count_nonzero(m) for m in tied])
+    before = torch.cumsum(counts, 0) - counts
+    for i, (keep, ties) in enumerate(zip(keeps, tied)):
+        index_type = torch.int32 if ties.numel() < 2**31 else torch.int64
+        rank = torch.cumsum(ties.flatten(), 0, dtype=index_type).view(ties.shape) + before[i]
+        keep |= ties & (rank > left)
+
+
+def kth_smallest(flat: torch.Tensor, k: int, reorder: bool = False) -> torch.Tensor:
+    """The ``k``-th smallest entry (1-based) of a 1-D tensor, as a 0-d tensor on its device.
+    On the CPU NumPy's introselect (~10x faster than ``torch.kthvalue``, which also keeps an
+    int64 index per entry) runs on ``flat`` itself if ``reorder`` allows, else on one copy;
+    elsewhere ``torch.kthvalue`` runs on the device."""
     if flat.device.type == "cpu" and flat.dtype in (torch.float32, torch.float64):
-        values = flat.numpy(force=True).copy()
+        values = flat.numpy(force=True)
+        if not reorder:
+            values = values.copy()
         values.partition(k - 1)
         return torch.tensor(values[k - 1], dtype=flat.dtype)
     return torch.kthvalue(flat, k).values
@@ -83,9 +129,12 @@ def global_masks(scores: dict[str, torch.Tensor], ratio: float, flat: torch.Tens
     saves one copy of every score."""
     if not scores:
         return {}
-    flat = concatenated(scores) if flat is None else flat
-    keep = flat_views(lowest_k_mask(flat, count_removed(ratio, flat.numel())), scores)
-    return {n: keep[n].to(s.device) for n, s in scores.items()}
+    device = next(iter(scores.values())).device
+    # as ranked: float32, logical (contiguous) order
+    values = [s.detach().to(device=device, dtype=torch.float32).contiguous() for s in scores.values()]
+    k = count_removed(ratio, sum(v.numel() for v in values))
+    keeps = lowest_k_masks(values, k, flat)
+    return {n: keep.to(s.device) for (n, s), keep in zip(scores.items(), keeps)}
 
 
 def layerwise_masks(scores: dict[str, torch.Tensor], ratio: float) -> dict[str, torch.Tensor]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 
 from benchmark.hooks import TrainState
-from benchmark.masks import concatenated, global_masks, select_masks
+from benchmark.masks import concatenated, flat_views, global_masks, select_masks
 from benchmark.method import ModelPruner
 from benchmark.registry import register_method
 
@@ -53,7 +53,8 @@ class Magnitude(ModelPruner):
         # weights off zero, and they must not outrank weights that are still alive
         self.masker.enforce()
         if self.scope == "global":  # one |w| vector, no per-tensor copies on the way
-            self.masker.set(global_masks(self._weights, sparsity, flat=concatenated(self._weights).abs_()))
+            flat = concatenated(self._weights).abs_()
+            self.masker.set(global_masks(flat_views(flat, self._weights), sparsity, flat=flat))
             return
         scores = {name: w.detach().abs() for name, w in self._weights.items()}
         self.masker.set(select_masks(scores, sparsity, self.scope))

@@ -5,7 +5,18 @@ from __future__ import annotations
 import pytest
 import torch
 
+import benchmark.masks as masks_module
 from benchmark.masks import count_removed, global_masks, layerwise_masks, lowest_k_mask, select_masks
+
+
+@pytest.fixture(params=["host", "device"])
+def path(request, monkeypatch):
+    """``device``: the code a GPU runs (torch.kthvalue, ties ranked by cumulative counts),
+    forced on the CPU so that it is checked here too."""
+    if request.param == "device":
+        monkeypatch.setattr(masks_module, "kth_smallest", lambda flat, k, reorder=False: torch.kthvalue(flat, k).values)
+        monkeypatch.setattr(masks_module, "_keep_late_ties_host", masks_module._keep_late_ties_device)
+    return request.param
 
 
 # --- the previous implementation, verbatim in behaviour: stable argsort on the host ---------
@@ -88,7 +99,7 @@ def _assert_same(new: dict, old: dict):
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.__name__.strip("_"))
 @pytest.mark.parametrize("ratio", RATIOS)
-def test_global_selection_equals_the_sort_based_reference(kind, ratio):
+def test_global_selection_equals_the_sort_based_reference(kind, ratio, path):
     for seed in range(3):
         scores = _scores(kind, seed)
         _assert_same(global_masks(scores, ratio), reference_global_masks(scores, ratio))
@@ -97,13 +108,13 @@ def test_global_selection_equals_the_sort_based_reference(kind, ratio):
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.__name__.strip("_"))
 @pytest.mark.parametrize("ratio", RATIOS)
-def test_layerwise_selection_equals_the_sort_based_reference(kind, ratio):
+def test_layerwise_selection_equals_the_sort_based_reference(kind, ratio, path):
     for seed in range(3):
         scores = _scores(kind, seed)
         _assert_same(layerwise_masks(scores, ratio), reference_layerwise_masks(scores, ratio))
 
 
-def test_removed_count_is_exact_and_ties_go_to_the_lowest_flat_index():
+def test_removed_count_is_exact_and_ties_go_to_the_lowest_flat_index(path):
     scores = torch.tensor([2.0, 1.0, 1.0, 0.5, 1.0, 1.0, 3.0])
     for k in range(len(scores) + 1):
         keep = lowest_k_mask(scores, k)
@@ -112,17 +123,30 @@ def test_removed_count_is_exact_and_ties_go_to_the_lowest_flat_index():
     assert lowest_k_mask(scores, 3).tolist() == [True, False, False, False, True, True, True]
 
 
-def test_every_k_on_a_heavily_tied_vector():
+def test_every_k_on_a_heavily_tied_vector(path):
     g = torch.Generator().manual_seed(7)
     scores = torch.randint(0, 3, (257,), generator=g).float()
     for k in range(0, 258, 3):
         assert torch.equal(lowest_k_mask(scores, k), reference_lowest_k_mask(scores, k)), k
 
 
-def test_precomputed_flat_gives_the_same_masks():
+def test_precomputed_flat_gives_the_same_masks_and_is_left_as_it_was(path):
     scores = _scores(_seven_like, 3)
     flat = torch.cat([s.flatten().float() for s in scores.values()])
+    before = flat.clone()
     _assert_same(global_masks(scores, 0.5, flat=flat), reference_global_masks(scores, 0.5))
+    assert torch.equal(flat, before)
+
+
+def test_callers_scores_are_not_reordered_and_channels_last_scores_rank_by_logical_index(path):
+    g = torch.Generator().manual_seed(4)
+    conv = torch.randint(0, 5, (6, 3, 3, 3), generator=g).float().contiguous(memory_format=torch.channels_last)
+    scores = {"conv": conv, "fc": torch.randint(0, 5, (40,), generator=g).float()}
+    copies = {n: s.clone() for n, s in scores.items()}
+    for ratio in (0.3, 0.5):
+        _assert_same(global_masks(scores, ratio), reference_global_masks(copies, ratio))
+        _assert_same(layerwise_masks(scores, ratio), reference_layerwise_masks(copies, ratio))
+    assert all(torch.equal(scores[n], copies[n]) for n in scores)
 
 
 def test_selection_stays_on_the_scores_device_and_dtype_of_masks():
