@@ -28,79 +28,57 @@ def count_removed(ratio: float, n: int) -> int:
 
 def lowest_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Boolean keep-mask of ``scores``' shape with the ``k`` lowest entries removed, ties
-    removed lowest flat index first, on ``scores``' device."""
-    return lowest_k_masks([scores.detach().float().contiguous()], k)[0]
-
-
-def lowest_k_masks(scores: list[torch.Tensor], k: int, flat: torch.Tensor | None = None) -> list[torch.Tensor]:
-    """Keep-masks for ``scores`` ranked as one vector (in order, each flattened): the ``k``
-    lowest entries removed, ties removed lowest (global) flat index first.
+    removed lowest flat index first, on ``scores``' device.
 
     Linear time: the k-th smallest score is the threshold (a selection, not a sort); every
-    score below it goes, and of the scores equal to it the first ``k - #below``. On a GPU no
-    value is read back to the host, so nothing waits. ``flat``, if given, is ``scores``
-    concatenated (the caller's: it is not modified). Scores must not be NaN.
+    score below it goes, and of the scores equal to it the first ``k - #below`` in flat order.
+    On a GPU no value is read back to the host, so nothing waits. Scores must not be NaN.
+    A handful of whole-vector operations, whatever the number of tensors concatenated.
     """
-    n = sum(s.numel() for s in scores)
+    flat = scores.flatten()
+    n = flat.numel()
     if k <= 0 or k >= n:
-        return [torch.full(s.shape, k <= 0, dtype=torch.bool, device=s.device) for s in scores]
-    own = flat is None
-    if own:
-        flat = torch.cat([s.flatten() for s in scores])  # a copy: the selection may reorder it
-    threshold = kth_smallest(flat, k, reorder=own)
-    del flat
-    keeps = [s > threshold for s in scores]
-    tied = [s == threshold for s in scores]
-    if threshold.device.type == "cpu":
-        _keep_late_ties_host(keeps, tied, k, n)
+        return torch.full(scores.shape, k <= 0, dtype=torch.bool, device=scores.device)
+    threshold = kth_smallest(flat, k)
+    keep = flat > threshold
+    tied = flat == threshold
+    left = k - (n - torch.count_nonzero(keep) - torch.count_nonzero(tied))  # ties to remove
+    if flat.device.type == "cpu":
+        _keep_late_ties_host(keep, tied, int(left))
     else:
-        _keep_late_ties_device(keeps, tied, k, n)
-    return keeps
+        _keep_late_ties_device(keep, tied, left)
+    return keep.view(scores.shape)
 
 
-def _removed_ties(keeps: list[torch.Tensor], tied: list[torch.Tensor], k: int, n: int) -> torch.Tensor:
-    """How many of the tied entries are removed: ``k`` minus the number strictly below."""
-    above = torch.stack([torch.count_nonzero(m) for m in keeps]).sum()
-    ties = torch.stack([torch.count_nonzero(m) for m in tied]).sum()
-    return k - (n - above - ties)
+TIE_CHUNK = 1 << 22  # entries per count when looking for the last removed tie on the host
 
 
-def _keep_late_ties_host(keeps: list[torch.Tensor], tied: list[torch.Tensor], k: int, n: int) -> None:
-    """Keep every tie after the first ``left`` ones (in place), finding the one tensor where
-    the cut falls by counting; no model-sized index or count."""
-    left = int(_removed_ties(keeps, tied, k, n))
-    for keep, ties in zip(keeps, tied):
-        if left <= 0:
-            keep |= ties
-            continue
-        count = int(torch.count_nonzero(ties))
+def _keep_late_ties_host(keep: torch.Tensor, tied: torch.Tensor, left: int) -> None:
+    """Keep (in place) every tie after the first ``left``: the chunk where the cut falls is
+    found by counting, so no model-sized index or count is built."""
+    for start in range(0, tied.numel(), TIE_CHUNK):
+        chunk = tied[start : start + TIE_CHUNK]
+        count = int(torch.count_nonzero(chunk))
         if count > left:
-            positions = ties.flatten().nonzero().squeeze(1)[left:]
-            keep.view(-1)[positions] = True
+            cut = start + int(chunk.nonzero()[left])  # the first tie that stays
+            keep[cut:] |= tied[cut:]
+            return
         left -= count
 
 
-def _keep_late_ties_device(keeps: list[torch.Tensor], tied: list[torch.Tensor], k: int, n: int) -> None:
-    """The same with device arithmetic only: each tie's rank by a cumulative count (4 bytes an
-    entry of one tensor at a time) plus the ties in the tensors before it."""
-    left = _removed_ties(keeps, tied, k, n)
-    counts = torch.stack([torch.count_nonzero(m) for m in tied])
-    before = torch.cumsum(counts, 0) - counts
-    for i, (keep, ties) in enumerate(zip(keeps, tied)):
-        index_type = torch.int32 if ties.numel() < 2**31 else torch.int64
-        rank = torch.cumsum(ties.flatten(), 0, dtype=index_type).view(ties.shape) + before[i]
-        keep |= ties & (rank > left)
+def _keep_late_ties_device(keep: torch.Tensor, tied: torch.Tensor, left: torch.Tensor) -> None:
+    """The same with device arithmetic only (``left`` stays a device tensor): each tie's rank
+    by a cumulative count, 4 bytes an entry."""
+    index_type = torch.int32 if tied.numel() < 2**31 else torch.int64
+    keep |= tied & (torch.cumsum(tied, 0, dtype=index_type) > left)
 
 
-def kth_smallest(flat: torch.Tensor, k: int, reorder: bool = False) -> torch.Tensor:
+def kth_smallest(flat: torch.Tensor, k: int) -> torch.Tensor:
     """The ``k``-th smallest entry (1-based) of a 1-D tensor, as a 0-d tensor on its device.
-    On the CPU NumPy's introselect (~10x faster than ``torch.kthvalue``, which also keeps an
-    int64 index per entry) runs on ``flat`` itself if ``reorder`` allows, else on one copy;
-    elsewhere ``torch.kthvalue`` runs on the device."""
+    On the CPU NumPy's introselect on one copy (~10x faster than ``torch.kthvalue``, which
+    also keeps an int64 index per entry); elsewhere ``torch.kthvalue`` on the device."""
     if flat.device.type == "cpu" and flat.dtype in (torch.float32, torch.float64):
-        values = flat.numpy(force=True)
-        if not reorder:
-            values = values.copy()
+        values = flat.numpy(force=True).copy()
         values.partition(k - 1)
         return torch.tensor(values[k - 1], dtype=flat.dtype)
     return torch.kthvalue(flat, k).values
@@ -126,20 +104,18 @@ def global_masks(scores: dict[str, torch.Tensor], ratio: float, flat: torch.Tens
                  ) -> dict[str, torch.Tensor]:
     """One ranking over all tensors: remove the ``round(ratio * total)`` lowest scores.
     ``flat``, if given, is the scores already concatenated (as :func:`concatenated`), which
-    saves one copy of every score."""
+    saves one copy of every score; it is not modified."""
     if not scores:
         return {}
-    device = next(iter(scores.values())).device
-    # as ranked: float32, logical (contiguous) order
-    values = [s.detach().to(device=device, dtype=torch.float32).contiguous() for s in scores.values()]
-    k = count_removed(ratio, sum(v.numel() for v in values))
-    keeps = lowest_k_masks(values, k, flat)
-    return {n: keep.to(s.device) for (n, s), keep in zip(scores.items(), keeps)}
+    flat = concatenated(scores) if flat is None else flat
+    keep = flat_views(lowest_k_mask(flat, count_removed(ratio, flat.numel())), scores)
+    return {n: keep[n].to(s.device) for n, s in scores.items()}
 
 
 def layerwise_masks(scores: dict[str, torch.Tensor], ratio: float) -> dict[str, torch.Tensor]:
     """Each tensor on its own: remove ``round(ratio * numel)`` of its lowest scores."""
-    return {n: lowest_k_mask(s.detach().float(), count_removed(ratio, s.numel())) for n, s in scores.items()}
+    return {n: lowest_k_mask(s.detach().float().contiguous(), count_removed(ratio, s.numel()))
+            for n, s in scores.items()}
 
 
 def select_masks(scores: dict[str, torch.Tensor], ratio: float, scope: str, flat: torch.Tensor | None = None

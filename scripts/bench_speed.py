@@ -133,8 +133,9 @@ def interleaved(old, new, repeats: int) -> tuple[list[float], list[float]]:
 
 def row(what: str, old: list[float], new: list[float], check: str, unit: str = "s") -> dict:
     o, n = statistics.median(old), statistics.median(new)
-    return {"what": what, "old": o, "new": n, "ratio": o / n, "check": check, "unit": unit,
-            "spread": f"{min(old):.3g}-{max(old):.3g} / {min(new):.3g}-{max(new):.3g}"}
+    return {"what": what, "old": o, "new": n, "ratio": o / n, "min_ratio": min(old) / min(new), "check": check,
+            "unit": unit, "spread": f"{min(old):.3g}-{max(old):.3g} / {min(new):.3g}-{max(new):.3g}",
+            "old_s": old, "new_s": new}
 
 
 # --- rows ---------------------------------------------------------------------------------------
@@ -217,11 +218,16 @@ def peak_memory_probe(kind: str, total: int) -> float:
 
 
 def probe(kind: str, total: int) -> None:
-    def rss_peak_mb() -> float:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    def status_mb(field: str) -> float:
+        # VmHWM (peak RSS) is reset by exec; ru_maxrss would carry the forking parent's peak
+        line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith(field + ":"))
+        return int(line.split()[1]) / 1024
 
     def rss_now_mb() -> float:
-        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        return status_mb("VmRSS")
+
+    def rss_peak_mb() -> float:
+        return status_mb("VmHWM")
 
     if kind.startswith("select-"):
         g = torch.Generator().manual_seed(0)
@@ -399,18 +405,21 @@ def render(rows: list[dict], memory: dict, command: str, started: str) -> str:
         f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
         f"torch {torch.__version__}, CPU only (no GPU was available to this run: the CUDA paths are not "
         f"measured here). Started {started}.  ",
-        "The machine was shared with three other jobs while this ran, so single timings are noisy: old and "
-        "new alternate (ABBA) and the figures are medians; the spread column gives min-max of each side.", "",
-        "| what | old | new | old / new | check | spread (old / new) |", "|---|---|---|---|---|---|",
+        "The machine (2 cores) was shared with three other jobs while this ran, so single timings are noisy: "
+        "old and new alternate (ABBA); the table gives medians, the ratio of the fastest runs (the least "
+        "disturbed), and each side's min-max.", "",
+        "| what | old (median) | new (median) | old / new, medians | old / new, fastest | check | spread (old / new) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         new = f"{r['new']:.3f} {r['unit']}" if r["new"] is not None else "-"
         ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None else "-"
+        fastest = f"{r['min_ratio']:.2f}x" if r.get("min_ratio") is not None else "-"
         note = f" ({r['note']})" if r.get("note") else ""
-        lines.append(f"| {r['what']}{note} | {r['old']:.3f} {r['unit']} | {new} | {ratio} | {r['check']} | "
+        lines.append(f"| {r['what']}{note} | {r['old']:.3f} {r['unit']} | {new} | {ratio} | {fastest} | {r['check']} | "
                      f"{r['spread']} |")
     if memory:
-        lines += ["", "Peak memory added by one call (fresh process each; peak RSS minus the RSS just before the call, MB):", "",
+        lines += ["", "Peak memory added by one call (fresh process each; VmHWM after minus VmRSS just before the call, MB):", "",
                   "| what | old | new |", "|---|---|---|"]
         for what, (old, new) in memory.items():
             lines.append(f"| {what} | {old:.0f} MB | {new:.0f} MB |")
