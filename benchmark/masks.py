@@ -44,7 +44,7 @@ def lowest_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     tied = flat == threshold
     left = k - (n - torch.count_nonzero(keep) - torch.count_nonzero(tied))  # ties to remove
     if flat.device.type == "cpu":
-        _keep_late_ties_host(keep, tied, int(left))
+        _keep_late_ties_host(keep, tied, left)
     else:
         _keep_late_ties_device(keep, tied, left)
     return keep.view(scores.shape)
@@ -53,9 +53,10 @@ def lowest_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
 TIE_CHUNK = 1 << 22  # entries per count when looking for the last removed tie on the host
 
 
-def _keep_late_ties_host(keep: torch.Tensor, tied: torch.Tensor, left: int) -> None:
+def _keep_late_ties_host(keep: torch.Tensor, tied: torch.Tensor, left: torch.Tensor) -> None:
     """Keep (in place) every tie after the first ``left``: the chunk where the cut falls is
     found by counting, so no model-sized index or count is built."""
+    left = int(left)
     for start in range(0, tied.numel(), TIE_CHUNK):
         chunk = tied[start : start + TIE_CHUNK]
         count = int(torch.count_nonzero(chunk))
