@@ -154,7 +154,8 @@ def _describe_method(cls: type) -> dict[str, Any]:
 
 def _describe_task(cls: type) -> dict[str, Any]:
     return {"family": cls.family, "data_origin": cls.data_origin, "metric": cls.metric,
-            "profiles": list(cls.profiles), "chance_level": cls.chance_level}
+            "profiles": list(cls.profiles), "chance_level": cls.chance_level,
+            "data_summary": getattr(cls, "data_summary", "")}
 
 
 METHODS = Registry(
