@@ -33,6 +33,7 @@ MD5 = {
 }
 URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
+IMAGE_SHAPE = (28, 28)
 
 
 @register_task("fashion-mnist")
@@ -78,6 +79,12 @@ class FashionMNIST(ImageTask):
         arrays = {key: read_idx(directory / name) for key, name in FILES.items()}
         for part in ("train", "test"):
             images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
+            image_file = directory / FILES[f"{part}_images"]
+            if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE or images.dtype != np.uint8:
+                raise DataFormatError(
+                    f"{image_file}: holds {images.dtype} images of shape {images.shape[1:]}; Fashion-MNIST "
+                    f"images are uint8 {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]} (is it another data set's file?)"
+                )
             if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
                 raise DataFormatError(
                     f"{directory}: {part} images {images.shape} and labels {labels.shape} do not match"
