@@ -41,7 +41,7 @@ import yaml
 
 from .names import label_problem, name_problem
 from .registry import METHODS, TASKS, RegistryError
-from .task import DataNotFoundError
+from .task import DataFormatError, DataNotFoundError
 from .trainer import BUDGETS
 
 REFERENCE_METHOD = "none"
@@ -466,7 +466,7 @@ def _parse_task(entry: Any, profile: str, check_data: bool, problems: list[str])
     if check_data:
         try:
             task.check_data()
-        except DataNotFoundError as error:
+        except (DataNotFoundError, DataFormatError) as error:
             problems.append(f"task {name!r}: {error}")
     return TaskEntry(name, options, data_dir)
 

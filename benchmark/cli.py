@@ -111,13 +111,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     from .claims import ClaimPolicy
     from .runner import Terminated, sigterm_as_interrupt
-    from .store import StoreError
+    from .store import StoreError, mute_store_error_logs
 
     try:
         claims = ClaimPolicy(ttl_s=args.claim_ttl, heartbeat_s=args.heartbeat)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    mute_store_error_logs()
     try:
         with sigterm_as_interrupt():
             return _run(args, sweep, claims)
@@ -162,8 +163,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from .board_publish import LEADERBOARD_EXPERIMENT, build_and_publish
     from .tracking import default_tracking_uri
 
-    from .store import StoreError, redact
+    from .store import StoreError, mute_store_error_logs, redact
 
+    mute_store_error_logs()
     uri = args.tracking_uri or default_tracking_uri()
     command = redact("prunebench " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     try:

@@ -38,8 +38,11 @@ class StoreError(RuntimeError):
         self.uri = redact(uri)
         detail = ""
         if cause is not None:
-            first = redact(str(cause)).strip().splitlines()
-            detail = f" ({type(cause).__name__}: {first[0][:MAX_DETAIL] if first else ''})"
+            lines = [line.strip() for line in redact(str(cause)).splitlines() if line.strip()]
+            # the driver's own line ("(sqlite3.OperationalError) attempt to write a readonly database")
+            # says most; MLflow's first line is often a generic preamble
+            said = next((line for line in lines if "Error)" in line), lines[0] if lines else "")
+            detail = f" ({type(cause).__name__}: {said[:MAX_DETAIL]})"
         self.fix = fix or fix_for(cause)
         super().__init__(f"tracking store {self.uri}: {what}{detail}. Fix: {self.fix}")
 
@@ -91,10 +94,16 @@ def open_client(uri: str) -> Any:
     """An ``MlflowClient`` on ``uri`` whose store has been created and migrated, one runner at a time."""
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=uri)
-    with store_lock(uri):
-        guarded(uri, "cannot be opened", lambda: client._tracking_client.store)
-    return client
+    with store_lock(uri):  # the client's constructor opens (creates, migrates) the store
+        return guarded(uri, "cannot be opened", lambda: MlflowClient(tracking_uri=uri))
+
+
+def mute_store_error_logs() -> None:
+    """Silence MLflow's own log of a failed SQL session (the statement, its parameters and a
+    traceback, per failed call): the error is raised as well, and reported as one StoreError."""
+    import logging
+
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
 def guarded(uri: str, what: str, call: Callable[[], T]) -> T:

@@ -23,20 +23,20 @@ from mlflow.tracking import MlflowClient
 
 from benchmark import cli
 from benchmark.board_publish import build_and_publish, write_files
-from benchmark.cells import MAX_CELLS, Cell, Sweep, SweepError, parse_sweep
+from benchmark.cells import Cell, Sweep, SweepError, parse_sweep
 from benchmark.claims import ClaimPolicy, is_live
 from benchmark.leaderboard import build_board, load_runs
 from benchmark.method import DataPruner
 from benchmark.registry import METHODS, register_method
-from benchmark.store import StoreError, redact
 from benchmark.task import DataFormatError
-from benchmark.tracking import KIND_TAG, Tracker
+from benchmark.tracking import Tracker
 from helpers_server import free_port
 from helpers_tiny import cpu, one_cpu_thread, tiny_task  # noqa: F401  (fixture)
 from tasks.vision.fashion_mnist import FILES, FashionMNIST
 from tasks.vision.idx import write_idx
 
 ROOT = Path(__file__).resolve().parent.parent
+STORE_FAULT = 3  # the exit status of prunebench when the tracking store failed (benchmark.cli.STORE_FAULT)
 
 
 def sqlite_uri(directory: Path) -> str:
@@ -133,7 +133,7 @@ def test_artifact_store_broken_mid_sweep_stops_with_one_message_and_no_running_c
     sweep = tiny_sweep_file(tmp_path, methods=[method], ratios=[0.3, 0.5, 0.7])
     uri = sqlite_uri(tmp_path)
     code, output = run_cli(capsys, "run", str(sweep), "--tracking-uri", uri, "--cache-dir", str(tmp_path / "c"))
-    assert code == cli.STORE_FAULT, output
+    assert code == STORE_FAULT, output
     errors = [line for line in output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "tracking store" in errors[0] and "Fix:" in errors[0], output
     assert "artifact" in errors[0] and "Traceback" not in output
@@ -149,7 +149,7 @@ def test_unreachable_store_is_one_message_without_the_password(tmp_path, capsys,
     sweep = tiny_sweep_file(tmp_path)
     uri = f"http://alice:SECRET@127.0.0.1:{free_port()}"
     code, output = run_cli(capsys, "run", str(sweep), "--tracking-uri", uri)
-    assert code == cli.STORE_FAULT, output
+    assert code == STORE_FAULT, output
     assert "SECRET" not in output and "alice:***@" in output
     assert "tracking server is running" in output and "Traceback" not in output
     assert len(output.strip().splitlines()) <= 3, output
@@ -173,7 +173,7 @@ def test_read_only_store_stops_at_once_with_one_message(tmp_path):
         output = process.communicate(timeout=300)[0]
     finally:
         _immutable(db, False)
-    assert process.returncode == cli.STORE_FAULT, output
+    assert process.returncode == STORE_FAULT, output
     assert "readonly" in output and "make the store writable" in output, output
     assert "[SQL:" not in output and len(output.splitlines()) < 15, output
     assert not [s for _, s in statuses(uri, "tiny")]  # no cell was claimed, none left running
@@ -222,7 +222,7 @@ def test_a_deleted_experiment_of_the_same_name_is_refused_with_the_fix(tmp_path,
     client.delete_experiment(client.create_experiment("tiny"))
     sweep = tiny_sweep_file(tmp_path)
     code, output = run_cli(capsys, "run", str(sweep), "--tracking-uri", uri)
-    assert code == cli.STORE_FAULT, output
+    assert code == STORE_FAULT, output
     assert "deleted" in output and "mlflow experiments restore" in output and "another name" in output
 
 
@@ -232,6 +232,8 @@ def test_another_tools_experiment_is_refused_and_the_board_skips_its_runs(tmp_pa
     other = client.create_experiment("shared-name")
     foreign = client.create_run(other, tags={"status": "finished"})  # another tool's run
     client.log_metric(foreign.info.run_id, "test_accuracy", 0.99)
+    from benchmark.store import StoreError
+
     with pytest.raises(StoreError, match="not made by prunebench"):
         Tracker(uri, "shared-name")
     # a harness cell in the same experiment (written directly): the board reads it, not the other
@@ -250,6 +252,8 @@ def test_an_untagged_harness_experiment_from_before_the_tag_is_adopted(tmp_path)
     client = MlflowClient(uri)
     old = client.create_experiment("old-sweep")
     client.create_run(old, tags={"cell_id": "abc", "status": "finished"})
+    from benchmark.tracking import KIND_TAG
+
     tracker = Tracker(uri, "old-sweep")
     assert tracker.experiment_id == old
     assert client.get_experiment(old).tags[KIND_TAG] == "cells"
@@ -337,6 +341,8 @@ def test_a_bad_token_cache_entry_is_reported_and_rebuilt(tmp_path, monkeypatch, 
     ("sqlite:////tmp/mlflow.db", "sqlite:////tmp/mlflow.db"),
 ])
 def test_redact_hides_only_the_password(text, shown):
+    from benchmark.store import redact
+
     assert redact(text) == shown
 
 
@@ -441,6 +447,8 @@ def test_a_hostile_label_cannot_add_a_markdown_column_or_carry_html(hostile_boar
 
 
 def test_too_many_cells_are_refused_before_they_are_built(monkeypatch):
+    from benchmark.cells import MAX_CELLS
+
     monkeypatch.setattr(Sweep, "cells", lambda self: pytest.fail("built the cells of an over-limit sweep"))
     problems = problems_of(sweep_dict(seeds=list(range(MAX_CELLS)), ratios=[0.1, 0.5]))
     assert any("exceed the limit" in p and f"{3 * MAX_CELLS:,} cells" in p for p in problems), problems
@@ -489,6 +497,15 @@ def test_fashion_mnist_file_of_32x32_images_is_a_data_format_error_naming_it(tmp
     with pytest.raises(DataFormatError) as error:
         FashionMNIST("smoke", data_dir=str(data)).read_arrays()
     assert str(data / FILES["train_images"]) in str(error.value) and "28x28" in str(error.value)
+    # and validate says so before any compute, from the files' headers
+    problems = problems_of_checked(sweep_dict(tasks=[{"name": "fashion-mnist", "data_dir": str(data)}]))
+    assert any(str(data / FILES["train_images"]) in p and "28x28" in p for p in problems), problems
+
+
+def problems_of_checked(data) -> list[str]:
+    with pytest.raises(SweepError) as error:
+        parse_sweep(data, check_data=True)
+    return error.value.problems
 
 
 @pytest.mark.parametrize("suffix", [".json", ".jsonl", ".json.gz"])

@@ -16,7 +16,7 @@ from benchmark.task import DataFormatError, DataNotFoundError, Recipe
 from tasks.download import download
 
 from .base import ImageTask
-from .idx import read_idx
+from .idx import read_idx, read_idx_shape
 
 FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -72,7 +72,14 @@ class FashionMNIST(ImageTask):
         )
 
     def check_data(self) -> None:
-        self.resolve_dir()
+        """The files exist and their headers declare 28x28 images (read before any compute)."""
+        directory = self.resolve_dir()
+        for part in ("train", "test"):
+            path = directory / FILES[f"{part}_images"]
+            shape = read_idx_shape(path)
+            if len(shape) != 3 or shape[1:] != IMAGE_SHAPE:
+                raise DataFormatError(f"{path}: holds images of shape {shape[1:]}; Fashion-MNIST images are "
+                                      f"{IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]} (is it another data set's file?)")
 
     def read_arrays(self):
         directory = self.resolve_dir()
