@@ -28,6 +28,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 PROBES = []
 
@@ -525,6 +526,7 @@ def main(argv: list[str] | None = None) -> int:
                 held, outcome = function(Path(tmp), args.trials)
             except Exception as error:  # a probe that crashed is a fault the harness did not hold
                 held, outcome = False, f"probe crashed: {type(error).__name__}: {str(error)[:300]}"
+            outcome = outcome.replace(str(Path(tmp).resolve()), "TMP").replace(tmp, "TMP")
         verdict = "skipped" if held is None else "held" if held else "**FAILED**"
         held_count += bool(held)
         outcome = outcome.replace("|", "\\|").replace("\n", " ")
