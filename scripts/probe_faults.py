@@ -23,7 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,21 +60,11 @@ def said(result, needle: str | None = None) -> str:
     return chosen[:400]
 
 
-def write_fashion(directory: Path, size: int = 28, n_train: int = 200, n_test: int = 100) -> Path:
-    from tasks.vision.fashion_mnist import FILES
-    from tasks.vision.idx import write_idx
-
-    directory.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for part, n in (("train", n_train), ("test", n_test)):
-        write_idx(directory / FILES[f"{part}_images"], rng.integers(0, 255, (n, size, size), dtype=np.uint8))
-        write_idx(directory / FILES[f"{part}_labels"], rng.integers(0, 10, n, dtype=np.uint8))
-    return directory
-
-
 def sweep_file(directory: Path, name: str = "probe", methods=("random",), ratios=(0.5,), seeds=(0,), size: int = 28,
                **task_options) -> Path:
-    data = write_fashion(directory / "data", size=size)
+    from tasks.vision.fashion_mnist import write_synthetic
+
+    data = write_synthetic(directory / "data", size=size)
     task = {"name": "fashion-mnist", "data_dir": str(data), "options": {"epochs": 1, **task_options}}
     path = directory / "sweep.yaml"
     path.write_text(yaml.safe_dump({"name": name, "profile": "smoke", "seeds": list(seeds), "ratios": list(ratios),
@@ -309,9 +298,9 @@ def el2n_cache(tmp: Path, corrupt) -> tuple[bool, str]:
 
     from benchmark.context import RunContext
     from benchmark.registry import get_method
-    from tasks.vision.fashion_mnist import FashionMNIST
+    from tasks.vision.fashion_mnist import FashionMNIST, write_synthetic
 
-    task = FashionMNIST("smoke", data_dir=str(write_fashion(tmp / "data")), epochs=1)
+    task = FashionMNIST("smoke", data_dir=str(write_synthetic(tmp / "data")), epochs=1)
     splits = task.load_splits()
 
     def prepare():

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import torch
 import yaml
@@ -32,8 +31,7 @@ from benchmark.task import DataFormatError
 from benchmark.tracking import Tracker
 from helpers_server import free_port
 from helpers_tiny import cpu, one_cpu_thread, tiny_task  # noqa: F401  (fixture)
-from tasks.vision.fashion_mnist import FILES, FashionMNIST
-from tasks.vision.idx import write_idx
+from tasks.vision.fashion_mnist import FILES, FashionMNIST, write_synthetic
 
 ROOT = Path(__file__).resolve().parent.parent
 STORE_FAULT = 3  # the exit status of prunebench when the tracking store failed (benchmark.cli.STORE_FAULT)
@@ -43,18 +41,8 @@ def sqlite_uri(directory: Path) -> str:
     return f"sqlite:///{directory}/mlflow.db"
 
 
-def write_tiny_fashion(directory: Path, n_train: int = 200, n_test: int = 100, size: int = 28) -> Path:
-    """The four Fashion-MNIST IDX files (gzipped, the real format) with a few synthetic images."""
-    directory.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for part, n in (("train", n_train), ("test", n_test)):
-        write_idx(directory / FILES[f"{part}_images"], rng.integers(0, 255, (n, size, size), dtype=np.uint8))
-        write_idx(directory / FILES[f"{part}_labels"], rng.integers(0, 10, n, dtype=np.uint8))
-    return directory
-
-
 def tiny_sweep_file(directory: Path, name: str = "tiny", methods=("random",), ratios=(0.5,), **task_options) -> Path:
-    data = write_tiny_fashion(directory / "data")
+    data = write_synthetic(directory / "data")
     task = {"name": "fashion-mnist", "data_dir": str(data), "options": {"epochs": 1, **task_options}}
     path = directory / f"{name}.yaml"
     path.write_text(yaml.safe_dump({"name": name, "profile": "smoke", "seeds": [0], "ratios": list(ratios),
@@ -501,7 +489,7 @@ def test_run_options_out_of_range_are_usage_errors(capsys, args, fragment):
 
 
 def test_fashion_mnist_file_of_32x32_images_is_a_data_format_error_naming_it(tmp_path):
-    data = write_tiny_fashion(tmp_path / "data", size=32)
+    data = write_synthetic(tmp_path / "data", size=32)
     with pytest.raises(DataFormatError) as error:
         FashionMNIST("smoke", data_dir=str(data)).read_arrays()
     assert str(data / FILES["train_images"]) in str(error.value) and "28x28" in str(error.value)

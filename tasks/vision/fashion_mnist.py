@@ -16,7 +16,7 @@ from benchmark.task import DataFormatError, DataNotFoundError, Recipe
 from tasks.download import download
 
 from .base import ImageTask
-from .idx import read_idx, read_idx_shape
+from .idx import read_idx, read_idx_shape, write_idx
 
 FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -34,6 +34,20 @@ MD5 = {
 URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
 IMAGE_SHAPE = (28, 28)
+
+
+def write_synthetic(directory: str | Path, n_train: int = 200, n_test: int = 100, size: int = 28,
+                    seed: int = 0) -> Path:
+    """SIMULATED data in the four files' real format (gzipped IDX): random images and labels, for
+    tests and fault probes of the loader and the runner, never for results. ``size`` other than 28
+    writes a file the loader must refuse."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for part, n in (("train", n_train), ("test", n_test)):
+        write_idx(directory / FILES[f"{part}_images"], rng.integers(0, 255, (n, size, size), dtype=np.uint8))
+        write_idx(directory / FILES[f"{part}_labels"], rng.integers(0, 10, n, dtype=np.uint8))
+    return directory
 
 
 @register_task("fashion-mnist")
