@@ -253,7 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cells", action="store_true", help="also print every cell with its id")
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("run", help="run a sweep's unfinished cells (finished ones are skipped)")
+    p = sub.add_parser("run", help="run a sweep's unfinished cells (finished ones are skipped)",
+                       epilog="exit status: 0 every cell finished; 1 some cell failed; 2 invalid sweep or option; "
+                              f"{STORE_FAULT} the tracking store failed (one message names it and the fix); "
+                              "130 Ctrl-C; 143 SIGTERM (the running cell is marked interrupted)")
     p.add_argument("sweep", help="sweep file (.yaml or .toml)")
     _tracking_arg(p)
     p.add_argument("--experiment", default=None, type=_experiment_name,
