@@ -204,9 +204,10 @@ def unknown_scheme(tmp, trials):
     return refused(prunebench("run", str(sweep_file(tmp)), "--tracking-uri", "foo://bar", cwd=tmp), "tracking store")
 
 
-@probe("SIGTERM (Slurm, Kubernetes) mid-sweep", "`prunebench run` (4 cells), `kill -TERM` after the first cell")
+@probe("SIGTERM (Slurm, Kubernetes) mid-sweep", "`prunebench run` (16 cells), `kill -TERM` after the first cell")
 def sigterm(tmp, trials):
-    sweep = sweep_file(tmp, ratios=[0.3, 0.5, 0.7], epochs=3)
+    # cells of a few seconds each, so that the signal finds the sweep inside one
+    sweep = sweep_file(tmp, ratios=[0.3, 0.5, 0.7], seeds=[0, 1, 2, 3], epochs=40)
     uri = f"sqlite:///{tmp}/mlflow.db"
     process = start("run", str(sweep), "--tracking-uri", uri, "--cache-dir", str(tmp / "c"), cwd=tmp)
     deadline = time.time() + 300
