@@ -184,11 +184,15 @@ class Tracker:
                 return None
             self._close_dead(runs)
             run_id = self._create_run(cell, sweep, tags)
-            rivals = [r for r in self.runs_of_cell(cell.id)
-                      if r.info.run_id != run_id and (is_finished(r) or is_live(r, self.claims))]
-            if not rivals:
-                self._log_params(run_id, cell, extra_params)
-                return CellRun(self.client, run_id, cell.id, self).start_heartbeat()
+            try:
+                rivals = [r for r in self.runs_of_cell(cell.id)
+                          if r.info.run_id != run_id and (is_finished(r) or is_live(r, self.claims))]
+                if not rivals:
+                    self._log_params(run_id, cell, extra_params)
+                    return CellRun(self.client, run_id, cell.id, self).start_heartbeat()
+            except KeyboardInterrupt:  # Ctrl-C or SIGTERM mid-claim: withdraw it, never leave it 'running'
+                self.client.delete_run(run_id)
+                raise
             # another runner claimed at the same moment: withdraw, and retry after a random pause so
             # that two runners in lockstep fall out of step (the first to come back takes the cell)
             self.client.delete_run(run_id)
