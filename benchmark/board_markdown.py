@@ -39,5 +39,5 @@ def render_markdown(board: Board) -> str:
             lines += [f"### {FAMILY_TITLE[family]}", "", _table(*overview(table)), "",
                       _table(detail_columns(family, info["metric"]), body), ""]
             for caption, headers, rows in cost_sections(board, task, family):
-                lines += [caption, ""] + ([_table(headers, rows), ""] if headers else [])
+                lines += [markdown_cell(caption), ""] + ([_table(headers, rows), ""] if headers else [])
     return "\n".join(lines) + "\n"
