@@ -6,10 +6,13 @@ from tabulate import tabulate
 from .board_format import (LEGEND, cost_sections, detail_columns, detail_rows, normalised_grid, overview,
                            reference_line, task_heading)
 from .leaderboard import FAMILIES, FAMILY_TITLE, Board
+from .names import markdown_cell
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
-    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+    # labels are free text: escaped, so a '|' cannot add a column nor '<b>' carry HTML
+    return tabulate([[markdown_cell(c) for c in row] for row in rows], headers=[markdown_cell(h) for h in headers],
+                    tablefmt="github", disable_numparse=True)
 
 
 def render_markdown(board: Board) -> str:
@@ -36,5 +39,5 @@ def render_markdown(board: Board) -> str:
             lines += [f"### {FAMILY_TITLE[family]}", "", _table(*overview(table)), "",
                       _table(detail_columns(family, info["metric"]), body), ""]
             for caption, headers, rows in cost_sections(board, task, family):
-                lines += [caption, ""] + ([_table(headers, rows), ""] if headers else [])
+                lines += [markdown_cell(caption), ""] + ([_table(headers, rows), ""] if headers else [])
     return "\n".join(lines) + "\n"

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from .cost_stats import baseline_curves
 from .leaderboard import (EQUAL_COST, FAMILIES, FAMILY_BASELINE, FAMILY_TITLE, Board, baseline_points,
                           reference_on_front)
+from .names import mathtext_safe
 
 COST_AXIS = {"data": ("cost_rel", "total cost, training-pass equivalents (× full-data cell)"),
              "model": ("flops_rel", "theoretical FLOPs (× dense)")}
@@ -44,8 +45,8 @@ def _panels(board: Board, task: str, draw, title) -> bytes:
     for i, family in enumerate(families):
         ax = fig.add_subplot(1, len(families), i + 1)
         draw(ax, family, board.tables[(task, family)], info)
-        ax.set_ylabel(f"test {info['metric']}")
-        ax.set_title(title(family), fontsize=10)
+        ax.set_ylabel(mathtext_safe(f"test {info['metric']}"))
+        ax.set_title(mathtext_safe(title(family)), fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     return _png(fig)
@@ -56,7 +57,7 @@ def metric_vs_ratio(board: Board, task: str) -> bytes:
         for method, rows in table.groupby("method"):
             rows = rows.sort_values("ratio")
             half = (rows.ci_high - rows.ci_low) / 2 if rows.ci_low.notna().all() else None
-            ax.errorbar(rows.ratio, rows["mean"], yerr=half, marker="o", capsize=3, label=method)
+            ax.errorbar(rows.ratio, rows["mean"], yerr=half, marker="o", capsize=3, label=mathtext_safe(method))
         full = info["full"]
         if full.n:
             ax.axhline(full.mean, color="black", linestyle="--", linewidth=1, label="full / dense")
@@ -73,7 +74,7 @@ def metric_vs_cost(board: Board, task: str) -> bytes:
         column, label = COST_AXIS[family]
         for method, rows in table.groupby("method"):
             rows = rows.sort_values(column)
-            ax.plot(rows[column], rows["mean"], marker="o", label=method)
+            ax.plot(rows[column], rows["mean"], marker="o", label=mathtext_safe(method))
             for _, r in rows.iterrows():
                 ax.annotate(f"{r.ratio:g}", (r[column], r["mean"]), fontsize=7, xytext=(3, 3),
                             textcoords="offset points")

@@ -12,6 +12,8 @@ from .board_html import render_html
 from .board_markdown import render_markdown
 from .board_plots import board_plots, slug
 from .leaderboard import Board, build_board, load_runs
+from .names import check_name
+from .store import open_client, redact
 
 LEADERBOARD_EXPERIMENT = "leaderboards"
 
@@ -28,12 +30,13 @@ def table_artifact(task: str, family: str) -> str:
 
 
 def write_files(board: Board, markdown: str, html: str, plots: dict[str, bytes], out_dir: Path) -> list[Path]:
+    stem = check_name(board.experiment, "experiment name")  # never a path: the files stay in out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = [out_dir / f"{board.experiment}.md", out_dir / f"{board.experiment}.html"]
+    written = [out_dir / f"{stem}.md", out_dir / f"{stem}.html"]
     written[0].write_text(markdown, encoding="utf-8")
     written[1].write_text(html, encoding="utf-8")
     if plots:
-        plot_dir = out_dir / f"{board.experiment}-plots"
+        plot_dir = out_dir / f"{stem}-plots"
         plot_dir.mkdir(exist_ok=True)
         for name, png in plots.items():
             (plot_dir / name).write_bytes(png)
@@ -42,12 +45,10 @@ def write_files(board: Board, markdown: str, html: str, plots: dict[str, bytes],
 
 
 def log_to_mlflow(board: Board, markdown: str, html: str, plots: dict[str, bytes], tracking_uri: str) -> str:
-    from mlflow.tracking import MlflowClient
-
     from .tracking import code_version, ensure_experiment
 
-    client = MlflowClient(tracking_uri=tracking_uri)
-    experiment_id = ensure_experiment(client, tracking_uri, LEADERBOARD_EXPERIMENT)
+    client = open_client(tracking_uri)
+    experiment_id = ensure_experiment(client, tracking_uri, LEADERBOARD_EXPERIMENT, kind="leaderboards")
     run = client.create_run(experiment_id, run_name=f"{board.experiment} @ {board.generated}", tags={
         "source_experiment": board.experiment, "command": board.command, "code_version": code_version(),
         "cell_code_versions": ", ".join(board.code_versions), "finished_cells": str(len(board.runs)),
@@ -92,5 +93,5 @@ def publish(board: Board, out_dir: Path | None, tracking_uri: str | None) -> Pub
 def build_and_publish(tracking_uri: str, experiment: str, out_dir: Path | None, command: str = "",
                       log_board: bool = True) -> Published:
     """Read ``experiment``'s finished cells from ``tracking_uri`` and publish their board."""
-    board = build_board(load_runs(tracking_uri, experiment), experiment, command=command)
+    board = build_board(load_runs(tracking_uri, experiment), experiment, command=redact(command))
     return publish(board, out_dir, tracking_uri if log_board and not board.runs.empty else None)

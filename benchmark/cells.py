@@ -39,8 +39,9 @@ from typing import Any
 
 import yaml
 
+from .names import label_problem, name_problem
 from .registry import METHODS, TASKS, RegistryError
-from .task import DataNotFoundError
+from .task import DataFormatError, DataNotFoundError
 from .trainer import BUDGETS
 
 REFERENCE_METHOD = "none"
@@ -51,6 +52,7 @@ METHOD_KEYS = ("name", "options", "ratios", "label")
 MAX_SEED = 2**32  # numpy's legacy seeding and the methods' derived torch seeds need seeds below this
 MAX_DEPTH = 20  # nesting of the whole sweep; real ones stay under 6
 MAX_VALUES = 100_000  # values in the whole sweep, aliases counted each time they are used
+MAX_CELLS = 20_000  # a paper-scale sweep is a few thousand cells; more is a typo (seeds: range(2000))
 
 _SHOW = reprlib.Repr()  # bounded reprs: a huge or deeply nested value must not flood the message
 _SHOW.maxstring = _SHOW.maxother = 80
@@ -161,6 +163,11 @@ class Sweep:
                         out.append(Cell(method=method.name, ratio=float(ratio), label=method.label,
                                         method_options=_frozen_items(method.options), **common))
         return out
+
+    def cell_count(self) -> int:
+        """``len(self.cells())``, counted without building them."""
+        per_seed = 1 + sum(sum(1 for r in (m.ratios or self.ratios) if r != 0) for m in self.methods)
+        return len(self.tasks) * len(self.seeds) * per_seed
 
     def data_dirs(self) -> dict[str, str | None]:
         return {t.name: t.data_dir for t in self.tasks}
@@ -283,6 +290,14 @@ def _option_problems(where: str, options: Any) -> list[str]:
     return problems
 
 
+def _parses_as_number(value: Any) -> bool:
+    try:
+        float(value)
+        return isinstance(value, str)
+    except (TypeError, ValueError):
+        return False
+
+
 def _check_ratios(where: str, ratios: Any, problems: list[str]) -> tuple[float, ...]:
     if not isinstance(ratios, list) or not ratios:
         problems.append(f"{where}: 'ratios' must be a non-empty list of fractions removed in [0, 1), "
@@ -290,7 +305,11 @@ def _check_ratios(where: str, ratios: Any, problems: list[str]) -> tuple[float, 
         return ()
     good = []
     for ratio in ratios:
-        if not _is_number(ratio) or not 0 <= ratio < 1:  # NaN fails the comparison too
+        if not _is_number(ratio):
+            problems.append(f"{where}: ratio {_show(ratio)} must be a number (the fraction removed, in "
+                            f"[0, 1)), got a {type(ratio).__name__}"
+                            + ("; write it without quotes" if _parses_as_number(ratio) else ""))
+        elif not 0 <= ratio < 1:  # NaN fails the comparison too
             problems.append(
                 f"{where}: ratio {_show(ratio)} is outside [0, 1); a ratio is the fraction removed, "
                 "e.g. 0.9 keeps 10%"
@@ -308,7 +327,10 @@ def _check_seeds(seeds: Any, problems: list[str]) -> tuple[int, ...]:
         return ()
     good = []
     for seed in seeds:
-        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < MAX_SEED:
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            problems.append(f"sweep: seed {_show(seed)} must be a non-negative integer, e.g. 0; got a "
+                            f"{type(seed).__name__}")
+        elif not 0 <= seed < MAX_SEED:
             problems.append(f"sweep: seed {_show(seed)} must be a non-negative integer below 2**32, e.g. 0")
         else:
             good.append(seed)
@@ -331,11 +353,12 @@ def parse_sweep(data: dict[str, Any], source: str = "<sweep>", check_data: bool 
 
     name = data.get("name")
     if name is None:
-        name = Path(source).stem
-    elif not isinstance(name, str) or not name.strip():
-        problems.append(f"sweep: 'name' (the MLflow experiment) must be a non-empty string, got {_show(name)}; "
-                        "quote it if it looks like a number or a date")
-        name = Path(source).stem
+        name = Path(source).stem if source != "<sweep>" else "sweep"
+    problem = name_problem(name, "'name' (the MLflow experiment)")
+    if problem:
+        problems.append(f"sweep: {problem}" + (" (the name comes from the file's; add a 'name' key)"
+                                               if "name" not in data else ""))
+        name = "sweep"
     description = data.get("description")
     if description is not None and not isinstance(description, str):
         problems.append(f"sweep: 'description' must be a string, got {_show(description)}")
@@ -372,6 +395,10 @@ def parse_sweep(data: dict[str, Any], source: str = "<sweep>", check_data: bool 
 
     sweep = Sweep(name=name, profile=profile, budget=budget, seeds=seeds, ratios=ratios,
                   tasks=tuple(tasks), methods=tuple(methods), source=source)
+    if sweep.cell_count() > MAX_CELLS:  # before anything builds the cells
+        problems.append(f"sweep: {sweep.cell_count():,} cells ({len(tasks)} task(s) x {len(seeds)} seed(s) x "
+                        f"methods and ratios) exceed the limit of {MAX_CELLS:,}; split it into several sweeps "
+                        "or use fewer seeds, tasks or ratios")
     if not problems:
         problems.extend(_same_cell_twice(sweep))
     if problems:
@@ -439,7 +466,7 @@ def _parse_task(entry: Any, profile: str, check_data: bool, problems: list[str])
     if check_data:
         try:
             task.check_data()
-        except DataNotFoundError as error:
+        except (DataNotFoundError, DataFormatError) as error:
             problems.append(f"task {name!r}: {error}")
     return TaskEntry(name, options, data_dir)
 
@@ -456,8 +483,8 @@ def _parse_method(entry: Any, problems: list[str]) -> MethodEntry | None:
         return None
     options = {} if options is None else options
     bad = _option_problems(f"method {name!r}", options)
-    if label is not None and (not isinstance(label, str) or not label.strip()):
-        bad.append(f"method {name!r}: 'label' must be a non-empty string, got {_show(label)}")
+    if label is not None and label_problem(label):
+        bad.append(f"method {name!r}: {label_problem(label)}")
     elif label == REFERENCE_LABEL:
         bad.append(f"method {name!r}: the label {REFERENCE_LABEL!r} is the full-data / dense reference's; "
                    "choose another")

@@ -16,6 +16,14 @@ A claim is live while its runner shows signs of life:
 - a claim made on this host by a process that no longer exists is dead at once, so a
   sweep restarted after a kill resumes without waiting for the TTL.
 
+Clocks: judging a heartbeat compares the reader's clock with the writer's, so the runners
+sharing a store are assumed to keep their clocks within ``max_skew_s`` (60 s by default;
+NTP keeps real machines within milliseconds). A heartbeat further in the future than that,
+or one that is not a finite number, cannot come from a working runner (a wrong clock, a tag
+written by hand or by another tool): it is invalid and the claim is dead, so the cell runs
+again instead of waiting forever. A runner whose clock is ahead by more than the allowance
+loses its claims to the others; the cell then ends with two finished runs, resolved below.
+
 A dead claim is closed as ``interrupted`` by whoever finds it. If a runner judged dead was in
 fact alive (paused longer than the TTL) and finishes, the cell can end with two finished
 runs; :func:`resolve_duplicates` keeps the one with the lowest run id and marks the others
@@ -23,6 +31,7 @@ runs; :func:`resolve_duplicates` keeps the one with the lowest run id and marks 
 """
 from __future__ import annotations
 
+import math
 import os
 import socket
 import threading
@@ -37,10 +46,16 @@ HOST = socket.gethostname()
 class ClaimPolicy:
     ttl_s: float = 600.0  # a claim without a heartbeat for this long is dead
     heartbeat_s: float = 30.0
+    max_skew_s: float = 60.0  # how far the runners' clocks may disagree (see the module's note)
 
     def __post_init__(self):
+        if not all(math.isfinite(v) for v in (self.ttl_s, self.heartbeat_s, self.max_skew_s)):
+            raise ValueError(f"claim TTL ({self.ttl_s}), heartbeat ({self.heartbeat_s}) and clock skew "
+                             f"({self.max_skew_s}) must be finite numbers of seconds")
         if not 0 < self.heartbeat_s < self.ttl_s:
             raise ValueError(f"need 0 < heartbeat ({self.heartbeat_s}) < claim TTL ({self.ttl_s}) seconds")
+        if self.max_skew_s < 0:
+            raise ValueError(f"clock skew allowance must be >= 0 seconds, got {self.max_skew_s}")
 
 
 def claim_tags() -> dict[str, str]:
@@ -65,11 +80,16 @@ def is_live(run: Any, policy: ClaimPolicy, now: float | None = None) -> bool:
     pid = tags.get("claim_pid")
     if tags.get("claim_host") == HOST and pid and pid.isdigit() and not process_alive(int(pid)):
         return False
-    try:
-        beat = float(tags["heartbeat"])
-    except (KeyError, ValueError):  # a run from before claims existed: its start is its last sign of life
+    if "heartbeat" not in tags:  # a run from before claims existed: its start is its last sign of life
         beat = run.info.start_time / 1000.0
-    return (time.time() if now is None else now) - beat < policy.ttl_s
+    else:
+        try:
+            beat = float(tags["heartbeat"])
+        except ValueError:  # not a time: no runner wrote it
+            return False
+    age = (time.time() if now is None else now) - beat
+    # NaN fails both comparisons; a beat from the future beyond the skew allowance is invalid
+    return -policy.max_skew_s <= age < policy.ttl_s
 
 
 def is_finished(run: Any) -> bool:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shlex
 import subprocess
@@ -9,6 +10,45 @@ import sys
 from pathlib import Path
 
 DEFAULT_CACHE = ".prunebench-cache"
+STORE_FAULT = 3  # exit status when the tracking store (not a cell) failed
+
+
+def _int_in(low: int, high: int | None = None):
+    """An argparse type: an integer in [low, high], else a message naming the value and the range."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(
+                f"must be an integer >= {low}" + (f" and <= {high}" if high is not None else "") + f", got {value}")
+        return value
+    return parse
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text!r}")
+    return value
+
+
+def _experiment_name(text: str) -> str:
+    from .names import name_problem
+
+    problem = name_problem(text, "experiment name")
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def _store_fault(error: Exception) -> int:
+    print(f"error: {error}", file=sys.stderr)
+    return STORE_FAULT
 
 
 def _tracking_arg(parser: argparse.ArgumentParser) -> None:
@@ -71,32 +111,44 @@ def cmd_run(args: argparse.Namespace) -> int:
     sweep = _load_sweep_or_report(args.sweep)
     if sweep is None:
         return 2
-    from .runner import run_sweep
-    from .tracking import Tracker
-    from .trainer import resolve_device
-
     from .claims import ClaimPolicy
+    from .runner import Terminated, sigterm_as_interrupt
+    from .store import StoreError, mute_store_error_logs
 
     try:
         claims = ClaimPolicy(ttl_s=args.claim_ttl, heartbeat_s=args.heartbeat)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    tracker = Tracker(args.tracking_uri, experiment=args.experiment or sweep.name, claims=claims)
-    print(f"tracking: {tracker.tracking_uri} (experiment {tracker.experiment_name!r})", file=sys.stderr)
+    mute_store_error_logs()
     try:
-        if args.executor == "ray":
-            from .ray_executor import run_sweep_ray
+        with sigterm_as_interrupt():
+            return _run(args, sweep, claims)
+    except StoreError as error:  # one message, not one failed cell after another
+        return _store_fault(error)
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM (Terminated): the cell is already closed
+        terminated = isinstance(interrupt, Terminated)
+        print(f"sweep {'terminated (SIGTERM)' if terminated else 'interrupted'}; finished cells are kept. "
+              "Run the same command to resume.", file=sys.stderr)
+        return 143 if terminated else 130
 
-            report = run_sweep_ray(sweep, tracker, Path(args.cache_dir).resolve(), address=args.address,
-                                   device=args.device, quiet=args.quiet, max_cells=args.max_cells,
-                                   max_in_flight=args.max_in_flight)
-        else:
-            report = run_sweep(sweep, tracker, resolve_device(args.device), Path(args.cache_dir),
-                               quiet=args.quiet, max_cells=args.max_cells)
-    except KeyboardInterrupt:
-        print("sweep interrupted; finished cells are kept. Run the same command to resume.", file=sys.stderr)
-        return 130
+
+def _run(args: argparse.Namespace, sweep, claims) -> int:
+    from .runner import run_sweep
+    from .tracking import Tracker
+    from .trainer import resolve_device
+
+    tracker = Tracker(args.tracking_uri, experiment=args.experiment or sweep.name, claims=claims)
+    print(f"tracking: {tracker.uri} (experiment {tracker.experiment_name!r})", file=sys.stderr)
+    if args.executor == "ray":
+        from .ray_executor import run_sweep_ray
+
+        report = run_sweep_ray(sweep, tracker, Path(args.cache_dir).resolve(), address=args.address,
+                               device=args.device, quiet=args.quiet, max_cells=args.max_cells,
+                               max_in_flight=args.max_in_flight)
+    else:
+        report = run_sweep(sweep, tracker, resolve_device(args.device), Path(args.cache_dir),
+                           quiet=args.quiet, max_cells=args.max_cells)
     print(f"finished {len(report.finished)}, failed {len(report.failed)}, skipped (already finished) "
           f"{len(report.skipped)}" + (f", left to other runners {len(report.busy)}" if report.busy else ""),
           file=sys.stderr)
@@ -113,10 +165,16 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from .board_publish import LEADERBOARD_EXPERIMENT, build_and_publish
     from .tracking import default_tracking_uri
 
+    from .store import StoreError, mute_store_error_logs, redact
+
+    mute_store_error_logs()
     uri = args.tracking_uri or default_tracking_uri()
-    command = "prunebench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    published = build_and_publish(uri, args.experiment, Path(args.out), command=command,
-                                  log_board=not args.no_mlflow)
+    command = redact("prunebench " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    try:
+        published = build_and_publish(uri, args.experiment, Path(args.out), command=command,
+                                      log_board=not args.no_mlflow)
+    except StoreError as error:
+        return _store_fault(error)
     print(published.markdown)
     for path in published.files[:2]:
         print(f"written: {path}", file=sys.stderr)
@@ -129,12 +187,13 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
+    from .store import redact
     from .tracking import default_tracking_uri
 
     uri = args.tracking_uri or default_tracking_uri()
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
                "--host", args.host, "--port", str(args.port)]
-    print(f"MLflow UI on http://{args.host}:{args.port} for {uri} (Ctrl-C to stop)", file=sys.stderr)
+    print(f"MLflow UI on http://{args.host}:{args.port} for {redact(uri)} (Ctrl-C to stop)", file=sys.stderr)
     try:
         return subprocess.call(command)
     except KeyboardInterrupt:
@@ -143,12 +202,14 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 def cmd_server(args: argparse.Namespace) -> int:
     from .server import server_command
+    from .store import redact
 
     command = server_command(args.dir, args.host, args.port, args.workers, args.backend_store_uri,
                              args.artifacts_destination)
     Path(args.dir).mkdir(parents=True, exist_ok=True)
     store, artifacts = (command[command.index(flag) + 1] for flag in ("--backend-store-uri", "--artifacts-destination"))
-    print(f"MLflow tracking server on http://{args.host}:{args.port} (store {store}, artifacts {artifacts}); "
+    print(f"MLflow tracking server on http://{args.host}:{args.port} (store {redact(store)}, "
+          f"artifacts {redact(artifacts)}); "
           f"point runners at it with --tracking-uri http://{args.host}:{args.port}. Ctrl-C to stop.", file=sys.stderr)
     try:
         return subprocess.call(command)
@@ -194,14 +255,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cells", action="store_true", help="also print every cell with its id")
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("run", help="run a sweep's unfinished cells (finished ones are skipped)")
+    p = sub.add_parser("run", help="run a sweep's unfinished cells (finished ones are skipped)",
+                       epilog="exit status: 0 every cell finished; 1 some cell failed; 2 invalid sweep or option; "
+                              f"{STORE_FAULT} the tracking store failed (one message names it and the fix); "
+                              "130 Ctrl-C; 143 SIGTERM (the running cell is marked interrupted)")
     p.add_argument("sweep", help="sweep file (.yaml or .toml)")
     _tracking_arg(p)
-    p.add_argument("--experiment", default=None, help="MLflow experiment (default: the sweep's name)")
+    p.add_argument("--experiment", default=None, type=_experiment_name,
+                   help="MLflow experiment (default: the sweep's name)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
     p.add_argument("--cache-dir", default=os.environ.get("PRUNEBENCH_CACHE", DEFAULT_CACHE),
                    help=f"where method scores are cached (default: $PRUNEBENCH_CACHE or {DEFAULT_CACHE})")
-    p.add_argument("--max-cells", type=int, default=None, help="run at most this many pending cells")
+    p.add_argument("--max-cells", type=_int_in(1), default=None, help="run at most this many pending cells (>= 1)")
     p.add_argument("--leaderboard", action="store_true", help="print and write the leaderboard afterwards")
     p.add_argument("--results-dir", default="results", help="where --leaderboard writes (default: results)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -211,18 +276,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None,
                    help="with --executor ray: the cluster to join ('auto', or ray://HOST:10001); "
                         "default: start a local Ray instance")
-    p.add_argument("--max-in-flight", type=int, default=None,
+    p.add_argument("--max-in-flight", type=_int_in(1), default=None,
                    help="with --executor ray: cells claimed and submitted at once (default: the cluster's CPUs)")
-    p.add_argument("--claim-ttl", type=float, default=600.0,
+    p.add_argument("--claim-ttl", type=_positive_seconds, default=600.0,
                    help="seconds without a heartbeat after which another runner's claim on a cell is dead "
                         "and the cell runs again (default: 600)")
-    p.add_argument("--heartbeat", type=float, default=30.0,
+    p.add_argument("--heartbeat", type=_positive_seconds, default=30.0,
                    help="seconds between a running cell's heartbeats (default: 30)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("leaderboard", help="aggregate finished cells from MLflow into tables, plots and HTML")
     _tracking_arg(p)
-    p.add_argument("--experiment", required=True, help="MLflow experiment (the sweep's name)")
+    p.add_argument("--experiment", required=True, type=_experiment_name, help="MLflow experiment (the sweep's name)")
     p.add_argument("--out", default="results",
                    help="directory for EXPERIMENT.md, EXPERIMENT.html and EXPERIMENT-plots/ (default: results)")
     p.add_argument("--no-mlflow", action="store_true",
@@ -237,14 +302,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--artifacts-destination", default=None, help="artifact root (default: DIR/mlartifacts)")
     p.add_argument("--host", default="127.0.0.1",
                    help="interface to listen on (default 127.0.0.1; 0.0.0.0 to serve a cluster)")
-    p.add_argument("--port", type=int, default=5000)
-    p.add_argument("--workers", type=int, default=2, help="server worker processes (default: 2)")
+    p.add_argument("--port", type=_int_in(1, 65535), default=5000)
+    p.add_argument("--workers", type=_int_in(1, 256), default=2, help="server worker processes (default: 2)")
     p.set_defaults(func=cmd_server)
 
     p = sub.add_parser("ui", help="start the MLflow UI on the same store (127.0.0.1)")
     _tracking_arg(p)
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--port", type=_int_in(1, 65535), default=5000)
     p.set_defaults(func=cmd_ui)
 
     p = sub.add_parser("download", help="download a task's public data (needs internet)",

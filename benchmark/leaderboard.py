@@ -46,20 +46,36 @@ EQUAL_COST = {"data": (CostAxis("cost", "cost_rel", "cost_rel"),),
 DERIVED_FORWARD_PASSES = {"el2n": ("method_options.proxy_runs", 2)}
 
 
+CELL_TAGS = ("cell_id", "task", "method")
+CELL_PARAMS = ("ratio", "seed")
+
+
+def is_cell_run(run) -> bool:
+    """Whether ``run`` is a harness cell (another tool's run in the experiment is not read)."""
+    tags, params = run.data.tags, run.data.params
+    if not all(tags.get(k) for k in CELL_TAGS) or not all(k in params for k in CELL_PARAMS):
+        return False
+    try:
+        float(params["ratio"]), int(params["seed"])
+    except ValueError:
+        return False
+    return True
+
+
 def load_runs(tracking_uri: str, experiment: str) -> pd.DataFrame:
     """One row per finished cell (the latest run if a cell somehow has several)."""
-    from mlflow.tracking import MlflowClient
+    from .store import open_client, redact
 
-    client = MlflowClient(tracking_uri=tracking_uri)
+    client = open_client(tracking_uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
-        raise SystemExit(f"no MLflow experiment {experiment!r} at {tracking_uri}; run a sweep first "
+        raise SystemExit(f"no MLflow experiment {experiment!r} at {redact(tracking_uri)}; run a sweep first "
                          "or pass --experiment with the sweep's name")
     rows, token = [], None
     while True:
         page = client.search_runs([found.experiment_id], filter_string="tags.status = 'finished'",
                                   max_results=1000, page_token=token)
-        for run in page:
+        for run in filter(is_cell_run, page):
             tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
             metric = tags.get("metric", "accuracy")
             row = {

@@ -80,6 +80,16 @@ class Method(Hook):
         return torch.Generator().manual_seed(10_007 * self.seed + 7919 * salt + 12345)
 
 
+def check_count(name: str, value: Any, low: int, high: int) -> int:
+    """``value`` if it is an integer in [low, high], else a ValueError naming it: a count of
+    runs, epochs or bins beyond a sane bound is a typo, and would run (or allocate) for ever."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {type(value).__name__} {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value}")
+    return value
+
+
 _TYPE_NAMES = {"bool": "true or false", "int": "an integer", "float": "a finite number", "str": "a string",
                "None": "null"}
 

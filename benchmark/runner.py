@@ -6,9 +6,17 @@ its cell 'running', which the next run closes as interrupted and runs again.
 Only 'finished' cells are skipped, so a re-run never duplicates or loses one.
 Several runners may work on one sweep at once: each takes a cell only through a
 claim (see :mod:`.claims`) and leaves the cells other runners hold.
+
+A fault of the tracking store itself (:class:`.store.StoreError`: read-only, unreachable,
+artifacts not writable) is no cell's fault: it stops the sweep at once, the running cell
+closed as interrupted where the store still takes the write. SIGTERM (what Slurm and
+Kubernetes send before a kill) is handled as Ctrl-C is (:func:`sigterm_as_interrupt`).
 """
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -19,6 +27,7 @@ import torch
 from .cells import Cell, Sweep
 from .execute import plan_cell, run_cell
 from .progress import EpochProgress, SweepProgress
+from .store import StoreError
 from .tracking import EpochLogger, Tracker
 
 
@@ -70,19 +79,52 @@ def run_sweep(sweep: Sweep, tracker: Tracker, device: torch.device, cache_dir: P
             run.finish(result.metrics, result.tags)
             report.tracking_seconds.append(claim_seconds + time.perf_counter() - began)
         except KeyboardInterrupt:
-            if run is not None:
-                run.interrupt()
+            close_quietly(run)
             progress.print(f"    interrupted: {cell.display}; run the sweep again to resume")
             raise
+        except StoreError:  # the store's fault, not the cell's: every later cell would meet it too
+            close_quietly(run)
+            progress.end_cell("stopped: the tracking store failed (see below)")
+            raise
         except Exception as error:  # isolate the failure, record it, go on
-            if run is not None:
-                run.fail(error, traceback.format_exc())
             report.failed[cell.id] = f"{type(error).__name__}: {error}"
             progress.end_cell(f"FAILED ({type(error).__name__}: {error})")
+            if run is not None:
+                run.fail(error, traceback.format_exc())  # a StoreError from it stops the sweep
             continue
         metric = f"test_{plan.task.metric}"
         record_finished(report, progress, cell, run, f"{metric} {result.metrics[metric]:.4f}")
     return report
+
+
+def close_quietly(run) -> None:
+    """Close ``run`` as interrupted if it is still open and the store takes the write; a store
+    that does not is the fault already being reported, so its error is not raised again."""
+    if run is not None and not run.closed:
+        with contextlib.suppress(StoreError):
+            run.interrupt()
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C's KeyboardInterrupt would be, so that it is handled alike."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """While inside, SIGTERM raises :class:`Terminated` in the main thread (a no-op elsewhere:
+    Python delivers signals to the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def record_finished(report: SweepReport, progress: SweepProgress, cell: Cell, run, outcome: str) -> None:

@@ -7,9 +7,16 @@ moves running -> finished | failed | interrupted (| superseded, see
 :mod:`.claims`), and only ``finished`` runs count as done: a re-run skips them
 and re-runs everything else. Several runners may share a store: a runner takes a
 cell only through a claim (:meth:`Tracker.try_claim`).
+
+An experiment the harness creates carries the tag ``prunebench.kind`` (``cells`` for a sweep's,
+``leaderboards`` for the boards'); the harness adopts no other experiment of the same name (one
+of another tool, or a deleted one), so a sweep never mixes its cells into foreign runs. Every
+call into the store goes through :func:`.store.guarded`: a fault of the store itself is raised
+as :class:`.store.StoreError`, which stops the sweep (see :mod:`.store`).
 """
 from __future__ import annotations
 
+import functools
 import os
 import random
 import subprocess
@@ -19,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .claims import ClaimPolicy, Heartbeat, claim_tags, is_finished, is_live, resolve_duplicates
 from .hooks import Hook, TrainState
+from .store import StoreError, guarded, open_client, redact
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -28,6 +36,9 @@ if TYPE_CHECKING:
 DEFAULT_DB = "mlflow.db"
 CLAIM_ATTEMPTS = 5  # tries at a cell two runners claimed at the same moment
 MAX_PARAM_LENGTH = 6000
+KIND_TAG = "prunebench.kind"  # on every experiment the harness creates: "cells" or "leaderboards"
+#: a tag every run of a legacy (untagged) harness experiment of that kind carries
+KIND_MARKER = {"cells": "cell_id", "leaderboards": "source_experiment"}
 
 
 def default_tracking_uri(cwd: str | Path | None = None) -> str:
@@ -59,23 +70,60 @@ def library_versions() -> dict[str, str]:
     return {"torch_version": torch.__version__, "mlflow_version": mlflow.__version__}
 
 
-def ensure_experiment(client: Any, tracking_uri: str, name: str) -> str:
-    """The id of experiment ``name``, created if absent."""
+def ensure_experiment(client: Any, tracking_uri: str, name: str, kind: str = "cells") -> str:
+    """The id of the harness experiment ``name`` of ``kind``, created if absent; a
+    :class:`StoreError` if the name is taken by a deleted experiment or by another tool's."""
     existing = client.get_experiment_by_name(name)
     if existing is not None:
-        return existing.experiment_id
+        return adopt_experiment(client, tracking_uri, existing, kind)
     artifact_location = None
     if tracking_uri.startswith("sqlite:///"):
         # keep artifacts beside the database rather than in whatever directory we run from
         db_path = Path(tracking_uri[len("sqlite:///"):])
         artifact_location = (db_path.parent / "mlartifacts").resolve().as_uri()
     try:
-        return client.create_experiment(name, artifact_location=artifact_location)
+        return client.create_experiment(name, artifact_location=artifact_location, tags={KIND_TAG: kind})
     except Exception:  # another runner created it a moment ago: use theirs
         existing = client.get_experiment_by_name(name)
         if existing is None:
             raise
-        return existing.experiment_id
+        return adopt_experiment(client, tracking_uri, existing, kind)
+
+
+def adopt_experiment(client: Any, tracking_uri: str, experiment: Any, kind: str) -> str:
+    """``experiment``'s id if the harness made it for ``kind`` (an untagged one whose runs
+    all look like the harness's is a store from before the tag, and is tagged now)."""
+    name = experiment.name
+    if experiment.lifecycle_stage != "active":
+        raise StoreError(tracking_uri, f"experiment {name!r} exists but is deleted", fix=(
+            f"restore it with `mlflow experiments restore --experiment-id {experiment.experiment_id}` "
+            f"(with MLFLOW_TRACKING_URI set to this store) to resume it, or give the sweep another name "
+            f"(its 'name', or --experiment); a deleted experiment's name stays taken until it is purged "
+            f"(`mlflow gc`)"))
+    tagged = experiment.tags.get(KIND_TAG)
+    if tagged == kind:
+        return experiment.experiment_id
+    foreign = tagged is not None
+    if not foreign:
+        sample = client.search_runs([experiment.experiment_id], max_results=50)
+        foreign = any(KIND_MARKER[kind] not in run.data.tags for run in sample)
+    if foreign:
+        raise StoreError(tracking_uri, f"experiment {name!r} was not made by prunebench for {kind} "
+                         f"(its runs are another tool's)", fix=(
+                             "give the sweep another name (its 'name', or --experiment), or rename that "
+                             "experiment in the MLflow UI; prunebench does not mix its cells into foreign runs"))
+    client.set_experiment_tag(experiment.experiment_id, KIND_TAG, kind)
+    return experiment.experiment_id
+
+
+def _store_call(what: str):
+    """Run the method through :func:`guarded`: any failure is the store's (``self.uri``)."""
+    def wrap(method):
+        @functools.wraps(method)
+        def call(self, *args, **kwargs):
+            return guarded(self.uri, what, lambda: method(self, *args, **kwargs))
+        return call
+    return wrap
 
 
 class Tracker:
@@ -88,15 +136,22 @@ class Tracker:
         self.claims = claims or ClaimPolicy()
         self._jitter = random.Random()  # seeded from the OS: runners must not pause in step
         self.tracking_uri = tracking_uri or default_tracking_uri()
-        self.client: MlflowClient = MlflowClient(tracking_uri=self.tracking_uri)
+        self.client: MlflowClient = open_client(self.tracking_uri)
         self.experiment_name = experiment
-        self.experiment_id = self._experiment(experiment)
+        self.experiment_id = guarded(self.uri, f"cannot open experiment {experiment!r}",
+                                     lambda: self._experiment(experiment))
         self.code_version = code_version()
         self.versions = library_versions()
+
+    @property
+    def uri(self) -> str:
+        """The tracking URI as it may be shown (password redacted)."""
+        return redact(self.tracking_uri)
 
     def _experiment(self, name: str) -> str:
         return ensure_experiment(self.client, self.tracking_uri, name)
 
+    @_store_call("cannot list the sweep's runs")
     def runs_by_cell(self) -> dict[str, list[Any]]:
         runs: dict[str, list[Any]] = {}
         page_token = None
@@ -118,6 +173,7 @@ class Tracker:
         return list(self.client.search_runs([self.experiment_id], filter_string=f"tags.cell_id = '{cell_id}'",
                                             max_results=1000))
 
+    @_store_call("cannot claim a cell")
     def try_claim(self, cell: "Cell", sweep: str, extra_params: dict[str, Any],
                   tags: dict[str, str]) -> "CellRun | None":
         """Open the run of ``cell`` if no other runner holds or has finished it, else None.
@@ -128,17 +184,22 @@ class Tracker:
                 return None
             self._close_dead(runs)
             run_id = self._create_run(cell, sweep, tags)
-            rivals = [r for r in self.runs_of_cell(cell.id)
-                      if r.info.run_id != run_id and (is_finished(r) or is_live(r, self.claims))]
-            if not rivals:
-                self._log_params(run_id, cell, extra_params)
-                return CellRun(self.client, run_id, cell.id, self).start_heartbeat()
+            try:
+                rivals = [r for r in self.runs_of_cell(cell.id)
+                          if r.info.run_id != run_id and (is_finished(r) or is_live(r, self.claims))]
+                if not rivals:
+                    self._log_params(run_id, cell, extra_params)
+                    return CellRun(self.client, run_id, cell.id, self).start_heartbeat()
+            except KeyboardInterrupt:  # Ctrl-C or SIGTERM mid-claim: withdraw it, never leave it 'running'
+                self.client.delete_run(run_id)
+                raise
             # another runner claimed at the same moment: withdraw, and retry after a random pause so
             # that two runners in lockstep fall out of step (the first to come back takes the cell)
             self.client.delete_run(run_id)
             time.sleep(self._jitter.uniform(0.0, 0.5 * 2 ** attempt))
         return None
 
+    @_store_call("cannot start a cell's run")
     def start_cell(self, cell: "Cell", sweep: str, extra_params: dict[str, Any], tags: dict[str, str],
                    stale_runs: list[Any] = ()) -> "CellRun":
         """Open the run of ``cell`` unconditionally (no claim); ``stale_runs`` still marked
@@ -178,6 +239,11 @@ class CellRun:
         self.tracker = tracker
         self.heartbeat: Heartbeat | None = None
         self.superseded = False
+        self.closed = False  # a final status has been written
+
+    @property
+    def uri(self) -> str:
+        return redact(self.client._tracking_client.tracking_uri)
 
     def start_heartbeat(self) -> "CellRun":
         self.heartbeat = Heartbeat(self.client, self.run_id, self.tracker.claims.heartbeat_s).start()
@@ -187,6 +253,7 @@ class CellRun:
         if self.heartbeat is not None:
             self.heartbeat.stop()
 
+    @_store_call("cannot log a cell's metrics")
     def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
         from mlflow.entities import Metric
 
@@ -195,6 +262,7 @@ class CellRun:
         for first in range(0, len(batch), 1000):
             self.client.log_batch(self.run_id, metrics=batch[first : first + 1000])
 
+    @_store_call("cannot record a finished cell")
     def finish(self, metrics: dict[str, float], tags: dict[str, str] | None = None) -> None:
         self.log_metrics(metrics)
         for key, value in (tags or {}).items():
@@ -202,20 +270,32 @@ class CellRun:
         self._stop_heartbeat()
         self.client.set_tag(self.run_id, "status", "finished")
         self.client.set_terminated(self.run_id, "FINISHED")
+        self.closed = True
         if self.tracker is not None and self.cell_id:
             self.superseded = not resolve_duplicates(self.client, self.tracker.runs_of_cell(self.cell_id), self.run_id)
 
     def fail(self, error: BaseException, traceback_text: str) -> None:
+        """Close the run as failed, then attach the traceback: the status goes first, so that an
+        artifact store that cannot be written leaves a failed cell, not a running one."""
         self._stop_heartbeat()
-        self.client.log_text(self.run_id, traceback_text, "traceback.txt")
-        self.client.set_tag(self.run_id, "error", f"{type(error).__name__}: {error}"[:5000])
-        self.client.set_tag(self.run_id, "status", "failed")
-        self.client.set_terminated(self.run_id, "FAILED")
+        guarded(self.uri, "cannot record a failed cell", lambda: self._close(
+            "failed", "FAILED", error=f"{type(error).__name__}: {error}"[:5000]))
+        artifacts = guarded(self.uri, "cannot read the run's artifact location",
+                            lambda: self.client.get_run(self.run_id).info.artifact_uri)
+        guarded(self.uri, f"cannot write the cell's traceback to its artifact location {redact(artifacts)}",
+                lambda: self.client.log_text(self.run_id, traceback_text, "traceback.txt"))
 
+    @_store_call("cannot record an interrupted cell")
     def interrupt(self) -> None:
         self._stop_heartbeat()
-        self.client.set_tag(self.run_id, "status", "interrupted")
-        self.client.set_terminated(self.run_id, "KILLED")
+        self._close("interrupted", "KILLED")
+
+    def _close(self, status: str, run_status: str, **tags: str) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, value)
+        self.client.set_tag(self.run_id, "status", status)
+        self.client.set_terminated(self.run_id, run_status)
+        self.closed = True
 
 
 class EpochLogger(Hook):

@@ -15,7 +15,8 @@ Selection ``mode``:
 Scores are cached per (task, profile, task options, seed, proxy settings) and reused
 for every ratio and mode; their cost (proxy training + scoring) is charged to every
 cell that uses them: the proxies' training passes plus one forward-only scoring pass over the
-training set per proxy run.
+training set per proxy run. A cached entry is validated when it is read
+(:func:`check_score_entry`); a bad one is reported with its path, deleted and recomputed.
 
 ``score_epochs`` defaults to a quarter of the task's epochs (at least 1): Data Diet
 scores at epoch 20 of 200 on CIFAR-10, which is too early to separate samples on a
@@ -27,9 +28,10 @@ import time
 
 import torch
 
+from benchmark.cache_files import check_cost, check_tensor, load_entry, require
 from benchmark.context import RunContext
 from benchmark.hooks import TrainState
-from benchmark.method import DataPruner
+from benchmark.method import DataPruner, check_count
 from benchmark.registry import register_method
 from benchmark.sequence import counted_rows, per_sample
 
@@ -49,6 +51,20 @@ def el2n_scores(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return per_sample(error.norm(dim=1), rows)
 
 
+def check_score_entry(entry, key: dict, n_train: int) -> None:
+    """A cached score entry is ``{scores, seconds, sample_passes, key}`` for exactly this key:
+    one finite score per training sample, and a non-negative cost."""
+    require(isinstance(entry, dict), f"holds a {type(entry).__name__}, not a score entry")
+    missing = {"scores", "seconds", "sample_passes", "key"} - set(entry)
+    require(not missing, f"lacks {sorted(missing)}")
+    require(entry["key"] == str(key), "was computed for other settings (its key differs)")
+    check_tensor(entry["scores"], "scores", (n_train,), (torch.float32, torch.float64), finite=True)
+    check_cost(entry["seconds"], "seconds")
+    check_cost(entry["sample_passes"], "sample_passes", integer=True)
+    if "forward_passes" in entry:  # entries written before forward passes were counted lack it
+        check_cost(entry["forward_passes"], "forward_passes", integer=True)
+
+
 @register_method("el2n")
 class EL2N(DataPruner):
     requires = frozenset({"classification"})
@@ -58,10 +74,10 @@ class EL2N(DataPruner):
         super().__init__(ratio, seed)
         if mode not in MODES:
             raise ValueError(f"el2n mode {mode!r} is unknown; use one of {MODES}")
-        if proxy_runs < 1:
-            raise ValueError(f"proxy_runs must be >= 1, got {proxy_runs}")
-        if score_epochs is not None and score_epochs < 1:
-            raise ValueError(f"score_epochs must be >= 1, got {score_epochs}")
+        check_count("proxy_runs", proxy_runs, 1, 100)
+        if score_epochs is not None:
+            check_count("score_epochs", score_epochs, 1, 10_000)
+        check_count("bins", bins, 1, 100_000)
         if not 0 <= offset < 1 or not 0 <= cut < 1:
             raise ValueError(f"offset and cut are fractions in [0, 1), got offset={offset}, cut={cut}")
         self.proxy_runs, self.score_epochs, self.mode = proxy_runs, score_epochs, mode
@@ -76,8 +92,9 @@ class EL2N(DataPruner):
                "n_train": len(context.splits.train), "seed": self.seed, "proxy_runs": self.proxy_runs,
                "score_epochs": epochs}
         path = context.cache_path("el2n", key)
-        if path.exists():
-            cached = torch.load(path, weights_only=True)
+        cached = load_entry(path, lambda entry: check_score_entry(entry, key, len(context.splits.train)),
+                            "EL2N score cache")
+        if cached is not None:
             self.scores = cached["scores"]
             context.charge(float(cached["seconds"]), int(cached["sample_passes"]), cached=True,
                            forward_passes=int(cached.get("forward_passes", self.proxy_runs * len(self.scores))))

@@ -25,6 +25,8 @@ def stratified(scores: torch.Tensor, n_keep: int, cut: int, bins: int, generator
     """Coverage-centric selection (CCS): drop the ``cut`` hardest, split the rest's score range
     into ``bins`` equal-width strata, and fill the budget from the smallest stratum up, each
     taking at most an equal share of what remains, sampling at random inside a stratum."""
+    if bins < 1:
+        raise ValueError(f"stratified selection needs bins >= 1, got {bins}")
     pool = hardest_first(scores)[cut:]
     if n_keep > len(pool):
         raise ValueError(f"cannot keep {n_keep} samples after cutting the {cut} hardest of {len(scores)}")

@@ -104,8 +104,10 @@ def records_key(records: list[InstructionRecord], tokenizer, max_length: int) ->
 
 
 def encode_cached(label: str, records: list[InstructionRecord], tokenizer, max_length: int):
-    from tasks.text.tokenized import cached
+    from tasks.text.tokenized import cached, check_tensors
 
+    shapes = {"x": ((len(records), 2, max_length), torch.int32), "y": ((len(records), max_length), torch.long)}
     return cached(label, records_key(records, tokenizer, max_length),
                   lambda: encode_records(records, tokenizer, max_length),
-                  f"{len(records)} instruction records, max length {max_length}")
+                  f"{len(records)} instruction records, max length {max_length}",
+                  check=lambda value: check_tensors(value, shapes))

@@ -6,7 +6,7 @@
 - ``instruction`` and ``output`` are required, non-empty strings; ``input`` is optional
   (a string, empty when absent). Other keys are kept out of the record and ignored.
 - Every problem (a JSON syntax error, a record that is not an object, a missing or
-  mistyped field) raises :class:`DataFormatError` naming the file and the 1-based line
+  mistyped field, nesting too deep for the JSON parser) raises :class:`DataFormatError` naming the file and the 1-based line
   where the record starts.
 """
 from __future__ import annotations
@@ -20,6 +20,8 @@ from benchmark.task import DataFormatError, DataNotFoundError
 
 REQUIRED = ("instruction", "output")
 SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz")
+TOO_DEEP = ("a record is nested too deeply to parse (thousands of levels of arrays or objects); an instruction "
+            "record is one object of strings")
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ def _jsonl_objects(path: Path, text: str):
             yield number, json.loads(line)
         except json.JSONDecodeError as error:
             raise DataFormatError(f"{path}, line {number}: invalid JSON ({error.msg}, column {error.colno})") from error
+        except RecursionError:
+            raise DataFormatError(f"{path}, line {number}: {TOO_DEEP}") from None
 
 
 def _json_array_objects(path: Path, text: str):
@@ -92,6 +96,8 @@ def _json_array_objects(path: Path, text: str):
         except json.JSONDecodeError as error:
             raise DataFormatError(f"{path}, line {error.lineno}: invalid JSON ({error.msg}, column {error.colno})") \
                 from error
+        except RecursionError:
+            fail(start, TOO_DEEP)
         yield text.count("\n", 0, start) + 1, value
         position = _skip_space(text, position)
         if text.startswith(",", position):

@@ -3,7 +3,8 @@
 The stored tensor is ``[n, 3, max_length]`` int32 (ids, token types, attention mask; see
 :mod:`.encoders`), padded to ``max_length``; batches are trimmed to their longest row when
 they are used (:func:`trim_padding`), so padding costs memory, not compute. The cache key
-hashes the texts themselves, so an edited data file is never served stale.
+hashes the texts themselves, so an edited data file is never served stale, and every
+entry is validated when it is read (type and shape; see :mod:`benchmark.cache_files`).
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import sys
 from pathlib import Path
 
 import torch
+
+from benchmark.cache_files import check_tensor, load_entry, require, save_entry
 
 from .encoders import ATTENTION, tokenizer_identity
 
@@ -54,24 +57,29 @@ def encode_cached(label: str, text_a: list[str], text_b: list[str] | None, token
     """:func:`encode`, read from the cache when these texts were encoded alike before."""
     return cached(label, cache_key(text_a, text_b, tokenizer, max_length),
                   lambda: encode(text_a, text_b, tokenizer, max_length),
-                  f"{len(text_a)} texts, max length {max_length}", root)
+                  f"{len(text_a)} texts, max length {max_length}", root,
+                  check=lambda value: check_tensor(value, "tokens", (len(text_a), 3, max_length), (torch.int32,)))
 
 
-def cached(label: str, key: str, build, what: str, root: Path | None = None):
+def check_tensors(value, shapes: dict[str, tuple[tuple[int | None, ...], torch.dtype]]) -> None:
+    """``value`` is a dict holding exactly the tensors ``shapes`` names, each of its shape and dtype."""
+    require(isinstance(value, dict), f"holds a {type(value).__name__}, not a dict of tensors")
+    require(set(value) == set(shapes), f"holds {sorted(value, key=str)}, expected {sorted(shapes)}")
+    for name, (shape, dtype) in shapes.items():
+        check_tensor(value[name], name, shape, (dtype,))
+
+
+def cached(label: str, key: str, build, what: str, root: Path | None = None, check=None):
     """``build()``'s tensors, saved under ``label`` and ``key`` the first time and read back
-    after; ``what`` describes the work in the progress message."""
+    after if they pass ``check`` (which raises on a bad entry: it is deleted and built again);
+    ``what`` describes the work in the progress message."""
     path = (root or cache_root()) / f"{label}-{key}.pt"
-    if path.is_file():
-        try:
-            return torch.load(path, weights_only=True)
-        except Exception:  # a torn write from an interrupted run: build again
-            path.unlink(missing_ok=True)
+    value = load_entry(path, check or (lambda value: None), "token cache")
+    if value is not None:
+        return value
     print(f"tokenising {label}: {what} (cached for later runs) ...", file=sys.stderr, flush=True)
     value = build()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.tmp")
-    torch.save(value, partial)
-    partial.replace(path)  # atomic: concurrent runners never read half a file
+    save_entry(path, value)  # atomic: concurrent runners never read half a file
     return value
 
 

@@ -16,7 +16,7 @@ from benchmark.task import DataFormatError, DataNotFoundError, Recipe
 from tasks.download import download
 
 from .base import ImageTask
-from .idx import read_idx
+from .idx import read_idx, read_idx_shape, write_idx
 
 FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -33,6 +33,21 @@ MD5 = {
 }
 URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
+IMAGE_SHAPE = (28, 28)
+
+
+def write_synthetic(directory: str | Path, n_train: int = 200, n_test: int = 100, size: int = 28,
+                    seed: int = 0) -> Path:
+    """SIMULATED data in the four files' real format (gzipped IDX): random images and labels, for
+    tests and fault probes of the loader and the runner, never for results. ``size`` other than 28
+    writes a file the loader must refuse."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for part, n in (("train", n_train), ("test", n_test)):
+        write_idx(directory / FILES[f"{part}_images"], rng.integers(0, 255, (n, size, size), dtype=np.uint8))
+        write_idx(directory / FILES[f"{part}_labels"], rng.integers(0, 10, n, dtype=np.uint8))
+    return directory
 
 
 @register_task("fashion-mnist")
@@ -71,13 +86,26 @@ class FashionMNIST(ImageTask):
         )
 
     def check_data(self) -> None:
-        self.resolve_dir()
+        """The files exist and their headers declare 28x28 images (read before any compute)."""
+        directory = self.resolve_dir()
+        for part in ("train", "test"):
+            path = directory / FILES[f"{part}_images"]
+            shape = read_idx_shape(path)
+            if len(shape) != 3 or shape[1:] != IMAGE_SHAPE:
+                raise DataFormatError(f"{path}: holds images of shape {shape[1:]}; Fashion-MNIST images are "
+                                      f"{IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]} (is it another data set's file?)")
 
     def read_arrays(self):
         directory = self.resolve_dir()
         arrays = {key: read_idx(directory / name) for key, name in FILES.items()}
         for part in ("train", "test"):
             images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
+            image_file = directory / FILES[f"{part}_images"]
+            if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE or images.dtype != np.uint8:
+                raise DataFormatError(
+                    f"{image_file}: holds {images.dtype} images of shape {images.shape[1:]}; Fashion-MNIST "
+                    f"images are uint8 {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]} (is it another data set's file?)"
+                )
             if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
                 raise DataFormatError(
                     f"{directory}: {part} images {images.shape} and labels {labels.shape} do not match"

@@ -1,0 +1,116 @@
+"""The tracking store as a whole: opening it safely, telling its faults from a cell's, and
+never printing its credentials.
+
+- Several runners may start at once on a SQLite file that does not exist yet; MLflow creates
+  and migrates the schema on first use, and two migrations at once corrupt it. :func:`open_client`
+  holds an exclusive ``fcntl`` lock on ``<db>.lock`` (beside the file) while the store is first
+  opened, so one runner migrates and the others wait, then find it current. Remote stores
+  (``http://``, ``postgresql://`` ...) are opened as they are: their server serialises this.
+- A fault of the store itself (read-only, unreachable after MLflow's retries, artifacts that
+  cannot be written) is not a fault of the cell that met it: every cell after it would meet it
+  too. The tracking layer raises :class:`StoreError` for it, and the runner stops the sweep with
+  that one message instead of failing each cell in turn.
+- URIs are shown through :func:`redact`, which replaces a password with ``***``.
+"""
+from __future__ import annotations
+
+import contextlib
+import re
+from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
+
+T = TypeVar("T")
+
+# scheme://user:password@  ->  scheme://user:***@  (any URI inside a longer text)
+_CREDENTIALS = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]*):(?P<secret>[^\s@/]*)@")
+MAX_DETAIL = 300  # characters of the underlying error kept in a StoreError (not a 600-line SQL dump)
+
+
+def redact(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@host`` URI in it replaced by ``***``."""
+    return _CREDENTIALS.sub(lambda m: f"{m['head']}:***@", str(text))
+
+
+class StoreError(RuntimeError):
+    """The tracking store (not one cell) failed: stop the sweep; the message names the store and the fix."""
+
+    def __init__(self, uri: str, what: str, cause: BaseException | None = None, fix: str | None = None):
+        self.uri = redact(uri)
+        detail = ""
+        if cause is not None:
+            lines = [line.strip() for line in redact(str(cause)).splitlines() if line.strip()]
+            # the driver's own line ("(sqlite3.OperationalError) attempt to write a readonly database")
+            # says most; MLflow's first line is often a generic preamble
+            said = next((line for line in lines if "Error)" in line), lines[0] if lines else "")
+            detail = f" ({type(cause).__name__}: {said[:MAX_DETAIL]})"
+        self.fix = fix or fix_for(cause)
+        super().__init__(f"tracking store {self.uri}: {what}{detail}. Fix: {self.fix}")
+
+
+def fix_for(cause: BaseException | None) -> str:
+    """The likely fix, from what the store said."""
+    text = str(cause).lower() if cause is not None else ""
+    if "readonly" in text or "read-only" in text or "read only" in text:
+        return ("make the store writable for this user (file and folder permissions, a read-only mount), "
+                "or pass --tracking-uri to a writable store; finished cells are kept")
+    if isinstance(cause, OSError) or "artifact" in text or "no such file" in text or "not a directory" in text:
+        return ("make the artifact location writable (it must be a folder with free space), "
+                "then run the same command again to resume")
+    if any(w in text for w in ("connection", "max retries", "timed out", "unreachable", "refused")):
+        return ("check that the tracking server is running and reachable (`prunebench server`), "
+                "then run the same command again to resume")
+    return "check the store (`prunebench ui` opens it), then run the same command again to resume"
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI, else None."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///"):].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+@contextlib.contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """An exclusive lock on ``<db>.lock`` for a SQLite store (a no-op for any other store).
+    ``fcntl`` locks are released by the kernel when the holder dies, so a killed runner
+    never leaves the store locked."""
+    path = sqlite_path(uri)
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def open_client(uri: str) -> Any:
+    """An ``MlflowClient`` on ``uri`` whose store has been created and migrated, one runner at a time."""
+    from mlflow.tracking import MlflowClient
+
+    with store_lock(uri):  # the client's constructor opens (creates, migrates) the store
+        return guarded(uri, "cannot be opened", lambda: MlflowClient(tracking_uri=uri))
+
+
+def mute_store_error_logs() -> None:
+    """Silence MLflow's own log of a failed SQL session (the statement, its parameters and a
+    traceback, per failed call): the error is raised as well, and reported as one StoreError."""
+    import logging
+
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+
+
+def guarded(uri: str, what: str, call: Callable[[], T]) -> T:
+    """``call()``, with any failure raised as a :class:`StoreError` about ``uri``."""
+    try:
+        return call()
+    except StoreError:
+        raise
+    except Exception as error:
+        raise StoreError(uri, what, error) from error

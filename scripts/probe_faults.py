@@ -1,0 +1,545 @@
+"""Probe the harness with faults and hostile input; write the outcomes to results/faults.md.
+
+    python scripts/probe_faults.py [--trials 5] [--out results/faults.md]
+
+Every probe works in a fresh temporary folder, on real parts: real ``prunebench`` processes
+(``validate``, ``run``, ``leaderboard``), a real SQLite MLflow store or a real
+``mlflow server``, data files written in their real formats. A probe *holds* when the harness
+refuses the input or survives the fault with a clear message and nothing recorded is lost;
+the table shows what the harness said. Fault injections work as root too (chmod does not
+stop root): the artifact folder is replaced by a plain file, the store file is made
+immutable with ``chattr +i`` (skipped where the file system has no such attribute).
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+
+PROBES = []
+
+
+def probe(fault: str, command: str):
+    def register(function):
+        PROBES.append((fault, command, function))
+        return function
+    return register
+
+
+def prunebench(*args: str, cwd: Path, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+                   **(env or {})}
+    return subprocess.run([sys.executable, "-m", "benchmark.cli", *args], cwd=cwd, env=environment,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def start(*args: str, cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "benchmark.cli", *args], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def said(result, needle: str | None = None) -> str:
+    """The line of ``result``'s output that holds ``needle`` (else the last non-empty line), cut short."""
+    text = result if isinstance(result, str) else (result.stdout or "") + (result.stderr or "")
+    lines = [line.strip() for line in text.splitlines() if line.strip() and "INFO mlflow" not in line]
+    chosen = next((line for line in lines if needle and needle in line), lines[-1] if lines else "(no output)")
+    return chosen[:400]
+
+
+def sweep_file(directory: Path, name: str = "probe", methods=("random",), ratios=(0.5,), seeds=(0,), size: int = 28,
+               **task_options) -> Path:
+    from tasks.vision.fashion_mnist import write_synthetic
+
+    data = write_synthetic(directory / "data", size=size)
+    task = {"name": "fashion-mnist", "data_dir": str(data), "options": {"epochs": 1, **task_options}}
+    path = directory / "sweep.yaml"
+    path.write_text(yaml.safe_dump({"name": name, "profile": "smoke", "seeds": list(seeds), "ratios": list(ratios),
+                                    "tasks": [task], "methods": list(methods)}, width=10**9))
+    return path
+
+
+def sweep_with(directory: Path, **changes) -> Path:
+    base = yaml.safe_load(sweep_file(directory).read_text())
+    base.update(changes)
+    path = directory / "sweep.yaml"
+    path.write_text(yaml.safe_dump(base, width=10**9))
+    return path
+
+
+def statuses(uri: str, experiment: str) -> list[str]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    return sorted(r.data.tags.get("status", "?") for r in client.search_runs([found.experiment_id]))
+
+
+def refused(result, needle: str) -> tuple[bool, str]:
+    """Held if the command exited non-zero with ``needle`` in what it said, and no traceback."""
+    text = result.stdout + result.stderr
+    held = result.returncode != 0 and needle in text and "Traceback" not in text
+    return held, f"exit {result.returncode}: {said(result, needle)}"
+
+
+# --- the store ---------------------------------------------------------------------------------
+
+
+def race(tmp: Path, runners: int, trials: int) -> tuple[bool, str]:
+    sweep = sweep_file(tmp)
+    crashes, bad_stores = 0, 0
+    for trial in range(trials):
+        uri = f"sqlite:///{tmp}/trial-{trial}/mlflow.db"
+        (tmp / f"trial-{trial}").mkdir()
+        processes = [start("run", str(sweep), "--tracking-uri", uri, "--cache-dir", str(tmp / "c"), "--quiet", cwd=tmp)
+                     for _ in range(runners)]
+        for process in processes:
+            process.communicate(timeout=600)
+            crashes += process.returncode != 0
+        try:
+            bad_stores += statuses(uri, "probe").count("finished") != 2
+        except Exception:
+            bad_stores += 1
+    return crashes == 0 and bad_stores == 0, (f"{trials} trials x {runners} runners: {crashes} crashed, "
+                                              f"{bad_stores} store(s) unusable or with a cell not finished once")
+
+
+@probe("two `prunebench run` started at once on a NEW SQLite store", "2 x `prunebench run tiny.yaml --tracking-uri sqlite:///NEW.db`, N trials")
+def two_runners(tmp, trials):
+    return race(tmp, 2, trials)
+
+
+@probe("four `prunebench run` started at once on a NEW SQLite store", "4 x `prunebench run tiny.yaml --tracking-uri sqlite:///NEW.db`, N trials")
+def four_runners(tmp, trials):
+    return race(tmp, 4, trials)
+
+
+@probe("the artifact folder is replaced by a plain file mid-sweep, then a cell fails (works as root)",
+       "`prunebench run` in-process, a test method that breaks `mlartifacts/` and raises at ratio 0.5")
+def artifacts_broken(tmp, trials):
+    import contextlib
+    import io
+
+    import torch
+
+    from benchmark import cli
+    from benchmark.method import DataPruner
+    from benchmark.registry import register_method
+
+    @register_method("probe-breaks-artifacts")
+    class BreaksArtifacts(DataPruner):
+        def prepare(self, context) -> None:
+            if self.ratio == 0.5:
+                shutil.rmtree(tmp / "mlartifacts", ignore_errors=True)
+                (tmp / "mlartifacts").write_text("not a folder")
+                raise RuntimeError("cell fault while the artifact store is broken")
+
+        def on_epoch_start(self, state):
+            return torch.arange(self.n_keep(state.n_train))
+
+    sweep = sweep_file(tmp, methods=["probe-breaks-artifacts"], ratios=[0.3, 0.5, 0.7])
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = cli.main(["run", str(sweep), "--tracking-uri", uri, "--cache-dir", str(tmp / "c"), "--quiet"])
+    errors = [line for line in err.getvalue().splitlines() if line.startswith("error:")]
+    states = statuses(uri, "probe")
+    held = code == cli.STORE_FAULT and len(errors) == 1 and "running" not in states
+    return held, f"exit {code}, cells {states}: {errors[0][:400] if errors else err.getvalue()[-300:]}"
+
+
+@probe("a read-only store (`chattr +i mlflow.db`: read-only even for root)", "`prunebench run tiny.yaml` on it")
+def read_only(tmp, trials):
+    from benchmark.tracking import Tracker
+
+    sweep = sweep_file(tmp, ratios=[0.3, 0.5])
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    Tracker(uri, "probe")
+    db = tmp / "mlflow.db"
+    if subprocess.run(["chattr", "+i", str(db)], capture_output=True).returncode != 0:
+        return None, "skipped: this file system has no immutable attribute"
+    try:
+        result = prunebench("run", str(sweep), "--tracking-uri", uri, "--quiet", cwd=tmp)
+    finally:
+        subprocess.run(["chattr", "-i", str(db)])
+    lines = len((result.stdout + result.stderr).splitlines())
+    held, outcome = refused(result, "tracking store")
+    return held and lines < 15 and not statuses(uri, "probe"), f"{outcome} ({lines} lines of output)"
+
+
+@probe("tracking server unreachable (nothing on the port), password in the URI",
+       "`MLFLOW_HTTP_REQUEST_MAX_RETRIES=0 prunebench run tiny.yaml --tracking-uri http://alice:SECRET@127.0.0.1:PORT`")
+def unreachable(tmp, trials):
+    from benchmark.server import free_port
+
+    sweep = sweep_file(tmp)
+    result = prunebench("run", str(sweep), "--tracking-uri", f"http://alice:SECRET@127.0.0.1:{free_port()}", cwd=tmp,
+                        env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "3"})
+    held, outcome = refused(result, "tracking store")
+    return held and "SECRET" not in result.stdout + result.stderr, outcome
+
+
+@probe("the SQLite store path is a folder", "`prunebench run tiny.yaml --tracking-uri sqlite:///DIR`")
+def store_is_folder(tmp, trials):
+    (tmp / "adir").mkdir()
+    return refused(prunebench("run", str(sweep_file(tmp)), "--tracking-uri", f"sqlite:///{tmp}/adir", cwd=tmp),
+                   "tracking store")
+
+
+@probe("a tracking URI of an unknown scheme", "`prunebench run tiny.yaml --tracking-uri foo://bar`")
+def unknown_scheme(tmp, trials):
+    return refused(prunebench("run", str(sweep_file(tmp)), "--tracking-uri", "foo://bar", cwd=tmp), "tracking store")
+
+
+@probe("SIGTERM (Slurm, Kubernetes) mid-sweep", "`prunebench run` (16 cells), `kill -TERM` after the first cell")
+def sigterm(tmp, trials):
+    # cells of a few seconds each, so that the signal finds the sweep inside one
+    sweep = sweep_file(tmp, ratios=[0.3, 0.5, 0.7], seeds=[0, 1, 2, 3], epochs=40)
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    process = start("run", str(sweep), "--tracking-uri", uri, "--cache-dir", str(tmp / "c"), cwd=tmp)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        try:
+            if "finished" in statuses(uri, "probe"):
+                break
+        except Exception:
+            pass
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    began = time.time()
+    output = process.communicate(timeout=120)[0]
+    states = statuses(uri, "probe")
+    held = process.returncode == 143 and "running" not in states
+    return held, (f"exit {process.returncode} after {time.time() - began:.1f}s, cells {states}: "
+                  f"{said(output, 'terminated')}")
+
+
+# --- claims and experiments ----------------------------------------------------------------------
+
+
+def stuck_claim(tmp: Path, heartbeat: str) -> tuple[bool, str]:
+    from benchmark.cells import Cell
+    from benchmark.tracking import Tracker
+
+    tracker = Tracker(f"sqlite:///{tmp}/mlflow.db", "probe")
+    cell = Cell("fashion-mnist", "random", 0.5, 0, "smoke", label="random")
+    stuck = tracker.start_cell(cell, "probe", {}, {})
+    tracker.client.set_tag(stuck.run_id, "heartbeat", heartbeat)
+    tracker.client.set_tag(stuck.run_id, "claim_host", "another-host")
+    run = tracker.try_claim(cell, "probe", {}, {})
+    if run is None:
+        return False, "the cell was left to the impossible claim: it would never run again"
+    run.finish({})
+    return True, f"the claim was judged dead and closed; the cell ran again (runs: {statuses(tracker.tracking_uri, 'probe')})"
+
+
+for _beat, _what in (("inf", "`inf`"), ("nan", "`nan`"), (f"{time.time() + 86400:.0f}", "a day in the future"),
+                     ("garbage", "not a number")):
+    probe(f"a claim whose heartbeat is {_what}", "`Tracker.try_claim` on the cell")(
+        lambda tmp, trials, beat=_beat: stuck_claim(tmp, beat))
+
+
+@probe("sweep named like a DELETED experiment", "`mlflow` delete, then `prunebench run tiny.yaml`")
+def deleted_experiment(tmp, trials):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    client = MlflowClient(uri)
+    client.delete_experiment(client.create_experiment("probe"))
+    return refused(prunebench("run", str(sweep_file(tmp)), "--tracking-uri", uri, cwd=tmp), "restore")
+
+
+@probe("sweep named like another tool's experiment", "another tool's run in `probe`, then `prunebench run tiny.yaml`")
+def foreign_experiment(tmp, trials):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    client = MlflowClient(uri)
+    client.create_run(client.create_experiment("probe"), tags={"status": "finished"})
+    return refused(prunebench("run", str(sweep_file(tmp)), "--tracking-uri", uri, cwd=tmp), "not made by prunebench")
+
+
+@probe("leaderboard of an experiment holding another tool's finished run",
+       "`prunebench leaderboard --experiment probe --no-mlflow`")
+def foreign_runs_on_board(tmp, trials):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    done = prunebench("run", str(sweep_file(tmp)), "--tracking-uri", uri, "--quiet", "--cache-dir", str(tmp / "c"),
+                      cwd=tmp)
+    client = MlflowClient(uri)
+    client.create_run(client.get_experiment_by_name("probe").experiment_id, tags={"status": "finished"})
+    result = prunebench("leaderboard", "--tracking-uri", uri, "--experiment", "probe", "--no-mlflow", "--out",
+                        str(tmp / "out"), cwd=tmp)
+    held = done.returncode == 0 and result.returncode == 0 and "from 2 finished cells" in result.stdout
+    return held, f"exit {result.returncode}: {said(result, 'finished cells')}"
+
+
+# --- caches ---------------------------------------------------------------------------------------
+
+
+def el2n_cache(tmp: Path, corrupt) -> tuple[bool, str]:
+    import contextlib
+    import io
+
+    import torch
+
+    from benchmark.context import RunContext
+    from benchmark.registry import get_method
+    from tasks.vision.fashion_mnist import FashionMNIST, write_synthetic
+
+    task = FashionMNIST("smoke", data_dir=str(write_synthetic(tmp / "data")), epochs=1)
+    splits = task.load_splits()
+
+    def prepare():
+        method = get_method("el2n")(0.5, 0, proxy_runs=1, score_epochs=1)
+        method.prepare(RunContext(task=task, splits=splits, device=torch.device("cpu"), seed=0, cache_dir=tmp / "c"))
+        return method
+
+    first = prepare()
+    [path] = list((tmp / "c" / "el2n").glob("*.pt"))
+    corrupt(path)
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            again = prepare()
+    except Exception as error:
+        return False, f"{type(error).__name__}: {str(error)[:300]}"
+    held = torch.equal(again.scores, first.scores) and str(path) in err.getvalue()
+    return held, said(err.getvalue(), "invalid").replace(str(tmp), "TMP")
+
+
+def _edit_entry(change):
+    def corrupt(path):
+        import torch
+
+        entry = torch.load(path, weights_only=True)
+        entry = change(entry)
+        torch.save(entry, path)
+    return corrupt
+
+
+for _what, _corrupt in (
+        ("10 scores for 180 samples", _edit_entry(lambda e: {**e, "scores": e["scores"][:10]})),
+        ("a NaN score", _edit_entry(lambda e: {**e, "scores": e["scores"].index_fill(0, __import__("torch").tensor([3]),
+                                                                                    float("nan"))})),
+        ("`seconds = -1e9`", _edit_entry(lambda e: {**e, "seconds": -1e9})),
+        ("another key's entry", _edit_entry(lambda e: {**e, "key": "{'task': 'other'}"})),
+        ("a list, not an entry", _edit_entry(lambda e: [1, 2, 3])),
+        ("truncated to 100 bytes", lambda p: p.write_bytes(p.read_bytes()[:100])),
+        ("500 random bytes", lambda p: p.write_bytes(os.urandom(500)))):
+    probe(f"EL2N score cache holding {_what}", "`EL2N.prepare` reading the cache (a later cell of the sweep)")(
+        lambda tmp, trials, corrupt=_corrupt: el2n_cache(tmp, corrupt))
+
+
+def token_cache(tmp: Path, bad) -> tuple[bool, str]:
+    import contextlib
+    import io
+
+    import torch
+    from transformers import BertTokenizerFast
+
+    os.environ["PRUNEBENCH_CACHE"] = str(tmp / "cache")
+    from tasks.text import tokenized
+
+    (tmp / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "film"]) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(tmp / "vocab.txt"))
+    first = tokenized.encode_cached("probe", ["good film", "film"], None, tokenizer, 8)
+    [path] = list((tmp / "cache" / "tokenized").glob("*.pt"))
+    torch.save(bad, path)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        again = tokenized.encode_cached("probe", ["good film", "film"], None, tokenizer, 8)
+    held = isinstance(again, torch.Tensor) and torch.equal(again, first) and str(path) in err.getvalue()
+    return held, said(err.getvalue(), "invalid").replace(str(tmp), "TMP")
+
+
+probe("token cache holding a str", "`encode_cached` reading the cache")(
+    lambda tmp, trials: token_cache(tmp, "a string"))
+probe("token cache holding a wrong-shape tensor", "`encode_cached` reading the cache")(
+    lambda tmp, trials: token_cache(tmp, __import__("torch").zeros(2, 3, 5, dtype=__import__("torch").int32)))
+
+
+# --- credentials -----------------------------------------------------------------------------------
+
+
+@probe("`--tracking-uri http://user:SECRET@host:port` (a real `mlflow server`), then `--leaderboard`",
+       "`prunebench run tiny.yaml --tracking-uri http://alice:SECRET@127.0.0.1:PORT --leaderboard`")
+def credentials(tmp, trials):
+    from mlflow.tracking import MlflowClient
+
+    from benchmark.server import free_port, start_server, stop_server, wait_healthy
+
+    port = free_port()
+    server = start_server(tmp / "server", port)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", server)
+        uri = f"http://alice:SECRET@127.0.0.1:{port}"
+        result = prunebench("run", str(sweep_file(tmp)), "--tracking-uri", uri, "--leaderboard", "--results-dir",
+                            str(tmp / "results"), "--cache-dir", str(tmp / "c"), cwd=tmp)
+        client = MlflowClient(f"http://127.0.0.1:{port}")
+        tags = [str(r.data.tags) for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+    finally:
+        stop_server(server)
+    where = {"output": result.stdout + result.stderr, "tags": " ".join(tags),
+             **{p.name: p.read_text() for p in (tmp / "results").glob("*.*") if p.suffix in (".md", ".html")}}
+    leaked = [name for name, text in where.items() if "SECRET" in text]
+    held = result.returncode == 0 and not leaked and "alice:***@" in where["output"]
+    return held, (f"exit {result.returncode}; 'SECRET' found in: {leaked or 'nothing'} "
+                  f"(searched output, {len(tags)} runs' tags, {len(where) - 2} board files); "
+                  f"{said(result, 'tracking:')}")
+
+
+# --- names, labels, limits, types, ranges ------------------------------------------------------------
+
+
+def validate_refuses(tmp: Path, needle: str, **changes) -> tuple[bool, str]:
+    return refused(prunebench("validate", str(sweep_with(tmp, **changes)), cwd=tmp), needle)
+
+
+for _name, _what in (("/abs/path", "`/abs/path`"), ("../../x", "`../../x`"), ("x" * 10_000, "10,000 characters"),
+                     ("caf\u00e9 board", "`café board` (space, non-ASCII)")):
+    probe(f"sweep name {_what}", "`prunebench validate sweep.yaml`")(
+        lambda tmp, trials, name=_name: validate_refuses(tmp, "'name'", name=name))
+
+probe("`--experiment ../../x` for the board", "`prunebench leaderboard --experiment ../../x`")(
+    lambda tmp, trials: refused(prunebench("leaderboard", "--experiment", "../../x", cwd=tmp), "may hold only"))
+
+
+@probe("method labels `$\\frac{$`, `a | b`, `<b>bold</b>`, `_hidden`",
+       "`prunebench run` with those labels, then `prunebench leaderboard --no-mlflow`")
+def hostile_labels(tmp, trials):
+    labels = ["el2n $\\frac{$", "a | b", "<b>bold</b>", "_hidden"]
+    methods = [{"name": "random", "label": label, "options": {"class_balanced": i % 2 == 1, "dynamic": i >= 2}}
+               for i, label in enumerate(labels)]
+    sweep = sweep_with(tmp, methods=methods)
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    run = prunebench("run", str(sweep), "--tracking-uri", uri, "--quiet", "--cache-dir", str(tmp / "c"), cwd=tmp)
+    board = prunebench("leaderboard", "--tracking-uri", uri, "--experiment", "probe", "--no-mlflow", "--out",
+                       str(tmp / "out"), cwd=tmp)
+    plots = list((tmp / "out" / "probe-plots").glob("*.png")) if (tmp / "out" / "probe-plots").is_dir() else []
+    markdown = (tmp / "out" / "probe.md").read_text() if (tmp / "out" / "probe.md").is_file() else ""
+    html = (tmp / "out" / "probe.html").read_text() if (tmp / "out" / "probe.html").is_file() else ""
+    held = (run.returncode == 0 and board.returncode == 0 and len(plots) == 2 and "a \\| b" in markdown
+            and "<b>" not in markdown and "<b>bold" not in html)
+    return held, (f"run exit {run.returncode}, leaderboard exit {board.returncode}: {len(plots)} plots; markdown "
+                  f"shows `a \\| b` and `&lt;b&gt;`; HTML escapes them" if held else said(board))
+
+
+probe("30,000 seeds (a typo: 2000 x 200 tasks gave 1.6 M cells)", "`prunebench validate sweep.yaml`")(
+    lambda tmp, trials: validate_refuses(tmp, "exceed the limit", seeds=list(range(30_000))))
+probe('`ratios: ["0.5"]` (a string)', "`prunebench validate sweep.yaml`")(
+    lambda tmp, trials: validate_refuses(tmp, "must be a number", ratios=["0.5"]))
+probe('`seeds: ["0"]` (a string)', "`prunebench validate sweep.yaml`")(
+    lambda tmp, trials: validate_refuses(tmp, "non-negative integer", seeds=["0"]))
+probe("el2n `bins: 0` (stratified)", "`prunebench validate sweep.yaml`")(
+    lambda tmp, trials: validate_refuses(tmp, "bins must be", methods=[
+        {"name": "el2n", "options": {"mode": "stratified", "bins": 0}}]))
+probe("el2n `proxy_runs: 10**30`", "`prunebench validate sweep.yaml`")(
+    lambda tmp, trials: validate_refuses(tmp, "proxy_runs must be", methods=[
+        {"name": "el2n", "options": {"proxy_runs": 10**30}}]))
+probe("el2n `proxy_runs: 1.0e30` (a float)", "`prunebench validate sweep.yaml`")(
+    lambda tmp, trials: validate_refuses(tmp, "proxy_runs", methods=[
+        {"name": "el2n", "options": {"proxy_runs": 1.0e30}}]))
+probe("a 500-character method label", "`prunebench validate sweep.yaml`")(
+    lambda tmp, trials: validate_refuses(tmp, "characters long", methods=[{"name": "random", "label": "x" * 500}]))
+
+for _args, _needle in ((["--max-cells", "-5"], "--max-cells"), (["--max-cells", "0"], "--max-cells"),
+                       (["--claim-ttl", "inf"], "--claim-ttl"), (["--heartbeat", "nan"], "--heartbeat"),
+                       (["--max-in-flight", "0"], "--max-in-flight")):
+    probe(f"`{' '.join(_args)}`", f"`prunebench run sweep.yaml {' '.join(_args)}`")(
+        lambda tmp, trials, args=_args, needle=_needle: refused(
+            prunebench("run", str(sweep_file(tmp)), *args, cwd=tmp), needle))
+probe("`--port 0`", "`prunebench server --port 0`")(
+    lambda tmp, trials: refused(prunebench("server", "--port", "0", cwd=tmp), "--port"))
+
+
+# --- loaders -----------------------------------------------------------------------------------------
+
+
+@probe("32x32 images in a Fashion-MNIST file", "`prunebench validate sweep.yaml` (data_dir holds the file)")
+def fashion_32(tmp, trials):
+    sweep_file(tmp, size=32)
+    return refused(prunebench("validate", str(tmp / "sweep.yaml"), cwd=tmp), "28x28")
+
+
+def nested_alpaca(tmp: Path, suffix: str) -> tuple[bool, str]:
+    from benchmark.task import DataFormatError
+    from tasks.sft.records import read_records
+
+    record = '{"instruction": "a", "output": "b", "extra": ' + "[" * 200_000 + "]" * 200_000 + "}"
+    text = record + "\n" if ".jsonl" in suffix else "[" + record + "]"
+    path = tmp / f"alpaca{suffix}"
+    path.write_bytes(gzip.compress(text.encode()) if suffix.endswith(".gz") else text.encode())
+    try:
+        read_records(path)
+    except DataFormatError as error:
+        return str(path) in str(error), f"DataFormatError: {str(error).replace(str(tmp), 'TMP')[:300]}"
+    except BaseException as error:  # RecursionError before the fix
+        return False, f"{type(error).__name__}: {str(error)[:200]}"
+    return False, "accepted"
+
+
+for _suffix in (".json", ".jsonl", ".json.gz"):
+    probe(f"Alpaca `{_suffix}` file nested 200,000 levels deep", "`read_records(path)` (what the SFT task loads with)")(
+        lambda tmp, trials, suffix=_suffix: nested_alpaca(tmp, suffix))
+
+
+# --- the report ----------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--trials", type=int, default=5, help="trials of each concurrent-start probe (default 5)")
+    parser.add_argument("--out", default=str(ROOT / "results" / "faults.md"))
+    parser.add_argument("-k", default="", help="run only the probes whose fault contains this text")
+    args = parser.parse_args(argv)
+    rows, held_count = [], 0
+    selected = [p for p in PROBES if args.k.lower() in p[0].lower()]
+    for number, (fault, command, function) in enumerate(selected, start=1):
+        began = time.time()
+        with tempfile.TemporaryDirectory(prefix="probe-") as tmp:
+            try:
+                held, outcome = function(Path(tmp), args.trials)
+            except Exception as error:  # a probe that crashed is a fault the harness did not hold
+                held, outcome = False, f"probe crashed: {type(error).__name__}: {str(error)[:300]}"
+            outcome = outcome.replace(str(Path(tmp).resolve()), "TMP").replace(tmp, "TMP")
+        verdict = "skipped" if held is None else "held" if held else "**FAILED**"
+        held_count += bool(held)
+        outcome = outcome.replace("|", "\\|").replace("\n", " ")
+        rows.append(f"| {number} | {fault} | {command} | {verdict} | {outcome} |")
+        print(f"[{number}/{len(selected)}] {verdict:10s} {fault} ({time.time() - began:.0f}s)", file=sys.stderr)
+    header = [
+        "# Faults and hostile input",
+        "",
+        f"Generated by `python scripts/probe_faults.py --trials {args.trials}` on "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {held_count} of {len(rows)} probes held.",
+        "Each probe runs in a fresh temporary folder on real parts (real `prunebench` processes, a real SQLite",
+        "store or `mlflow server`, data files in their real formats); *held* means the harness refused the",
+        "input or survived the fault with a clear message and lost nothing recorded. Fault injections work as",
+        "root: the artifact folder is replaced by a plain file; the store is made immutable with `chattr +i`.",
+        "Paths of temporary folders are shown as TMP.",
+        "",
+        "| # | fault or hostile input | command | verdict | what the harness did / said |",
+        "|---|---|---|---|---|",
+    ]
+    Path(args.out).write_text("\n".join(header + rows) + "\n", encoding="utf-8")
+    print(f"written: {args.out}", file=sys.stderr)
+    return 0 if held_count == sum(1 for r in rows if "| skipped |" not in r) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
