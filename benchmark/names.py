@@ -52,9 +52,9 @@ def one_line(text: object) -> str:
 
 
 def markdown_cell(text: object) -> str:
-    """``text`` as literal markdown table text: a ``|`` cannot open a column, nor ``<`` a tag."""
-    return (one_line(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace("|", "\\|"))
+    """``text`` as literal markdown table text: a ``|`` cannot open a column, nor ``<`` a tag
+    (``>`` is left as it is: it opens nothing inside a cell, and rankings read ``a > b``)."""
+    return one_line(text).replace("&", "&amp;").replace("<", "&lt;").replace("|", "\\|")
 
 
 def mathtext_safe(text: object) -> str:

@@ -434,7 +434,7 @@ def test_a_hostile_label_cannot_add_a_markdown_column_or_carry_html(hostile_boar
             block = []
     assert any("frac" in line for line in hostile_board.markdown.splitlines() if line.startswith("|"))
     assert tables and all(len(set(counts)) == 1 for counts in tables), tables
-    assert "<b>" not in hostile_board.markdown and "&lt;b&gt;" in hostile_board.markdown
+    assert "<b>" not in hostile_board.markdown and "&lt;b>bold&lt;/b>" in hostile_board.markdown
     html = hostile_board.files[1].read_text()
     assert "<b>bold</b>" not in html and "&lt;b&gt;bold&lt;/b&gt;" in html
 
