@@ -28,7 +28,7 @@ import time
 
 import torch
 
-from benchmark.cache_files import check_cost, check_tensor, load_entry, require
+from benchmark.cache_files import check_cost, check_tensor, load_entry, require, save_entry
 from benchmark.context import RunContext
 from benchmark.hooks import TrainState
 from benchmark.method import DataPruner, check_count
@@ -109,11 +109,8 @@ class EL2N(DataPruner):
                 passes += run_passes
             self.scores = total / self.proxy_runs
             seconds = time.perf_counter() - start
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"scores": self.scores, "seconds": seconds, "sample_passes": passes, "forward_passes": forward,
-                        "key": str(key)},
-                       path.with_suffix(".tmp"))
-            path.with_suffix(".tmp").replace(path)  # atomic: a killed run never leaves half a file
+            save_entry(path, {"scores": self.scores, "seconds": seconds, "sample_passes": passes,
+                              "forward_passes": forward, "key": str(key)})  # atomic: never half a file
             context.charge(seconds, passes, cached=False, forward_passes=forward)
         self.subset = self.select(self.scores)
 
