@@ -15,7 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
+from .lazy import lazy_import
+
+torch = lazy_import("torch")
 
 
 class CacheEntryError(ValueError):

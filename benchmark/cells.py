@@ -41,8 +41,7 @@ import yaml
 
 from .names import label_problem, name_problem
 from .registry import METHODS, TASKS, RegistryError
-from .task import DataFormatError, DataNotFoundError
-from .trainer import BUDGETS
+from .task import BUDGETS, DataFormatError, DataNotFoundError
 
 REFERENCE_METHOD = "none"
 REFERENCE_LABEL = "full"

@@ -66,7 +66,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             options = ", ".join(about["options"]) or "-"
             print(f"  {name:16s} family={about['family']:9s} provenance={about['provenance']:15s} options: {options}")
         for name, error in errors.items():
-            print(f"  {name:16s} PLUGIN FAILED TO LOAD: {error}")
+            print(f"  {name:16s} {error}")
     if args.what in ("tasks", "all"):
         print("tasks:")
         entries, errors = TASKS.listing()
@@ -76,7 +76,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             if about.get("data_summary"):
                 print(f"  {'':16s} {about['data_summary']}")
         for name, error in errors.items():
-            print(f"  {name:16s} PLUGIN FAILED TO LOAD: {error}")
+            print(f"  {name:16s} {error}")
     return 0
 
 

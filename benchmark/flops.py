@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .masks import PRUNABLE_TYPES
+from .masks import prunable_types
 
 
 @torch.no_grad()
@@ -27,7 +27,7 @@ def weight_layer_flops(model: nn.Module, example: torch.Tensor) -> tuple[float, 
         per_example = output.numel() / output.shape[0]
         positions[module] = positions.get(module, 0.0) + per_example / out_features
 
-    layers = [m for m in model.modules() if isinstance(m, PRUNABLE_TYPES)]
+    layers = [m for m in model.modules() if isinstance(m, prunable_types())]
     handles = [m.register_forward_hook(record) for m in layers]
     was_training = model.training
     model.eval()
@@ -46,5 +46,5 @@ def parameter_counts(model: nn.Module) -> tuple[int, int]:
     """(all parameters, parameters left): zeros in weight-layer weights count as removed."""
     total = sum(p.numel() for p in model.parameters())
     zeros = sum(int(m.weight.numel() - torch.count_nonzero(m.weight))
-                for m in model.modules() if isinstance(m, PRUNABLE_TYPES))
+                for m in model.modules() if isinstance(m, prunable_types()))
     return total, total - zeros

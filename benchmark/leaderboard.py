@@ -141,15 +141,9 @@ def _charged_cost(row: dict, tags: dict[str, str], params: dict[str, str]) -> di
 
 def _chance_level(tags: dict[str, str]) -> float | None:
     """The task's chance level as the cell logged it; runs logged before that tag existed
-    fall back to the task's class attribute: from the built-in index (no import of torch),
-    else from the registered (plugin) task."""
+    fall back to the task class's attribute (its module imports no torch)."""
     if "chance_level" in tags:
         return float(tags["chance_level"])
-    from .registry import read_index
-
-    builtin = read_index().get("task", {}).get("entries", {}).get(tags["task"])
-    if builtin is not None and builtin.get("chance_level") is not None:
-        return float(builtin["chance_level"])
     try:
         from .registry import get_task
 

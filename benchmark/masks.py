@@ -6,10 +6,16 @@ with Python's ``round``; among equal scores the lower flat index is removed firs
 """
 from __future__ import annotations
 
-import torch
-from torch import nn
+from .lazy import lazy_import, no_grad
 
-PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d)
+torch = lazy_import("torch")
+nn = lazy_import("torch.nn")
+
+
+def prunable_types() -> tuple[type, ...]:
+    """The layers whose ``weight`` is prunable (a function: the method classes import this
+    module without torch)."""
+    return (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 
 def prunable_weights(model: nn.Module, exclude: nn.Module | None = None) -> dict[str, nn.Parameter]:
@@ -18,7 +24,7 @@ def prunable_weights(model: nn.Module, exclude: nn.Module | None = None) -> dict
     return {
         f"{name}.weight" if name else "weight": module.weight
         for name, module in model.named_modules()
-        if isinstance(module, PRUNABLE_TYPES) and id(module) not in excluded
+        if isinstance(module, prunable_types()) and id(module) not in excluded
     }
 
 
@@ -164,7 +170,7 @@ class Masker:
 
         return hook
 
-    @torch.no_grad()
+    @no_grad
     def enforce(self) -> None:
         for name, mask in self.masks.items():
             self.weights[name].mul_(mask)

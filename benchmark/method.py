@@ -15,11 +15,12 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
-
 from .hooks import Hook, TrainState
+from .lazy import lazy_import
 from .masks import Masker, count_removed, prunable_weights, sparsity
 from .task import is_finite
+
+torch = lazy_import("torch")
 
 if TYPE_CHECKING:
     from .context import RunContext

@@ -5,30 +5,31 @@ A method or task is registered with a decorator::
     @register_method("el2n")
     class EL2N(DataPruner): ...
 
-Third-party packages add their own through entry points in the groups
-``prunebench.methods`` and ``prunebench.tasks``; an entry point names a module
-(or an object in it) whose import runs the decorators. Built-in modules and
-plugins are imported the first time a registry is looked up, never at import
-time of this module. `prunebench list` imports none of them: it reads what it shows
-of the built-ins from ``builtin_index.json`` (written by ``python -m benchmark.registry_index``,
-checked against the classes by the tests), so it starts without torch.
+Built-ins are found, not listed: every module under the ``methods`` and ``tasks`` packages
+(subpackages included) whose source uses the decorator is one (see :mod:`benchmark.discovery`),
+and looking a name up imports only the module that registers it. Third-party packages add
+their own through entry points in the groups ``prunebench.methods`` and ``prunebench.tasks``;
+an entry point names a module (or an object in it) whose import runs the decorators.
+
+Nothing is imported at import time of this module. The built-in classes' modules import
+torch only where they compute, so `prunebench list` and `validate` run without it. A module or
+plugin whose import fails is not an unknown name: every lookup that could have found the name
+there, and ``list``, say ``failed to load: <the error>``, naming the module.
 """
 from __future__ import annotations
 
 import difflib
 import importlib
-import json
 import re
-from importlib import metadata
-from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
+
+from .discovery import discover
 
 _NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-INDEX_PATH = Path(__file__).with_name("builtin_index.json")
 
 
 class RegistryError(KeyError):
-    """An unknown or clashing name; the message says what would be right."""
+    """An unknown, clashing or unloadable name; the message says what would be right."""
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
@@ -37,15 +38,19 @@ class RegistryError(KeyError):
 class Registry:
     """One namespace of unique, lower-case names mapped to classes."""
 
-    def __init__(self, kind: str, builtin_modules: Iterable[str], entry_point_group: str,
-                 describe: Callable[[type], dict[str, Any]] | None = None):
+    def __init__(self, kind: str, packages: tuple[str, ...] = (), entry_point_group: str = "",
+                 describe: Callable[[type], dict[str, Any]] | None = None, decorator: str = ""):
         self.kind = kind
         self.describe = describe or (lambda cls: {})  # what `prunebench list` shows of a class
         self.entry_point_group = entry_point_group
-        self._builtin_modules = tuple(builtin_modules)
+        self.packages = tuple(packages)
+        self.decorator = decorator or f"register_{kind}"
         self._entries: dict[str, type] = {}
-        self._loaded = False
-        self._plugin_errors: dict[str, str] = {}
+        self._modules: dict[str, list[str] | None] | None = None  # discovered: module -> its names
+        self._imported: set[str] = set()
+        self._plugins_loaded = False
+        self._errors: dict[str, str] = {}  # module or entry point -> "failed to load: ..."
+        self._error_names: dict[str, str] = {}  # a name whose module failed -> that module's key
 
     def register(self, name: str) -> Callable[[type], type]:
         if not _NAME_PATTERN.match(name):
@@ -67,11 +72,20 @@ class Registry:
         return decorate
 
     def get(self, name: str) -> type:
-        self._load()
         try:
-            return self._entries[name]
-        except (KeyError, TypeError):  # TypeError: an unhashable name from a malformed file
+            if name in self._entries:
+                return self._entries[name]
+        except TypeError:  # an unhashable name from a malformed file
             raise RegistryError(self._unknown_message(name)) from None
+        # the module that registers it; else every built-in (a name registered by code the
+        # source scan cannot read, e.g. in a loop) and the plugins
+        for load in (lambda: self._import_all(self._modules_naming(name)), self._load):
+            load()
+            if name in self._entries:
+                return self._entries[name]
+        if name in self._error_names:
+            raise RegistryError(f"{self.kind} {name!r} {self._errors[self._error_names[name]]}")
+        raise RegistryError(self._unknown_message(name))
 
     def names(self) -> list[str]:
         self._load()
@@ -81,71 +95,93 @@ class Registry:
         return [(name, self._entries[name]) for name in self.names()]
 
     def __contains__(self, name: str) -> bool:
-        self._load()
-        return name in self._entries
+        try:
+            self.get(name)
+        except RegistryError:
+            return False
+        return True
 
     @property
-    def plugin_errors(self) -> dict[str, str]:
-        """Entry points that failed to import, with the error; shown by `prunebench list`."""
+    def load_errors(self) -> dict[str, str]:
+        """``{name (or module, if its names are unknown): "failed to load: ..."}`` for every
+        built-in module and plugin whose import failed."""
         self._load()
-        return dict(self._plugin_errors)
+        named = {name: self._errors[key] for name, key in self._error_names.items()}
+        anonymous = {key: error for key, error in self._errors.items() if key not in self._error_names.values()}
+        return {**named, **anonymous}
 
     def listing(self) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, str]]:
-        """``([(name, description)], plugin errors)``, sorted by name. With no plugin installed
-        and an index that covers exactly the built-in modules, nothing is imported."""
-        index = read_index().get(self.kind)
-        if (not self._loaded and index is not None and index["modules"] == list(self._builtin_modules)
-                and not metadata.entry_points(group=self.entry_point_group)):
-            return sorted(index["entries"].items()), {}
-        return [(name, self.describe(cls)) for name, cls in self.items()], self.plugin_errors
+        """``([(name, description)], load errors)``, sorted by name."""
+        return [(name, self.describe(cls)) for name, cls in self.items()], self.load_errors
 
-    def index(self) -> dict[str, Any]:
-        """The built-ins' descriptions, as ``builtin_index.json`` holds them (imports them all)."""
-        for module in self._builtin_modules:
-            importlib.import_module(module)
-        builtin = {n: cls for n, cls in self._entries.items() if cls.__module__ in self._builtin_modules}
-        return {"modules": list(self._builtin_modules),
-                "entries": {n: self.describe(builtin[n]) for n in sorted(builtin)}}
+    def reload(self) -> None:
+        """Look for entry points again (used after installing a plugin at run time)."""
+        self._plugins_loaded = False
+        self._modules = None
+        self._load()
 
-    def _unknown_message(self, name: str) -> str:
-        close = difflib.get_close_matches(str(name).lower(), self._entries, n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        return (
-            f"unknown {self.kind} {name!r}.{hint} Registered: {', '.join(sorted(self._entries))}. "
-            f"Run `prunebench list` to see every {self.kind}."
-        )
+    # --- loading --------------------------------------------------------------------
 
-    def _load(self) -> None:
-        if self._loaded:
-            return
-        self._loaded = True  # set first: modules being imported call register()
-        try:
-            for module in self._builtin_modules:
+    def _discovered(self) -> dict[str, list[str] | None]:
+        if self._modules is None:
+            self._modules = discover(self.packages, self.decorator)
+        return self._modules
+
+    def _modules_naming(self, name: str) -> list[str]:
+        return [module for module, names in self._discovered().items() if names and name in names]
+
+    def _import_all(self, modules) -> None:
+        for module in modules:
+            if module in self._imported:
+                continue
+            self._imported.add(module)
+            try:
                 importlib.import_module(module)
-        except BaseException:
-            self._loaded = False  # fail again on the next lookup rather than return a partial registry
-            raise
+            except Exception as error:  # one broken module must not hide the others
+                self._failed(module, f"failed to load: module {module} raised {_error_text(error)}",
+                             self._discovered().get(module) or [])
+
+    def _load_plugins(self) -> None:
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        self._import_all(self._discovered())  # built-ins first: a plugin cannot take a built-in's name
+        from importlib import metadata  # not needed to look a built-in up
+
         for entry_point in metadata.entry_points(group=self.entry_point_group):
             try:
                 entry_point.load()
             except Exception as error:  # a broken plugin must not hide the built-ins
-                self._plugin_errors[entry_point.name] = f"{type(error).__name__}: {error}"
+                self._failed(entry_point.name,
+                             f"failed to load: plugin module {entry_point.value} (entry point "
+                             f"{entry_point.name!r} in {self.entry_point_group}) raised {_error_text(error)}",
+                             [entry_point.name])
 
-    def reload(self) -> None:
-        """Look for entry points again (used after installing a plugin at run time)."""
-        self._loaded = False
-        self._load()
+    def _load(self) -> None:
+        self._load_plugins()  # and every built-in before them
+
+    def _failed(self, key: str, message: str, names: list[str]) -> None:
+        self._errors[key] = message
+        for name in names:
+            if name not in self._entries:
+                self._error_names.setdefault(name, key)
+
+    def _unknown_message(self, name: str) -> str:
+        close = difflib.get_close_matches(str(name).lower(), self._entries, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        failed = "".join(f" Not loaded (it may be there): {error}." for error in self._errors.values())
+        return (
+            f"unknown {self.kind} {name!r}.{hint} Registered: {', '.join(sorted(self._entries))}.{failed} "
+            f"Run `prunebench list` to see every {self.kind}."
+        )
+
+
+def _error_text(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
 
 
 def _qualname(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def read_index() -> dict[str, Any]:
-    try:
-        return json.loads(INDEX_PATH.read_text())
-    except (OSError, ValueError):  # no index (or a broken one): list imports the modules instead
-        return {}
 
 
 def _describe_method(cls: type) -> dict[str, Any]:
@@ -158,28 +194,9 @@ def _describe_task(cls: type) -> dict[str, Any]:
             "data_summary": getattr(cls, "data_summary", "")}
 
 
-METHODS = Registry(
-    "method",
-    builtin_modules=[
-        "methods.reference",
-        "methods.random_data",
-        "methods.el2n",
-        "methods.emp",
-        "methods.ted",
-        "methods.magnitude",
-        "methods.random_weights",
-        "methods.seven",
-    ],
-    entry_point_group="prunebench.methods",
-    describe=_describe_method,
-)
-TASKS = Registry(
-    "task",
-    builtin_modules=["tasks.vision.fashion_mnist", "tasks.vision.cifar", "tasks.cwru.task", "tasks.text.task",
-                     "tasks.sft.task"],
-    entry_point_group="prunebench.tasks",
-    describe=_describe_task,
-)
+METHODS = Registry("method", packages=("methods",), entry_point_group="prunebench.methods",
+                   describe=_describe_method)
+TASKS = Registry("task", packages=("tasks",), entry_point_group="prunebench.tasks", describe=_describe_task)
 
 register_method = METHODS.register
 register_task = TASKS.register

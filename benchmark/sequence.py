@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+from .lazy import lazy_import
+
+torch = lazy_import("torch")
 
 IGNORE_INDEX = -100  # as torch's cross_entropy and Hugging Face's labels
 

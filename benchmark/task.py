@@ -15,8 +15,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import torch
-from torch import nn
+from .lazy import lazy_import
+
+torch = lazy_import("torch")
+nn = lazy_import("torch.nn")
+
+BUDGETS = ("epochs", "steps")  # what a subset's training is held to: its epochs, or full data's steps
 
 
 class DataNotFoundError(FileNotFoundError):

@@ -16,9 +16,7 @@ import torch
 from torch import nn
 
 from .hooks import Hook, TrainState
-from .task import Split, Splits, Task
-
-BUDGETS = ("epochs", "steps")
+from .task import BUDGETS, Split, Splits, Task
 
 
 def resolve_device(name: str = "auto") -> torch.device:

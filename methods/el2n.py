@@ -25,17 +25,21 @@ short cpu-profile run.
 from __future__ import annotations
 
 import time
-
-import torch
+from typing import TYPE_CHECKING
 
 from benchmark.cache_files import check_cost, check_tensor, load_entry, require, save_entry
-from benchmark.context import RunContext
 from benchmark.hooks import TrainState
+from benchmark.lazy import lazy_import
 from benchmark.method import DataPruner, check_count
 from benchmark.registry import register_method
 from benchmark.sequence import counted_rows, per_sample
 
 from .selection import keep_hardest, stratified
+
+if TYPE_CHECKING:
+    from benchmark.context import RunContext  # imports the trainer
+
+torch = lazy_import("torch")
 
 MODES = ("hardest", "offset", "stratified")
 

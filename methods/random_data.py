@@ -7,11 +7,12 @@ quotas by largest remainder so the total kept is exactly ``n - round(ratio*n)``.
 """
 from __future__ import annotations
 
-import torch
-
 from benchmark.hooks import TrainState
+from benchmark.lazy import lazy_import
 from benchmark.method import DataPruner
 from benchmark.registry import register_method
+
+torch = lazy_import("torch")
 
 
 def class_quotas(labels: torch.Tensor, n_keep: int) -> dict[int, int]:

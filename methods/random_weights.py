@@ -6,12 +6,13 @@ tensor (``scope="layer"``). The mask is fixed for the whole run.
 """
 from __future__ import annotations
 
-import torch
-
 from benchmark.hooks import TrainState
+from benchmark.lazy import lazy_import
 from benchmark.masks import select_masks
 from benchmark.method import ModelPruner
 from benchmark.registry import register_method
+
+torch = lazy_import("torch")
 
 
 @register_method("random-weights")

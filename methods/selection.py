@@ -5,7 +5,9 @@ Scores are "higher = harder / more worth keeping". Ties are broken by index
 """
 from __future__ import annotations
 
-import torch
+from benchmark.lazy import lazy_import
+
+torch = lazy_import("torch")
 
 
 def hardest_first(scores: torch.Tensor) -> torch.Tensor:

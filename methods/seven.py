@@ -32,12 +32,13 @@ from __future__ import annotations
 
 import time
 
-import torch
-
 from benchmark.hooks import TrainState
+from benchmark.lazy import lazy_import, no_grad
 from benchmark.masks import flat_views, select_masks
 from benchmark.method import ModelPruner
 from benchmark.registry import register_method
+
+torch = lazy_import("torch")
 
 VARIANTS = ("dyn", "pre")
 
@@ -81,7 +82,7 @@ class SevenScore:
             self._scratch = tuple(torch.empty(largest, dtype=torch.float32, device=weight.device) for _ in range(2))
         return tuple(buffer[: weight.numel()].view(weight.shape) for buffer in self._scratch)
 
-    @torch.no_grad()
+    @no_grad
     def update(self, t: int, masks: dict[str, torch.Tensor]) -> None:
         """Fold in the gradients now in ``.grad``; ``t`` is the 0-based window step.
         Same operations in the same order as the formula, so the result is bit-identical

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import time
 
-import torch
-
 from benchmark.hooks import TrainState
+from benchmark.lazy import lazy_import
 from benchmark.method import DataPruner
 from benchmark.registry import register_method
 from benchmark.sequence import counted_rows, per_sample
+
+torch = lazy_import("torch")
 
 
 def head_gradient_factors(logits: torch.Tensor, targets: torch.Tensor, features: torch.Tensor, bias: bool):

@@ -1,9 +1,11 @@
 """The method/task registries: decorator registration, clashes, did-you-mean lookups,
-entry-point plugins (a real plugin package made on disk, used from a fresh interpreter),
-and lazy imports (listing never imports heavy libraries)."""
+discovery of built-in modules (a copy of the packages with files added), entry-point plugins
+(a real plugin package made on disk, used from a fresh interpreter), modules and plugins that
+fail to load, and lazy imports (list and validate never import torch)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -29,7 +31,7 @@ BUILTIN_TASKS = {"fashion-mnist", "cifar10", "cifar100"}
 
 def fresh_registry() -> Registry:
     """A registry with no built-ins and an entry-point group nobody declares."""
-    return Registry("method", builtin_modules=[], entry_point_group="prunebench.test-no-such-group")
+    return Registry("method", packages=(), entry_point_group="prunebench.test-no-such-group")
 
 
 # --- decorator registration and lookup ---------------------------------------------
@@ -224,7 +226,7 @@ def test_entry_point_plugin_is_looked_up_and_selects_the_first_samples(demo_plug
         from benchmark.registry import get_method, METHODS
         cls = get_method("demo-keep-first")
         assert cls.__module__ == "pb_plugin_demo", cls.__module__
-        assert METHODS.plugin_errors == {}, METHODS.plugin_errors
+        assert METHODS.load_errors == {}, METHODS.load_errors
         picked = cls(0.3, 0).on_epoch_start(SimpleNamespace(n_train=10))
         print(picked.tolist())
     """)
@@ -257,22 +259,198 @@ def test_sweep_using_the_plugin_validates(demo_plugin: Path, tmp_path: Path):
     assert "unknown method 'demo-keep-first'" in without.stderr
 
 
-def test_broken_plugin_is_reported_and_builtins_still_list(tmp_path: Path):
+BROKEN_PLUGIN_ERROR = ("failed to load: plugin module pb_plugin_broken (entry point 'broken-demo' in "
+                       "prunebench.methods) raised RuntimeError: boom from the broken plugin")
+
+
+@pytest.fixture
+def broken_plugin(tmp_path: Path) -> Path:
     site = tmp_path / "site"
     package = site / "pb_plugin_broken"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text('raise RuntimeError("boom from the broken plugin")\n')
     write_dist_info(site, "pb_plugin_broken", "[prunebench.methods]\nbroken-demo = pb_plugin_broken\n")
+    return site
 
-    result = run_python(["-m", "benchmark.cli", "list"], site, tmp_path)
+
+def test_broken_plugin_is_reported_and_builtins_still_list(broken_plugin: Path, tmp_path: Path):
+    result = run_python(["-m", "benchmark.cli", "list"], broken_plugin, tmp_path)
     assert result.returncode == 0, result.stderr
     broken = [line for line in result.stdout.splitlines() if "broken-demo" in line]
-    assert len(broken) == 1, result.stdout
-    assert "PLUGIN FAILED TO LOAD" in broken[0]
-    assert "RuntimeError: boom from the broken plugin" in broken[0]
+    assert broken == [f"  {'broken-demo':16s} {BROKEN_PLUGIN_ERROR}"], result.stdout
     names = {line.split()[0] for line in result.stdout.splitlines() if line.startswith("  ")}
     assert BUILTIN_METHODS <= names
     assert BUILTIN_TASKS <= names
+
+
+def plugin_sweep(tmp_path: Path, methods: str) -> Path:
+    data = write_tiny_fashion_mnist(tmp_path / "fm")
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(f"name: plugin-smoke\nprofile: smoke\nseeds: [0]\nratios: [0.5]\n"
+                     f"tasks:\n  - name: fashion-mnist\n    data_dir: {data}\nmethods: {methods}\n")
+    return sweep
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_broken_plugin_import_error_surfaces_in_validate_and_run(broken_plugin: Path, tmp_path: Path, command):
+    sweep = plugin_sweep(tmp_path, "[random, broken-demo]")
+    store = tmp_path / "store.db"
+    args = ["-m", "benchmark.cli", command, str(sweep)]
+    if command == "run":
+        args += ["--tracking-uri", f"sqlite:///{store}"]
+    result = run_python(args, broken_plugin, tmp_path)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    problems = [line for line in result.stderr.splitlines() if line.startswith("  - ")]
+    assert problems == [f"  - method 'broken-demo' {BROKEN_PLUGIN_ERROR}"], result.stderr
+    assert "unknown method" not in result.stderr and "Did you mean" not in result.stderr
+    assert not store.exists()  # refused before any run is tracked
+
+
+def test_an_unknown_name_next_to_a_broken_plugin_says_what_did_not_load(broken_plugin: Path, tmp_path: Path):
+    """The plugin that failed may be the one that defines the name: the message says so."""
+    sweep = plugin_sweep(tmp_path, "[keep-nothing]")
+    result = run_python(["-m", "benchmark.cli", "validate", str(sweep)], broken_plugin, tmp_path)
+    assert result.returncode == 2
+    assert "unknown method 'keep-nothing'" in result.stderr
+    assert f"Not loaded (it may be there): {BROKEN_PLUGIN_ERROR}." in result.stderr
+
+
+# --- discovery: files added to a copy of the built-in packages ------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+KEEP_LAST = '''
+"""Keeps the last n_keep training samples."""
+from benchmark.lazy import lazy_import
+from benchmark.method import DataPruner
+from benchmark.registry import register_method
+
+torch = lazy_import("torch")
+
+
+@register_method("keep-last")
+class KeepLast(DataPruner):
+    def __init__(self, ratio, seed=0, *, offset: int = 0):
+        super().__init__(ratio, seed)
+        self.offset = offset
+
+    def on_epoch_start(self, state):
+        return torch.arange(state.n_train - self.n_keep(state.n_train), state.n_train)
+'''
+
+
+def copy_of_packages(tmp_path: Path) -> Path:
+    """The built-in methods/ and tasks/ packages copied next to each other, first on the path."""
+    site = tmp_path / "copy"
+    for package in ("methods", "tasks"):
+        shutil.copytree(ROOT / package, site / package, ignore=shutil.ignore_patterns("__pycache__"))
+    return site
+
+
+def test_a_file_added_to_methods_is_registered_without_editing_a_list(tmp_path: Path):
+    site = copy_of_packages(tmp_path)
+    (site / "methods" / "keep_last.py").write_text(KEEP_LAST)
+    (site / "methods" / "extra").mkdir()  # a subpackage is searched too
+    (site / "methods" / "extra" / "__init__.py").write_text("")
+    (site / "methods" / "extra" / "keep_first.py").write_text(
+        KEEP_LAST.replace("keep-last", "keep-first-extra").replace("KeepLast", "KeepFirst"))
+
+    listed = run_python(["-m", "benchmark.cli", "list", "methods"], site, tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split()[0]: line for line in listed.stdout.splitlines() if line.startswith("  ")}
+    assert set(rows) == BUILTIN_METHODS | {"seven", "emp", "ted", "keep-last", "keep-first-extra"}, listed.stdout
+    assert "family=data" in rows["keep-last"] and "options: offset" in rows["keep-last"]
+
+    sweep = plugin_sweep(tmp_path, "[keep-last, keep-first-extra]")
+    code = textwrap.dedent(f"""
+        import sys
+        from benchmark.cli import main
+        from benchmark.registry import get_method
+        code = main(["validate", "--cells", {str(sweep)!r}])
+        print("module:", get_method("keep-last").__module__, get_method("keep-first-extra").__module__)
+        print("torch imported:", "torch" in sys.modules)
+        sys.exit(code)
+    """)
+    result = run_python(["-c", code], site, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "valid. 3 cells" in result.stdout  # the full-data reference and the two new methods
+    assert "fashion-mnist keep-last r=0.5 seed=0" in result.stdout
+    assert "module: methods.keep_last methods.extra.keep_first" in result.stdout
+    assert result.stdout.splitlines()[-1] == "torch imported: False"
+
+
+def test_a_task_file_added_to_a_tasks_subpackage_is_registered(tmp_path: Path):
+    site = copy_of_packages(tmp_path)
+    (site / "tasks" / "vision" / "tiny_fashion.py").write_text(textwrap.dedent('''
+        from benchmark.registry import register_task
+        from tasks.vision.fashion_mnist import FashionMNIST
+
+
+        @register_task("fashion-mnist-copy")
+        class FashionMNISTCopy(FashionMNIST):
+            chance_level = 0.1
+    '''))
+    result = run_python(["-m", "benchmark.cli", "list", "tasks"], site, tmp_path)
+    assert result.returncode == 0, result.stderr
+    names = [line.split()[0] for line in result.stdout.splitlines() if line.startswith("  ") and line[2] != " "]
+    assert "fashion-mnist-copy" in names and BUILTIN_TASKS <= set(names)
+
+
+def test_a_broken_builtin_module_fails_to_load_without_hiding_the_others(tmp_path: Path):
+    site = copy_of_packages(tmp_path)
+    (site / "methods" / "half_done.py").write_text(
+        "import prunebench_no_such_module\n" + KEEP_LAST.replace("keep-last", "half-done"))
+    error = ("failed to load: module methods.half_done raised ModuleNotFoundError: "
+             "No module named 'prunebench_no_such_module'")
+
+    listed = run_python(["-m", "benchmark.cli", "list", "methods"], site, tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert f"  {'half-done':16s} {error}" in listed.stdout.splitlines(), listed.stdout
+    assert BUILTIN_METHODS <= {line.split()[0] for line in listed.stdout.splitlines() if line.startswith("  ")}
+
+    bad = run_python(["-m", "benchmark.cli", "validate", str(plugin_sweep(tmp_path, "[random, half-done]"))],
+                     site, tmp_path)
+    assert bad.returncode == 2
+    assert [line for line in bad.stderr.splitlines() if line.startswith("  - ")] == [f"  - method 'half-done' {error}"]
+    good = run_python(["-m", "benchmark.cli", "validate", str(plugin_sweep(tmp_path, "[random, el2n]"))],
+                      site, tmp_path)
+    assert good.returncode == 0, good.stderr
+
+
+def test_discovery_reads_the_decorators_without_importing():
+    from benchmark.discovery import discover, registered_names
+
+    source = textwrap.dedent('''
+        @register_method("first")
+        class A: ...
+
+        @registry.register_method( 'second' )
+        class B: ...
+
+        # register_method(name) in a loop is not literal: found by importing every built-in
+        register_method(f"loop-{i}")
+    ''')
+    assert registered_names(source, "register_method") == ["first", "second"]
+    found = discover(("methods",), "register_method")
+    assert found["methods.el2n"] == ["el2n"] and found["methods.random_data"] == ["random"]
+    assert "methods.selection" not in found  # a helper module: never imported by the registry
+    tasks = discover(("tasks",), "register_task")
+    assert tasks["tasks.vision.cifar"] == ["cifar10", "cifar100"]
+    assert tasks["tasks.sft.task"] == ["rt-instruct", "humaneval", "alpaca"]
+
+
+def test_a_lookup_imports_only_the_module_that_registers_the_name(tmp_path: Path):
+    code = textwrap.dedent("""
+        import sys
+        from benchmark.registry import get_method, get_task
+        get_method("random"), get_task("cifar10")
+        print(sorted(m for m in sys.modules if m.startswith(("methods.", "tasks.")) and m.count(".") < 3))
+    """)
+    result = run_python(["-c", code], tmp_path / "empty-site", tmp_path)
+    assert result.returncode == 0, result.stderr
+    imported = eval(result.stdout.strip())
+    assert "methods.random_data" in imported and "tasks.vision.cifar" in imported
+    assert not {"methods.el2n", "methods.seven", "tasks.text.task", "tasks.sft.task", "tasks.cwru.task"} & set(imported)
 
 
 # --- lazy imports ---------------------------------------------------------------------
@@ -296,21 +474,12 @@ def test_listing_names_imports_no_heavy_library(tmp_path: Path):
     assert line == "heavy: []"
 
 
-def test_builtin_index_is_current():
-    """`prunebench list` shows the built-ins from builtin_index.json; it must say what the
-    classes say. If this fails after changing a built-in: python -m benchmark.registry_index"""
-    from benchmark.registry import read_index
-    from benchmark.registry_index import build_index
-
-    assert read_index() == build_index()
-
-
 def test_list_imports_no_torch_and_shows_every_builtin(tmp_path: Path):
     code = textwrap.dedent("""
         import sys
         from benchmark.cli import main
         main(["list"])
-        print("imported:", sorted(m for m in ("torch", "numpy", "mlflow", "pandas", "transformers", "methods.el2n")
+        print("imported:", sorted(m for m in ("torch", "mlflow", "pandas", "transformers", "scipy", "datasets")
                                   if m in sys.modules))
     """)
     result = run_python(["-c", code], tmp_path / "empty-site", tmp_path)
@@ -321,3 +490,23 @@ def test_list_imports_no_torch_and_shows_every_builtin(tmp_path: Path):
     assert BUILTIN_METHODS | {"seven", "emp", "ted"} <= names and BUILTIN_TASKS | {"cwru", "sst2"} <= names
     seven = next(line for line in lines if line.split() and line.split()[0] == "seven")
     assert "family=model" in seven and "pre_batches" in seven
+
+
+@pytest.mark.parametrize("sweep", ["sweeps/smoke.yaml", "sweeps/default.yaml", "sweeps/fashion-mnist-dynamic.yaml"])
+def test_validate_of_a_real_sweep_imports_no_torch(sweep: str, tmp_path: Path):
+    """Names, ratios, options (types, ranges) and the data check of every built-in method and
+    the Fashion-MNIST task run from the classes, whose modules import torch only to compute."""
+    write_tiny_fashion_mnist(tmp_path / "data" / "fashion-mnist")
+    code = textwrap.dedent(f"""
+        import sys
+        from benchmark.cli import main
+        code = main(["validate", {str(ROOT / sweep)!r}])
+        print("imported:", sorted(m for m in ("torch", "mlflow", "pandas", "transformers") if m in sys.modules))
+        sys.exit(code)
+    """)
+    env = {**os.environ, "PRUNEBENCH_DATA": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert ": valid." in result.stdout
+    assert result.stdout.splitlines()[-1] == "imported: []"

@@ -44,16 +44,16 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import torch
-from torch import nn
-
+from benchmark.lazy import lazy_import
 from benchmark.registry import register_task
 from benchmark.task import DataFormatError, DataNotFoundError, Recipe, Split, Splits, Task
 
 from . import windows
 from .catalogue import CLASS_SETS, CONDITIONS, LOADS, NORMAL, SAMPLE_RATE, Condition, file_number, label, recorded_rate
 from .matfile import FIX, read_drive_end
-from .models import build_signal_model
+
+torch = lazy_import("torch")
+nn = lazy_import("torch.nn")
 
 MIN_WINDOW = 256  # the CNN needs 128 inputs, and the FFT halves the window
 
@@ -231,6 +231,8 @@ class CwruTask(Task):
 
     # --- model ---------------------------------------------------------------
     def build_model(self) -> nn.Module:
+        from .models import build_signal_model  # nn.Module subclasses: imports torch
+
         return build_signal_model(self.recipe.model, self.num_classes, **self.recipe.model_options)
 
 

@@ -36,9 +36,7 @@ import math
 from pathlib import Path
 from typing import Any, ClassVar
 
-import torch
-from torch import nn
-
+from benchmark.lazy import lazy_import
 from benchmark.registry import register_task
 from benchmark.sequence import IGNORE_INDEX, counted_rows, per_sample
 from benchmark.task import DataFormatError, DataNotFoundError, Recipe, Split, Splits, Task
@@ -46,6 +44,9 @@ from benchmark.task import DataFormatError, DataNotFoundError, Recipe, Split, Sp
 from tasks.hub import HubDataset, check_hub_options
 
 from .records import InstructionRecord, read_records, record_of
+
+torch = lazy_import("torch")
+nn = lazy_import("torch.nn")
 
 SPLIT_SEED = 20_240_319  # the text tasks' fixed split seed
 EVAL_COLUMNS = ("loss_sum", "tokens", "correct_tokens", "all_correct")
@@ -85,7 +86,7 @@ class SftTask(Task):
         return int(self.recipe.model_options.get("max_length", 512))
 
     def check_data(self) -> None:
-        from .models import check_model
+        from .model_names import check_model
 
         check_model(self.recipe.model)
 

@@ -19,9 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-import torch
-from torch import nn
-
+from benchmark.lazy import lazy_import
 from benchmark.registry import register_task
 from benchmark.task import DataNotFoundError, Recipe, Split, Splits, Task
 from tasks.hub import HubDataset, check_hub_options
@@ -30,6 +28,9 @@ from . import text_metrics
 from .glue_formats import GLUE_FORMATS, TextExamples, glue_file, read_glue_tsv
 from .glue_hub import GLUE_HUB_ID, hub_split, read_glue_hub
 from .rotten_tomatoes import RT_HUB_ID, find_corpus, read_corpus, read_hub_sentences, stratified_split
+
+torch = lazy_import("torch")
+nn = lazy_import("torch.nn")
 
 SPLIT_SEED = 20_240_319  # fixed: the benchmark's splits are part of the task, not of a cell
 VAL_FRACTION = 0.1
@@ -95,7 +96,7 @@ class TextTask(Task):
         return load_encoder_classifier(self.recipe.model, 1 if self.is_regression else self.num_classes)
 
     def check_data(self) -> None:
-        from .encoders import resolve_model
+        from .model_names import resolve_model
 
         resolve_model(self.recipe.model)
 

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import torch
-import torch.nn.functional as F
+from benchmark.lazy import lazy_import
+
+torch = lazy_import("torch")
+F = lazy_import("torch.nn.functional")
 
 
 def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-import torch
-from torch import nn
-
+from benchmark.lazy import lazy_import
 from benchmark.task import Split, Splits, Task
 
 from .augment import normalise, random_crop, random_hflip
-from .models import build_image_model
+
+torch = lazy_import("torch")
+nn = lazy_import("torch.nn")
 
 #: every cell of a task shares one validation split, whatever its seed
 VALIDATION_SPLIT_SEED = 20_240_901
@@ -76,6 +76,8 @@ class ImageTask(Task):
         return x
 
     def build_model(self) -> nn.Module:
+        from .models import build_image_model  # nn.Module subclasses: imports torch
+
         return build_image_model(
             self.recipe.model, self.in_channels, self.num_classes, self.image_size, **self.recipe.model_options
         )
