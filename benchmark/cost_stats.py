@@ -37,7 +37,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import isotonic_regression
 
 from .stats import MIN_SEEDS, SeedSummary, paired_t_p_value, summarise
 
@@ -95,14 +94,32 @@ def line_curve(costs, values) -> Curve | None:
     return None if merged is None else Curve(merged[0], merged[1])
 
 
+def isotonic_fit(values, weights) -> np.ndarray:
+    """The weighted least-squares non-decreasing fit of ``values`` (pool adjacent violators),
+    as ``scipy.optimize.isotonic_regression`` computes it: a board fits a few points, and
+    importing scipy.optimize for them cost the leaderboard more than the board itself."""
+    means: list[float] = []
+    totals: list[float] = []
+    sizes: list[int] = []
+    for value, weight in zip(values, weights):
+        means.append(float(value))
+        totals.append(float(weight))
+        sizes.append(1)
+        while len(means) > 1 and means[-2] > means[-1]:  # a violation: pool the last two blocks
+            mean, total, size = means.pop(), totals.pop(), sizes.pop()
+            means[-1] = (means[-1] * totals[-1] + mean * total) / (totals[-1] + total)
+            totals[-1] += total
+            sizes[-1] += size
+    return np.repeat(np.array(means, dtype=float), sizes)
+
+
 def monotone_curve(costs, values) -> Curve | None:
     """The baseline's curve: isotonic (non-decreasing) fit, weighted by the points merged."""
     merged = _merged(costs, values)
     if merged is None:
         return None
     x, y, weight = merged
-    fitted = isotonic_regression(y, weights=weight, increasing=True).x
-    return Curve(x, np.asarray(fitted, dtype=float))
+    return Curve(x, isotonic_fit(y, weight))
 
 
 def baseline_curves(baseline: pd.DataFrame, cost: str, value: str = "value") -> tuple[dict[int, Curve], Curve | None]:

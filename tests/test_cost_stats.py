@@ -14,8 +14,8 @@ from scipy import integrate, stats
 from benchmark.board_format import rankings
 from benchmark.board_markdown import render_markdown
 from benchmark.cells import Cell, parse_sweep
-from benchmark.cost_stats import (FORWARD_WEIGHT, Curve, curve_gap, line_curve, monotone_curve, pareto_front,
-                                  speedup)
+from benchmark.cost_stats import (FORWARD_WEIGHT, Curve, curve_gap, isotonic_fit, line_curve, monotone_curve,
+                                  pareto_front, speedup)
 from benchmark.leaderboard import area_table, build_board, family_table, load_runs
 from benchmark.runner import run_sweep
 from benchmark.tracking import Tracker
@@ -68,6 +68,20 @@ def test_monotone_curve_is_pav_then_linear_and_never_extrapolates():
     for c in (0.1, 0.2, 0.42, 0.6, 0.99, 1.0):
         assert curve.at(c) == pytest.approx(np.interp(c, xs, ys))
     assert curve.at(0.05) is None and curve.at(1.01) is None
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_isotonic_fit_equals_scipys(seed):
+    from scipy.optimize import isotonic_regression
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 30))
+    values = rng.normal(size=n).round(int(rng.integers(0, 3)))  # rounding makes ties
+    weights = rng.integers(1, 4, size=n).astype(float)
+    fitted = isotonic_fit(values, weights)
+    np.testing.assert_allclose(fitted, isotonic_regression(values, weights=weights, increasing=True).x,
+                               rtol=1e-12, atol=1e-12)
+    assert np.all(np.diff(fitted) >= 0)
 
 
 def test_curve_gap_is_the_mean_gap_over_the_common_range():
