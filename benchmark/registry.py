@@ -134,18 +134,19 @@ class Registry:
         for module in modules:
             if module in self._imported:
                 continue
-            self._imported.add(module)
             try:
                 importlib.import_module(module)
             except Exception as error:  # one broken module must not hide the others
                 self._failed(module, f"failed to load: module {module} raised {_error_text(error)}",
                              self._discovered().get(module) or [])
+            self._imported.add(module)  # not on Ctrl-C: the next lookup tries again
 
-    def _load_plugins(self) -> None:
+    def _load(self) -> None:
+        """Every built-in module, then the plugins (so a plugin cannot take a built-in's name)."""
+        self._import_all(self._discovered())
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
-        self._import_all(self._discovered())  # built-ins first: a plugin cannot take a built-in's name
         from importlib import metadata  # not needed to look a built-in up
 
         for entry_point in metadata.entry_points(group=self.entry_point_group):
@@ -156,9 +157,6 @@ class Registry:
                              f"failed to load: plugin module {entry_point.value} (entry point "
                              f"{entry_point.name!r} in {self.entry_point_group}) raised {_error_text(error)}",
                              [entry_point.name])
-
-    def _load(self) -> None:
-        self._load_plugins()  # and every built-in before them
 
     def _failed(self, key: str, message: str, names: list[str]) -> None:
         self._errors[key] = message
