@@ -479,7 +479,7 @@ def test_list_imports_no_torch_and_shows_every_builtin(tmp_path: Path):
         import sys
         from benchmark.cli import main
         main(["list"])
-        print("imported:", sorted(m for m in ("torch", "mlflow", "pandas", "transformers", "scipy", "datasets")
+        print("imported:", sorted(m for m in ("torch", "numpy", "mlflow", "pandas", "transformers", "scipy", "datasets")
                                   if m in sys.modules))
     """)
     result = run_python(["-c", code], tmp_path / "empty-site", tmp_path)
@@ -501,7 +501,7 @@ def test_validate_of_a_real_sweep_imports_no_torch(sweep: str, tmp_path: Path):
         import sys
         from benchmark.cli import main
         code = main(["validate", {str(ROOT / sweep)!r}])
-        print("imported:", sorted(m for m in ("torch", "mlflow", "pandas", "transformers") if m in sys.modules))
+        print("imported:", sorted(m for m in ("torch", "numpy", "mlflow", "pandas", "transformers") if m in sys.modules))
         sys.exit(code)
     """)
     env = {**os.environ, "PRUNEBENCH_DATA": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)}

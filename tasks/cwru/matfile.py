@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
-
+from benchmark.lazy import lazy_import
 from benchmark.task import DataFormatError, DataNotFoundError
+
+np = lazy_import("numpy")
 
 DE_KEY = re.compile(r"^X(\d+)_DE_time$")
 FIX = ("Fix: prunebench download cwru DIR fetches the 40 files of the 12 kHz drive-end set from the CWRU "

@@ -26,9 +26,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+from benchmark.lazy import lazy_import
 
 from .catalogue import CONDITIONS, NORMAL_SAMPLE_RATE, SAMPLE_RATE, SHAFT_RPM, Condition, file_number, shaft_hz
+
+np = lazy_import("numpy")
 
 #: bump when the simulated signals change, so cached files of an older simulator are not reused
 VERSION = 2  # 2: normal recordings at 48 kHz, as the real ones

@@ -43,7 +43,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 from benchmark.lazy import lazy_import
 from benchmark.registry import register_task
 from benchmark.task import DataFormatError, DataNotFoundError, Recipe, Split, Splits, Task
@@ -52,6 +51,7 @@ from . import windows
 from .catalogue import CLASS_SETS, CONDITIONS, LOADS, NORMAL, SAMPLE_RATE, Condition, file_number, label, recorded_rate
 from .matfile import FIX, read_drive_end
 
+np = lazy_import("numpy")
 torch = lazy_import("torch")
 nn = lazy_import("torch.nn")
 

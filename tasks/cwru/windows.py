@@ -13,7 +13,9 @@ sample by sample. Two protocols:
 """
 from __future__ import annotations
 
-import numpy as np
+from benchmark.lazy import lazy_import
+
+np = lazy_import("numpy")
 
 PROTOCOLS = ("segment", "random-window")
 #: train / validation / test share of each recording

@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
+from benchmark.lazy import lazy_import
 from benchmark.task import DataFormatError
 from tasks.packaged import find_packaged_file
 from tasks.text.rotten_tomatoes import read_corpus
 
 from .records import InstructionRecord, read_text
+
+np = lazy_import("numpy")
 
 # --- Rotten Tomatoes as instructions -------------------------------------------------------
 

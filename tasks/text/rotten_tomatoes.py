@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
+from benchmark.lazy import lazy_import
 from benchmark.task import DataFormatError, DataNotFoundError
 from tasks.packaged import find_packaged_file
 
 from .glue_formats import TextExamples
+
+np = lazy_import("numpy")
 
 RT_HUB_ID = "cornell-movie-review-data/rotten_tomatoes"
 RT_HUB_LABELS = ("neg", "pos")  # class ids 0 and 1, as the offline corpus's rotten / fresh

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import numpy as np
+from benchmark.lazy import lazy_import
+
+np = lazy_import("numpy")
 
 
 def as_array(values: Any) -> np.ndarray:

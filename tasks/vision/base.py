@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import numpy as np
 from benchmark.lazy import lazy_import
 from benchmark.task import Split, Splits, Task
 
 from .augment import normalise, random_crop, random_hflip
 
+np = lazy_import("numpy")
 torch = lazy_import("torch")
 nn = lazy_import("torch.nn")
 

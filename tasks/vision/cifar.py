@@ -13,14 +13,14 @@ import tarfile
 from pathlib import Path, PurePosixPath
 from typing import ClassVar
 
-import numpy as np
-
+from benchmark.lazy import lazy_import
 from benchmark.registry import register_task
 from benchmark.task import DataFormatError, DataNotFoundError, Recipe
 from tasks.download import download
 
 from .base import ImageTask
-from .cifar_format import read_cifar_batch
+
+np = lazy_import("numpy")
 
 URL = "https://www.cs.toronto.edu/~kriz/"
 
@@ -90,6 +90,8 @@ class _CIFAR(ImageTask):
         self.resolve_dir()
 
     def read_arrays(self):
+        from .cifar_format import read_cifar_batch  # its unpickler names numpy's classes: imports numpy
+
         directory = self.resolve_dir()
 
         def read(files: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:

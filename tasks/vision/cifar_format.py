@@ -17,9 +17,10 @@ import pickle
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
+from benchmark.lazy import lazy_import
 from benchmark.task import DataFormatError, DataNotFoundError
+
+np = lazy_import("numpy")
 
 try:  # numpy >= 2 moved the module; old pickles still name numpy.core
     from numpy._core.multiarray import _reconstruct

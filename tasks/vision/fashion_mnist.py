@@ -9,14 +9,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-
+from benchmark.lazy import lazy_import
 from benchmark.registry import register_task
 from benchmark.task import DataFormatError, DataNotFoundError, Recipe
 from tasks.download import download
 
 from .base import ImageTask
 from .idx import read_idx, read_idx_shape, write_idx
+
+np = lazy_import("numpy")
 
 FILES = {
     "train_images": "train-images-idx3-ubyte.gz",

@@ -11,11 +11,12 @@ import struct
 import zlib
 from pathlib import Path
 
-import numpy as np
-
+from benchmark.lazy import lazy_import
 from benchmark.task import DataFormatError, DataNotFoundError
 
-_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+np = lazy_import("numpy")
+
+_DTYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}  # numpy dtype codes
 
 
 def read_idx(path: str | Path) -> np.ndarray:
