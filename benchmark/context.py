@@ -8,13 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import nn
+
 from .hooks import Hook
-from .lazy import lazy_import
 from .task import Split, Splits, Task
 from .trainer import Trainer
-
-torch = lazy_import("torch")
-nn = lazy_import("torch.nn")
 
 
 @dataclass
