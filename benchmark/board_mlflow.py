@@ -117,7 +117,7 @@ def view_state() -> str:
     return json.dumps({
         "searchFilter": SUMMARY_FILTER, "orderByKey": f"metrics.`{HEADLINE}`", "orderByAsc": False,
         "startTime": "ALL", "lifecycleFilter": "Active", "datasetsFilter": [], "modelVersionFilter": "All Runs",
-        "selectedColumns": columns, "runsHiddenMode": "SHOW_ALL", "runListHidden": False})
+        "selectedColumns": columns, "columnOrder": columns, "runsHiddenMode": "SHOW_ALL", "runListHidden": False})
 
 
 def ui_base(tracking_uri: str) -> str:

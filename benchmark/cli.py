@@ -203,6 +203,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
                "--host", args.host, "--port", str(args.port)]
     base = f"http://{args.host}:{args.port}"
     print(f"starting the MLflow UI for {redact(uri)} ...", file=sys.stderr)
+    # read before the server starts (this opens, and if need be creates, the store under its
+    # lock: two processes must not migrate a new SQLite file at once); printed once it answers
+    views = sweep_views(uri, base)
     process = subprocess.Popen(command)
     try:
         try:
@@ -214,7 +217,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
             process.terminate()
             return process.wait() or 1
         print(f"MLflow UI on {base} (Ctrl-C to stop)", file=sys.stderr)
-        for name, url in sweep_views(uri, base):
+        for name, url in views:
             print(f"  {name}: {url}", file=sys.stderr)
         return process.wait()
     except KeyboardInterrupt:
