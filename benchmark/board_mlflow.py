@@ -77,7 +77,7 @@ def _row(board: Board, task: str, family: str, label: str, ratio: float, metrics
     return SummaryRow(
         key=key, name=f"{label} r={ratio:g} ({task})",
         params={"task": task, "family": family, "method": label, "ratio": f"{ratio:g}"},
-        tags={SUMMARY_TAG: SUMMARY, KEY_TAG: key, "task": task, "label": label, "metric": info["metric"],
+        tags={SUMMARY_TAG: SUMMARY, KEY_TAG: key, "metric": info["metric"],
               "data_origin": info["data_origin"], "board_generated": board.generated,
               "code_versions": ", ".join(sorted(cells.code_version.unique())),
               "cell_ids": ",".join(sorted(cells.cell_id))[:MAX_TAG],
