@@ -106,7 +106,8 @@ def detail_rows(table: pd.DataFrame, family: str) -> list[list[tuple[str, object
             cost = [(number(r.realised, ".3f"), r.realised), (count(r.params_remaining), r.params_remaining),
                     (number(r.flops_rel, ".3f"), r.flops_rel), total]
         out.append([
-            (r.method + best_mark(r.get("best")), r.method), (f"{r.ratio:g}", r.ratio), (mean_std(r["mean"], r["std"]), r["mean"]),
+            (r.method + best_mark(r.get("best")), r.method), (f"{r.ratio:g}", r.ratio),
+            (mean_std(r["mean"], r["std"]), r["mean"]),
             (interval(r.ci_low, r.ci_high), r.ci_low), (str(r.seeds), r.seeds),
             (delta(r.delta_full, r.p_full, r.noise_full, r.wins_full, r.pairs_full), r.delta_full),
             (delta(r.delta_random, r.p_random, r.noise_random, r.wins_random, r.pairs_random), r.delta_random),

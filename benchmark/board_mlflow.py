@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 
 from .leaderboard import EQUAL_COST, Board
-from .tracking import EXPERIMENT_KIND_TAG, MODEL_TRAINING, SUMMARY, SUMMARY_FILTER, SUMMARY_TAG
+from .tracking import SUMMARY, SUMMARY_FILTER, SUMMARY_TAG
 
 NOTE_TAG = "mlflow.note.content"
 KEY_TAG = "summary_key"
@@ -145,12 +145,14 @@ def ui_url(base: str, experiment_id: str) -> str:
 def sweep_views(tracking_uri: str, base: str) -> list[tuple[str, str]]:
     """(experiment name, URL) of every sweep in the store: its board's view, or its runs while
     it has no board yet."""
-    from .store import open_client
+    from .store import guarded, open_client
     from .tracking import KIND_TAG
 
     client = open_client(tracking_uri)
+    sweeps = guarded(tracking_uri, "cannot list the experiments", lambda: client.search_experiments(
+        filter_string=f"tags.`{KIND_TAG}` = 'cells'", max_results=1000))
     out = []
-    for experiment in client.search_experiments(filter_string=f"tags.`{KIND_TAG}` = 'cells'"):
+    for experiment in sweeps:
         if VIEW_TAG in experiment.tags:
             out.append((experiment.name, ui_url(base, experiment.experiment_id)))
         else:
@@ -218,10 +220,8 @@ def sync_summary_runs(client: Any, experiment_id: str, rows: list[SummaryRow]) -
 
 
 def publish_to_experiment(client: Any, experiment_id: str, board: Board, note: str) -> Synced:
-    """The board on its sweep's experiment page: kind, description, view and summary runs."""
-    experiment = client.get_experiment(experiment_id)
-    if EXPERIMENT_KIND_TAG not in experiment.tags:
-        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
+    """The board on its sweep's experiment page (adopted as the harness's, and so tagged model
+    training, by :func:`benchmark.tracking.adopt_experiment`): description, view and summary runs."""
     client.set_experiment_tag(experiment_id, NOTE_TAG, note)
     client.set_experiment_tag(experiment_id, VIEW_TAG, view_state())
     return sync_summary_runs(client, experiment_id, summary_rows(board))

@@ -70,7 +70,8 @@ def board_run(client, tracking_uri: str, board: Board) -> tuple[str, str, int]:
             "cell_code_versions": ", ".join(board.code_versions), "finished_cells": str(len(board.runs)),
             "board_generated": board.generated}
     if not found:
-        run = client.create_run(experiment_id, run_name=f"board: {board.experiment}", tags={**tags, "board_refresh": "0"})
+        run = client.create_run(experiment_id, run_name=f"board: {board.experiment}",
+                                tags={**tags, "board_refresh": "0"})
         return experiment_id, run.info.run_id, 0
     for older in found[1:]:
         client.delete_run(older.info.run_id)

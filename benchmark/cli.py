@@ -195,7 +195,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 def cmd_ui(args: argparse.Namespace) -> int:
     from .board_mlflow import sweep_views
     from .server import wait_healthy
-    from .store import redact
+    from .store import StoreError, redact
     from .tracking import default_tracking_uri
 
     uri = args.tracking_uri or default_tracking_uri()
@@ -205,7 +205,12 @@ def cmd_ui(args: argparse.Namespace) -> int:
     print(f"starting the MLflow UI for {redact(uri)} ...", file=sys.stderr)
     # read before the server starts (this opens, and if need be creates, the store under its
     # lock: two processes must not migrate a new SQLite file at once); printed once it answers
-    views = sweep_views(uri, base)
+    try:
+        views = sweep_views(uri, base)
+    except StoreError as error:
+        return _store_fault(error)
+    except KeyboardInterrupt:
+        return 130
     process = subprocess.Popen(command)
     try:
         try:

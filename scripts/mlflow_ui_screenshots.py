@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from helpers_mlflow_ui import (VIEW_URL, close_assistant, expand_description, runs_table, smoke_store,  # noqa: E402
+from helpers_mlflow_ui import (close_assistant, expand_description, runs_table, smoke_store,  # noqa: E402
                                start_ui, wait_for)
 from helpers_server import free_port, stop  # noqa: E402
 from test_board import browser  # noqa: E402
@@ -41,10 +41,9 @@ def main() -> int:
         uri, board = smoke_store(work / "store", work / "cache")
         print(board.stderr.strip().splitlines()[-1], file=sys.stderr)
         port = free_port()
-        ui, lines = start_ui(uri, port, work)
+        ui, _, url = start_ui(uri, port, work)
         driver = browser()
         try:
-            url = VIEW_URL.search(lines[-1]).group(1)
             print(f"opening {url}", file=sys.stderr)
             driver.set_window_size(args.width, 900)
             close_assistant(driver, f"http://127.0.0.1:{port}")

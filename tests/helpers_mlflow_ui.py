@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -39,19 +40,23 @@ def smoke_store(directory: Path, cache: Path) -> tuple[str, subprocess.Completed
     return uri, board
 
 
-def start_ui(uri: str, port: int, cwd: Path) -> tuple[subprocess.Popen, list[str]]:
-    """``prunebench ui`` on ``uri``; returns once it printed the sweep's view URL, with its
-    output lines so far (stdout and stderr together)."""
+def start_ui(uri: str, port: int, cwd: Path) -> tuple[subprocess.Popen, list[str], str]:
+    """``prunebench ui`` on ``uri``; returns once it printed the sweep's view URL: the process,
+    its output lines (stdout and stderr together; up to the URL, and on as they come) and the URL."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen([sys.executable, "-m", "benchmark.cli", "ui", "--port", str(port), "--tracking-uri", uri],
-                               cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    command = [sys.executable, "-m", "benchmark.cli", "ui", "--port", str(port), "--tracking-uri", uri]
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
     lines: list[str] = []
     for line in process.stdout:
         lines.append(line.rstrip("\n"))
-        if VIEW_URL.search(line):
+        if found := VIEW_URL.search(line):
             break
-    return process, lines
+    else:
+        raise AssertionError("prunebench ui printed no view URL:\n" + "\n".join(lines[-40:]))
+    # keep reading: a pipe nobody reads fills with the server's request log and blocks it
+    threading.Thread(target=lambda: [lines.append(x.rstrip("\n")) for x in process.stdout], daemon=True).start()
+    return process, lines, found.group(1)
 
 
 def close_assistant(driver, base: str) -> None:
@@ -76,7 +81,9 @@ def runs_table(driver) -> list[dict[str, str]]:
         document.querySelectorAll('.ag-row').forEach(row => {
             const index = row.getAttribute('row-index');
             out[index] = out[index] || {};
-            row.querySelectorAll('.ag-cell').forEach(cell => { out[index][cell.getAttribute('col-id')] = cell.innerText.trim(); });
+            row.querySelectorAll('.ag-cell').forEach(cell => {
+                out[index][cell.getAttribute('col-id')] = cell.innerText.trim();
+            });
         });
         return Object.keys(out).sort((a, b) => a - b).map(k => out[k]);""")
     return rows

@@ -86,7 +86,8 @@ def test_rerun_updates_one_summary_run_per_row_in_place(store, tmp_path):
 
     # the summary runs are never read back as cells
     assert len(load_runs(uri, "board")) == sum(len(v) for v in KNOWN.values())  # 20 + 1 new - 1 deleted
-    assert all(not any(r.data.tags.get("run_type") for r in runs) for runs in Tracker(uri, "board").runs_by_cell().values())
+    by_cell = Tracker(uri, "board").runs_by_cell()
+    assert all(not any(r.data.tags.get("run_type") for r in runs) for runs in by_cell.values())
 
     # one board run per sweep in 'leaderboards', updated in place too
     boards = client.search_runs([client.get_experiment_by_name(LEADERBOARD_EXPERIMENT).experiment_id])
@@ -116,7 +117,8 @@ def test_model_training_kind_is_set_on_old_experiments_and_a_chosen_kind_kept(tm
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     client = MlflowClient(tracking_uri=uri)
     old = client.create_experiment("old", tags={"prunebench.kind": "cells"})  # made before the kind tag
-    chosen = client.create_experiment("chosen", tags={"prunebench.kind": "cells", EXPERIMENT_KIND_TAG: "genai_development"})
+    chosen = client.create_experiment("chosen", tags={"prunebench.kind": "cells",
+                                                      EXPERIMENT_KIND_TAG: "genai_development"})
     Tracker(uri, "old"), Tracker(uri, "chosen"), Tracker(uri, "new")
     assert client.get_experiment(old).tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING
     assert client.get_experiment(chosen).tags[EXPERIMENT_KIND_TAG] == "genai_development"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers_mlflow_ui import (PAGE_TIMEOUT, SWEEP, VIEW_URL, close_assistant, expand_description, runs_table,
+from helpers_mlflow_ui import (SWEEP, VIEW_URL, close_assistant, expand_description, runs_table,
                                smoke_store, start_ui, wait_for)
 from helpers_server import free_port, stop
 from test_board import browser
@@ -33,8 +33,8 @@ def board_numbers(markdown: str) -> dict[tuple[str, str], dict[str, float]]:
                    "delta_full": float(NUMBER.findall(row[5])[0]),
                    "p_full": float(re.search(r"p=([0-9.]+)", row[5]).group(1))}
         out[(label, row[1])] = numbers
-    full = re.search(r"Full data / dense reference: ([0-9.]+) ± [0-9.]+ over (\d+) seeds, 95% CI \[([0-9.]+), ([0-9.]+)\]",
-                     markdown)
+    full = re.search(r"Full data / dense reference: ([0-9.]+) ± [0-9.]+ over (\d+) seeds, "
+                     r"95% CI \[([0-9.]+), ([0-9.]+)\]", markdown)
     out[("full", "0")] = {"mean": float(full.group(1)), "seeds": float(full.group(2)),
                           "ci_low": float(full.group(3)), "ci_high": float(full.group(4))}
     return out
@@ -51,15 +51,15 @@ def test_prunebench_ui_shows_the_board_in_model_training_view(tmp_path):
     assert printed.startswith("http://127.0.0.1:5000/#/experiments/")
 
     port = free_port()
-    ui, lines = start_ui(uri, port, tmp_path)
+    ui, lines, url = start_ui(uri, port, tmp_path)
+    printed_at = len(lines)
     driver = None
     try:
-        url = VIEW_URL.search(lines[-1]).group(1)
         assert url == printed.replace(":5000", f":{port}")
         # printed once the server answers, not before
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
             assert response.status == 200
-        assert any(line.startswith("MLflow UI on http://127.0.0.1:") for line in lines)
+        assert any(line.startswith("MLflow UI on http://127.0.0.1:") for line in lines[:printed_at])
 
         driver = browser()
         driver.set_window_size(2200, 1200)  # every column of the view rendered (the grid draws only visible ones)
