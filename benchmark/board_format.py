@@ -14,6 +14,7 @@ FEW_SEEDS = "too few seeds"
 DERIVED_MARK = "†"  # the figure is derived from the run's logged params (logged before it was counted)
 INDICATIVE_MARK = "~"  # wall-clock: the runs' own timing spread is large (or one seed)
 FRONT_MARK = "★"  # on the family's accuracy-cost Pareto front
+BEST_MARK = "▲"  # the best mean at its ratio, ahead of the next by more than noise
 COST_NAMES = {"cost": "cost", "flops": "FLOPs", "params": "params"}
 
 
@@ -105,7 +106,8 @@ def detail_rows(table: pd.DataFrame, family: str) -> list[list[tuple[str, object
             cost = [(number(r.realised, ".3f"), r.realised), (count(r.params_remaining), r.params_remaining),
                     (number(r.flops_rel, ".3f"), r.flops_rel), total]
         out.append([
-            (r.method, r.method), (f"{r.ratio:g}", r.ratio), (mean_std(r["mean"], r["std"]), r["mean"]),
+            (r.method + best_mark(r.get("best")), r.method), (f"{r.ratio:g}", r.ratio),
+            (mean_std(r["mean"], r["std"]), r["mean"]),
             (interval(r.ci_low, r.ci_high), r.ci_low), (str(r.seeds), r.seeds),
             (delta(r.delta_full, r.p_full, r.noise_full, r.wins_full, r.pairs_full), r.delta_full),
             (delta(r.delta_random, r.p_random, r.noise_random, r.wins_random, r.pairs_random), r.delta_random),
@@ -190,10 +192,17 @@ def front_line(board: Board, task: str, family: str) -> str:
     return f"Pareto front ({FRONT_MARK}, accuracy against {axis}, means over seeds): {cells}{full}."
 
 
+def best_mark(best) -> str:
+    return f" {BEST_MARK}" if not missing(best) and bool(best) else ""
+
+
 def overview(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """Method x ratio grid of mean ± std."""
-    grid = table.assign(shown=[mean_std(m, s) for m, s in zip(table["mean"], table["std"])])
+    """Method x ratio grid of mean ± std (the best of a ratio marked), methods by their mean over ratios."""
+    best = table["best"] if "best" in table else [False] * len(table)
+    grid = table.assign(shown=[mean_std(m, s) + best_mark(b) for m, s, b in zip(table["mean"], table["std"], best)])
     grid = grid.pivot(index="method", columns="ratio", values="shown").fillna("")
+    order = table.groupby("method")["mean"].mean().sort_values(ascending=False, kind="stable").index
+    grid = grid.loc[order]
     return ["method"] + [f"r={r:g}" for r in grid.columns], grid.reset_index().values.tolist()
 
 
@@ -241,7 +250,9 @@ LEGEND = (
     "match), mean and 95% CI over seeds; outside the baseline's measured cost range there is no number (never"
     " extrapolated: 'above range' means the cell costs more than the baseline ever measured, e.g. more than "
     "full data). Data pruning is compared at equal cost, model pruning at equal theoretical FLOPs and at "
-    f"equal parameters left. *front* {FRONT_MARK}: on the family's Pareto front of (mean cost, mean metric) "
+    f"equal parameters left. {BEST_MARK} after a method: the best mean at its ratio, and the paired "
+    "difference (same seeds) to the next best is not noise (p < 0.05); rows of a ratio are sorted by mean. "
+    f"*front* {FRONT_MARK}: on the family's Pareto front of (mean cost, mean metric) "
     "over all its cells and the reference. Area gap: per seed, the area between the method's accuracy-cost "
     "curve (its cells joined in cost order) and the baseline's over their common cost range, divided by the "
     "range's width, i.e. the mean accuracy gap at equal cost; mean and 95% CI over seeds. *speedup ×full*: "

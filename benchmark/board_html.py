@@ -17,6 +17,18 @@ body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 
 table { border-collapse: collapse; margin: 0.6em 0 1.4em; font-size: 13px; }
 th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: left; white-space: nowrap; }
 th { background: #f0f0f0; }
+/* a wide table scrolls on its own, its first column kept in view; the detail tables wrap
+   their cells instead, so that they fit a 1400-pixel window */
+.wide { overflow-x: auto; max-width: 100%; }
+.wide table { margin: 0.2em 0 0.8em; }
+.wide th:first-child, .wide td:first-child { position: sticky; left: 0; z-index: 1; background: #fff; }
+.wide th:first-child { background: #f0f0f0; }
+table.sortable { font-size: 12px; }
+table.sortable th, table.sortable td { white-space: normal; max-width: 11em; padding: 3px 5px; }
+table.sortable td:first-child { max-width: 14em; }
+table.equal-cost td { white-space: normal; max-width: 36em; }
+tr.best td { background: #eaf5ea; }
+.wide tr.best td:first-child { background: #eaf5ea; font-weight: bold; }
 table.sortable th { cursor: pointer; }
 table.sortable th[aria-sort=ascending]::after { content: " ▲"; }
 table.sortable th[aria-sort=descending]::after { content: " ▼"; }
@@ -69,15 +81,18 @@ def _sort_key(value) -> str:
 def _plain_table(headers: list[str], rows: list[list[str]], css: str = "") -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return f'<div class="wide"><table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
-def _sortable_table(headers: list[str], rows: list[list[tuple[str, object]]], table_id: str) -> str:
+def _sortable_table(headers: list[str], rows: list[list[tuple[str, object]]], table_id: str,
+                    best: list[bool]) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     body = "".join(
-        "<tr>" + "".join(f'<td data-sort="{_e(_sort_key(key))}">{_e(text)}</td>' for text, key in row) + "</tr>"
-        for row in rows)
-    return f'<table class="sortable" id="{_e(table_id)}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+        f'<tr{" class=best" if marked else ""}>'
+        + "".join(f'<td data-sort="{_e(_sort_key(key))}">{_e(text)}</td>' for text, key in row) + "</tr>"
+        for row, marked in zip(rows, best))
+    return (f'<div class="wide"><table class="sortable" id="{_e(table_id)}"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>")
 
 
 def _image(name: str, png: bytes) -> str:
@@ -120,7 +135,7 @@ def render_html(board: Board, plots: dict[str, bytes]) -> str:
                     continue
                 parts += [f"<h3>{_e(FAMILY_TITLE[family])}</h3>", _plain_table(*overview(table), "overview"),
                           _sortable_table(detail_columns(family, info["metric"]), detail_rows(table, family),
-                                          f"{task}--{family}")]
+                                          f"{task}--{family}", [bool(b) for b in table["best"]])]
                 for caption, headers, rows in cost_sections(board, task, family):
                     parts.append(f"<p>{_e(caption)}</p>")
                     if headers:

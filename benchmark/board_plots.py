@@ -37,22 +37,24 @@ def _family_name(family: str) -> str:
     return FAMILY_TITLE[family].split(" (")[0]
 
 
-def _panels(board: Board, task: str, draw, title) -> bytes:
+def _panels(board: Board, task: str, draw, title) -> Figure:
     """One panel per family of ``task``: ``draw(ax, family, table, info)`` fills it."""
     families = _families(board, task)
     info = board.task_info(task)
-    fig = Figure(figsize=(6 * len(families), 4.2))
+    # constrained layout sizes the axes so that titles, labels and the legend stay inside the figure
+    fig = Figure(figsize=(6 * len(families), 4.2), layout="constrained")
     for i, family in enumerate(families):
         ax = fig.add_subplot(1, len(families), i + 1)
         draw(ax, family, board.tables[(task, family)], info)
         ax.set_ylabel(mathtext_safe(f"test {info['metric']}"))
         ax.set_title(mathtext_safe(title(family)), fontsize=10)
         ax.grid(alpha=0.3)
+        ax.margins(x=0.08)  # room for the ratio labels beside the outermost points
         ax.legend(fontsize=8)
-    return _png(fig)
+    return fig
 
 
-def metric_vs_ratio(board: Board, task: str) -> bytes:
+def metric_vs_ratio(board: Board, task: str) -> Figure:
     def draw(ax, family, table, info):
         for method, rows in table.groupby("method"):
             rows = rows.sort_values("ratio")
@@ -69,7 +71,7 @@ def metric_vs_ratio(board: Board, task: str) -> bytes:
                    lambda family: f"{task}: {_family_name(family)} (mean, bars = 95% CI)")
 
 
-def metric_vs_cost(board: Board, task: str) -> bytes:
+def metric_vs_cost(board: Board, task: str) -> Figure:
     def draw(ax, family, table, info):
         column, label = COST_AXIS[family]
         for method, rows in table.groupby("method"):
@@ -109,12 +111,17 @@ def _baseline_and_front(ax, board: Board, task: str, family: str, table, column:
         ax.scatter(xs, ys, s=140, facecolors="none", edgecolors="black", linewidths=1.2, zorder=5)
 
 
-def board_plots(board: Board) -> dict[str, bytes]:
-    """File name -> PNG bytes, two plots per task."""
-    plots = {}
+def board_figures(board: Board) -> dict[str, Figure]:
+    """File name -> figure, two per task."""
+    figures = {}
     for task in board.tasks:
         if not _families(board, task):
             continue
-        plots[f"{slug(task)}-metric-vs-ratio.png"] = metric_vs_ratio(board, task)
-        plots[f"{slug(task)}-metric-vs-cost.png"] = metric_vs_cost(board, task)
-    return plots
+        figures[f"{slug(task)}-metric-vs-ratio.png"] = metric_vs_ratio(board, task)
+        figures[f"{slug(task)}-metric-vs-cost.png"] = metric_vs_cost(board, task)
+    return figures
+
+
+def board_plots(board: Board) -> dict[str, bytes]:
+    """File name -> PNG bytes, two plots per task."""
+    return {name: _png(fig) for name, fig in board_figures(board).items()}

@@ -1,19 +1,26 @@
-"""Publish a leaderboard: markdown, HTML and plots into a results directory, and the same
-board as a run of the MLflow experiment ``leaderboards`` (tables with ``log_table``, the
-markdown, the HTML and the plots as artifacts), so that ``prunebench ui`` shows it next to
-the cell runs it was built from."""
+"""Publish a leaderboard: markdown, HTML and plots into a results directory; in MLflow, the
+board on its sweep's experiment page (description, summary runs, a view: see
+:mod:`.board_mlflow`) and its files as the one run of the experiment ``leaderboards`` that
+belongs to the sweep (tables with ``log_table``, the markdown, the HTML and the plots as
+artifacts), updated in place by each ``leaderboard``."""
 from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .board_html import render_html
-from .board_markdown import render_markdown
+from .board_markdown import render_markdown, render_note
 from .board_plots import board_plots, slug
 from .leaderboard import Board, build_board, load_runs
 from .names import check_name
 from .store import open_client, redact
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .board_mlflow import Synced
 
 LEADERBOARD_EXPERIMENT = "leaderboards"
 
@@ -22,7 +29,10 @@ LEADERBOARD_EXPERIMENT = "leaderboards"
 class Published:
     markdown: str
     files: list[Path] = field(default_factory=list)
-    mlflow_run_id: str | None = None
+    mlflow_run_id: str | None = None  # the board's run in the experiment 'leaderboards'
+    experiment_id: str | None = None  # the sweep's experiment, where the summary runs are
+    summary: "Synced | None" = None
+    ui_url: str | None = None  # the sweep's experiment page on the board's view
 
 
 def table_artifact(task: str, family: str) -> str:
@@ -44,27 +54,64 @@ def write_files(board: Board, markdown: str, html: str, plots: dict[str, bytes],
     return written
 
 
-def log_to_mlflow(board: Board, markdown: str, html: str, plots: dict[str, bytes], tracking_uri: str) -> str:
+def board_run(client, tracking_uri: str, board: Board) -> tuple[str, str, int]:
+    """(experiment id, run id, step) of the sweep's one run in ``leaderboards``: the latest one
+    found, its tags refreshed (older copies, from before runs were updated in place, deleted),
+    else a new one."""
+    from mlflow.entities import RunTag
+
     from .tracking import code_version, ensure_experiment
 
-    client = open_client(tracking_uri)
     experiment_id = ensure_experiment(client, tracking_uri, LEADERBOARD_EXPERIMENT, kind="leaderboards")
-    run = client.create_run(experiment_id, run_name=f"{board.experiment} @ {board.generated}", tags={
-        "source_experiment": board.experiment, "command": board.command, "code_version": code_version(),
-        "cell_code_versions": ", ".join(board.code_versions), "finished_cells": str(len(board.runs)),
-    })
-    run_id = run.info.run_id
+    # sweep names are letters, digits and . _ - (names.check_name): safe inside the quotes
+    found = client.search_runs([experiment_id], filter_string=f"tags.source_experiment = '{board.experiment}'",
+                               max_results=1000, order_by=["attributes.start_time DESC"])
+    tags = {"source_experiment": board.experiment, "command": board.command, "code_version": code_version(),
+            "cell_code_versions": ", ".join(board.code_versions), "finished_cells": str(len(board.runs)),
+            "board_generated": board.generated}
+    if not found:
+        run = client.create_run(experiment_id, run_name=f"board: {board.experiment}",
+                                tags={**tags, "board_refresh": "0"})
+        return experiment_id, run.info.run_id, 0
+    for older in found[1:]:
+        client.delete_run(older.info.run_id)
+    run = found[0]
+    step = int(run.data.tags.get("board_refresh", "0")) + 1
+    client.log_batch(run.info.run_id, tags=[RunTag(k, v) for k, v in {**tags, "board_refresh": str(step)}.items()])
+    return experiment_id, run.info.run_id, step
+
+
+def log_tables(client, run_id: str, tables: dict[str, "pd.DataFrame"]) -> None:
+    """Each table as a JSON artifact in ``log_table``'s format (pandas' "split" orientation,
+    listed in ``mlflow.loggedArtifacts`` so the UI shows it as a table), replacing the file
+    a previous board left: ``log_table`` would append the new rows to the old ones."""
+    import json
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for path, table in tables.items():
+            local = Path(tmp) / path
+            local.parent.mkdir(parents=True, exist_ok=True)
+            table.to_json(local, orient="split", index=False, date_format="iso")
+            client.log_artifact(run_id, str(local), str(Path(path).parent))
+    listed = json.loads(client.get_run(run_id).data.tags.get("mlflow.loggedArtifacts", "[]"))
+    listed += [entry for entry in ({"path": path, "type": "table"} for path in tables) if entry not in listed]
+    client.set_tag(run_id, "mlflow.loggedArtifacts", json.dumps(listed))
+
+
+def log_to_mlflow(board: Board, markdown: str, html: str, plots: dict[str, bytes], tracking_uri: str) -> str:
+    client = open_client(tracking_uri)
+    _, run_id, step = board_run(client, tracking_uri, board)
     try:
-        for (task, family), table in board.tables.items():
-            client.log_table(run_id, table, table_artifact(task, family))
+        tables = {table_artifact(task, family): table for (task, family), table in board.tables.items()}
         for (task, family), areas in board.areas.items():
-            client.log_table(run_id, areas, f"tables/{slug(task)}--{family}--area-gap.json")
+            tables[f"tables/{slug(task)}--{family}--area-gap.json"] = areas
             # one metric per method too, so the MLflow UI can chart and compare the summary number
             for method, gap in zip(areas.method, areas.area_gap):
                 if gap is not None and gap == gap:
-                    client.log_metric(run_id, f"area_gap/{slug(task)}/{family}/{slug(method)}", float(gap))
+                    client.log_metric(run_id, f"area_gap/{slug(task)}/{family}/{slug(method)}", float(gap), step=step)
         if not board.normalised.empty:
-            client.log_table(run_id, board.normalised, "tables/normalised.json")
+            tables["tables/normalised.json"] = board.normalised
+        log_tables(client, run_id, tables)
         client.log_text(run_id, markdown, "leaderboard.md")
         client.log_text(run_id, html, "leaderboard.html")
         with tempfile.TemporaryDirectory() as tmp:
@@ -87,7 +134,25 @@ def publish(board: Board, out_dir: Path | None, tracking_uri: str | None) -> Pub
         published.files = write_files(board, markdown, html, plots, out_dir)
     if tracking_uri is not None:
         published.mlflow_run_id = log_to_mlflow(board, markdown, html, plots, tracking_uri)
+        publish_on_experiment(published, board, tracking_uri)
     return published
+
+
+def publish_on_experiment(published: Published, board: Board, tracking_uri: str) -> None:
+    """The board on the sweep's own experiment page (:mod:`.board_mlflow`)."""
+    from .board_mlflow import publish_to_experiment, ui_base, ui_url
+    from .tracking import adopt_experiment
+
+    client = open_client(tracking_uri)
+    experiment = client.get_experiment_by_name(board.experiment)
+    published.experiment_id = adopt_experiment(client, tracking_uri, experiment, "cells")
+    base = ui_base(tracking_uri)
+    published.ui_url = ui_url(base, published.experiment_id)
+    # links inside the UI (its hash routes): the board run's artifacts, and the view itself
+    board_experiment = client.get_run(published.mlflow_run_id).info.experiment_id
+    board_page = f"#/experiments/{board_experiment}/runs/{published.mlflow_run_id}/artifacts"
+    note = render_note(board, board_page, published.ui_url[len(base) + 1:])
+    published.summary = publish_to_experiment(client, published.experiment_id, board, note)
 
 
 def build_and_publish(tracking_uri: str, experiment: str, out_dir: Path | None, command: str = "",

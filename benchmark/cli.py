@@ -181,22 +181,53 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if len(published.files) > 2:
         print(f"written: {len(published.files) - 2} plot(s) in {published.files[2].parent}", file=sys.stderr)
     if published.mlflow_run_id:
-        print(f"logged to MLflow: experiment {LEADERBOARD_EXPERIMENT!r}, run {published.mlflow_run_id}",
-              file=sys.stderr)
+        summary = published.summary
+        print(f"logged to MLflow: the board's files in experiment {LEADERBOARD_EXPERIMENT!r}, run "
+              f"{published.mlflow_run_id}; on experiment {args.experiment!r}: its description and "
+              f"{summary.created + summary.updated} summary runs ({summary.created} new, {summary.updated} "
+              f"updated, {summary.removed} removed)", file=sys.stderr)
+        served = "" if uri.startswith(("http://", "https://")) else (
+            f" (with `prunebench ui --tracking-uri {redact(uri)}` running)")
+        print(f"MLflow view{served}: {published.ui_url}", file=sys.stderr)
     return 0
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from .store import redact
+    from .board_mlflow import sweep_views
+    from .server import wait_healthy
+    from .store import StoreError, redact
     from .tracking import default_tracking_uri
 
     uri = args.tracking_uri or default_tracking_uri()
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
                "--host", args.host, "--port", str(args.port)]
-    print(f"MLflow UI on http://{args.host}:{args.port} for {redact(uri)} (Ctrl-C to stop)", file=sys.stderr)
+    base = f"http://{args.host}:{args.port}"
+    print(f"starting the MLflow UI for {redact(uri)} ...", file=sys.stderr)
+    # read before the server starts (this opens, and if need be creates, the store under its
+    # lock: two processes must not migrate a new SQLite file at once); printed once it answers
     try:
-        return subprocess.call(command)
+        views = sweep_views(uri, base)
+    except StoreError as error:
+        return _store_fault(error)
     except KeyboardInterrupt:
+        return 130
+    process = subprocess.Popen(command)
+    try:
+        try:
+            wait_healthy(base, process, timeout=args.start_timeout)
+            if process.poll() is not None:  # another server answered on that port
+                raise RuntimeError(f"the MLflow UI exited; is port {args.port} taken? (--port)")
+        except RuntimeError as error:
+            print(f"error: {error}", file=sys.stderr)
+            process.terminate()
+            return process.wait() or 1
+        print(f"MLflow UI on {base} (Ctrl-C to stop)", file=sys.stderr)
+        for name, url in views:
+            print(f"  {name}: {url}", file=sys.stderr)
+        return process.wait()
+    except KeyboardInterrupt:
+        process.terminate()
+        process.wait()
         return 0
 
 
@@ -291,7 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results",
                    help="directory for EXPERIMENT.md, EXPERIMENT.html and EXPERIMENT-plots/ (default: results)")
     p.add_argument("--no-mlflow", action="store_true",
-                   help="do not log the board as a run of the MLflow experiment 'leaderboards'")
+                   help="write nothing to MLflow (by default: the experiment's description and summary runs, "
+                        "and the board's files as its run of the experiment 'leaderboards')")
     p.set_defaults(func=cmd_leaderboard)
 
     p = sub.add_parser("server", help="start a shared MLflow tracking server for several runners (127.0.0.1)")
@@ -310,6 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     _tracking_arg(p)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=_int_in(1, 65535), default=5000)
+    p.add_argument("--start-timeout", type=_positive_seconds, default=120.0,
+                   help="seconds to wait for the UI to answer before giving up (default: 120)")
     p.set_defaults(func=cmd_ui)
 
     p = sub.add_parser("download", help="download a task's public data (needs internet)",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from .cost_stats import FORWARD_WEIGHT, area_gap, baseline_curves, equal_cost_delta, pareto_front, speedup
-from .stats import compare_paired, summarise
+from .stats import NOISE_P, compare_paired, summarise
 
 FAMILY_BASELINE = {"data": "random", "model": "random-weights"}
 FAMILY_TITLE = {"data": "data pruning (ratio = fraction of training samples removed)",
@@ -215,10 +215,28 @@ def family_table(runs: pd.DataFrame, task: str, family: str) -> pd.DataFrame:
     table = pd.DataFrame(out)
     if table.empty:
         return table
-    table = table.sort_values(["ratio", "method"]).reset_index(drop=True)
+    # within a ratio, best mean first (the headline metric), then by name
+    table = table.sort_values(["ratio", "mean", "method"], ascending=[True, False, True]).reset_index(drop=True)
     if family in EQUAL_COST:
         table["on_front"] = front_flags(table, full_runs, EQUAL_COST[family][0])[:-1]
-    return table
+    return mark_best(table, rows)
+
+
+def mark_best(table: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """``best``: the first row of its ratio (the best mean) beats the second by a paired
+    difference that is not noise (p < 0.05, same seeds); ``p_next`` is that test's p-value."""
+    best, p_next = [False] * len(table), [None] * len(table)
+    for _, group in table.groupby("ratio", sort=False):
+        if len(group) < 2:
+            continue
+        first, second = group.index[0], group.index[1]
+        values = [_by_seed(rows[(rows.label == table.at[i, "method"]) & (rows.ratio == table.at[i, "ratio"])])
+                  for i in (first, second)]
+        comparison = compare_paired(*values)
+        p_next[first] = comparison.p_value
+        best[first] = bool(comparison.p_value is not None and comparison.p_value < NOISE_P
+                           and comparison.mean_diff > 0)
+    return table.assign(best=best, p_next=p_next)
 
 
 def _equal_cost_columns(name: str, delta) -> dict:

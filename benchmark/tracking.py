@@ -9,7 +9,9 @@ and re-runs everything else. Several runners may share a store: a runner takes a
 cell only through a claim (:meth:`Tracker.try_claim`).
 
 An experiment the harness creates carries the tag ``prunebench.kind`` (``cells`` for a sweep's,
-``leaderboards`` for the boards'); the harness adopts no other experiment of the same name (one
+``leaderboards`` for the boards'), and MLflow's ``mlflow.experimentKind`` = ``custom_model_development``
+(a model-training experiment, not a GenAI one; set on an older experiment when it is next opened,
+unless the user chose a kind). The harness adopts no other experiment of the same name (one
 of another tool, or a deleted one), so a sweep never mixes its cells into foreign runs. Every
 call into the store goes through :func:`.store.guarded`: a fault of the store itself is raised
 as :class:`.store.StoreError`, which stops the sweep (see :mod:`.store`).
@@ -39,6 +41,11 @@ MAX_PARAM_LENGTH = 6000
 KIND_TAG = "prunebench.kind"  # on every experiment the harness creates: "cells" or "leaderboards"
 #: a tag every run of a legacy (untagged) harness experiment of that kind carries
 KIND_MARKER = {"cells": "cell_id", "leaderboards": "source_experiment"}
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"  # MLflow's own: what the UI's experiment-kind selector shows
+MODEL_TRAINING = "custom_model_development"
+#: a run the board writes into a sweep's experiment (see :mod:`.board_mlflow`): never a cell
+SUMMARY_TAG, SUMMARY = "run_type", "summary"
+SUMMARY_FILTER = f"tags.{SUMMARY_TAG} = '{SUMMARY}'"
 
 
 def default_tracking_uri(cwd: str | Path | None = None) -> str:
@@ -82,7 +89,8 @@ def ensure_experiment(client: Any, tracking_uri: str, name: str, kind: str = "ce
         db_path = Path(tracking_uri[len("sqlite:///"):])
         artifact_location = (db_path.parent / "mlartifacts").resolve().as_uri()
     try:
-        return client.create_experiment(name, artifact_location=artifact_location, tags={KIND_TAG: kind})
+        return client.create_experiment(name, artifact_location=artifact_location,
+                                        tags={KIND_TAG: kind, EXPERIMENT_KIND_TAG: MODEL_TRAINING})
     except Exception:  # another runner created it a moment ago: use theirs
         existing = client.get_experiment_by_name(name)
         if existing is None:
@@ -102,18 +110,28 @@ def adopt_experiment(client: Any, tracking_uri: str, experiment: Any, kind: str)
             f"(`mlflow gc`)"))
     tagged = experiment.tags.get(KIND_TAG)
     if tagged == kind:
+        mark_model_training(client, experiment)
         return experiment.experiment_id
     foreign = tagged is not None
     if not foreign:
         sample = client.search_runs([experiment.experiment_id], max_results=50)
-        foreign = any(KIND_MARKER[kind] not in run.data.tags for run in sample)
+        foreign = any(KIND_MARKER[kind] not in run.data.tags and run.data.tags.get(SUMMARY_TAG) != SUMMARY
+                      for run in sample)
     if foreign:
         raise StoreError(tracking_uri, f"experiment {name!r} was not made by prunebench for {kind} "
                          f"(its runs are another tool's)", fix=(
                              "give the sweep another name (its 'name', or --experiment), or rename that "
                              "experiment in the MLflow UI; prunebench does not mix its cells into foreign runs"))
     client.set_experiment_tag(experiment.experiment_id, KIND_TAG, kind)
+    mark_model_training(client, experiment)
     return experiment.experiment_id
+
+
+def mark_model_training(client: Any, experiment: Any) -> None:
+    """Tag a harness experiment made before the kind tag as model training (a kind the user
+    chose in the UI is kept)."""
+    if EXPERIMENT_KIND_TAG not in experiment.tags:
+        client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
 
 
 def _store_call(what: str):

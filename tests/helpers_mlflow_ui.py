@@ -1,0 +1,101 @@
+"""Driving MLflow's own UI in headless Chromium: a 2-seed smoke sweep into a store, its board,
+``prunebench ui`` on it, and the board's view read back from the rendered page. Used by
+tests/test_mlflow_ui.py and scripts/mlflow_ui_screenshots.py (which commits the screenshots)."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SWEEP = {"name": "smoke2", "profile": "smoke", "seeds": [0, 1], "ratios": [0.5], "tasks": ["fashion-mnist"],
+         "methods": ["random", "el2n", "magnitude", "random-weights"]}
+PAGE_TIMEOUT = 180  # seconds for a page of the UI to render on a loaded 2-core machine
+VIEW_URL = re.compile(r"(http://\S+#/experiments/\d+/runs\?\S*viewStateShareKey=\S+)")
+
+
+def cli(*args: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run([sys.executable, "-m", "benchmark.cli", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def smoke_store(directory: Path, cache: Path) -> tuple[str, subprocess.CompletedProcess]:
+    """A store holding the finished 2-seed smoke sweep and its board: (tracking URI, the
+    ``leaderboard`` command's result)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "smoke2.yaml").write_text(yaml.safe_dump(SWEEP))
+    uri = f"sqlite:///{directory / 'mlflow.db'}"
+    run = cli("run", "smoke2.yaml", "--tracking-uri", uri, "--cache-dir", str(cache), "--quiet", cwd=directory)
+    assert run.returncode == 0 and "finished 10, failed 0" in run.stderr, run.stderr[-3000:]
+    board = cli("leaderboard", "--experiment", SWEEP["name"], "--tracking-uri", uri, "--out", "board", cwd=directory)
+    assert board.returncode == 0, board.stderr[-3000:]
+    return uri, board
+
+
+def start_ui(uri: str, port: int, cwd: Path) -> tuple[subprocess.Popen, list[str], str]:
+    """``prunebench ui`` on ``uri``; returns once it printed the sweep's view URL: the process,
+    its output lines (stdout and stderr together; up to the URL, and on as they come) and the URL."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "benchmark.cli", "ui", "--port", str(port), "--tracking-uri", uri]
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    lines: list[str] = []
+    for line in process.stdout:
+        lines.append(line.rstrip("\n"))
+        if found := VIEW_URL.search(line):
+            break
+    else:
+        raise AssertionError("prunebench ui printed no view URL:\n" + "\n".join(lines[-40:]))
+    # keep reading: a pipe nobody reads fills with the server's request log and blocks it
+    threading.Thread(target=lambda: [lines.append(x.rstrip("\n")) for x in process.stdout], daemon=True).start()
+    return process, lines, found.group(1)
+
+
+def close_assistant(driver, base: str) -> None:
+    """Keep MLflow's assistant panel (it opens on a first visit) from covering half the page."""
+    driver.get(base + "/#/")
+    driver.execute_script("localStorage.setItem('mlflow.assistant.panelOpen_v1', 'false');"
+                          "localStorage.setItem('mlflow.assistant.fab.autoOpenedOnFirstLoad_v1', 'true');")
+
+
+def wait_for(driver, find, timeout: float = PAGE_TIMEOUT):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.5).until(lambda d: find(d))
+
+
+def runs_table(driver) -> list[dict[str, str]]:
+    """The rendered runs table, top to bottom: per row, column id (``params.`ratio```,
+    ``metrics.`mean```, ``run_name`` ...) -> the text shown. The run name sits in the grid's
+    pinned-left part, the other columns in its centre; both are matched by row index."""
+    rows = driver.execute_script("""
+        const out = {};
+        document.querySelectorAll('.ag-row').forEach(row => {
+            const index = row.getAttribute('row-index');
+            out[index] = out[index] || {};
+            row.querySelectorAll('.ag-cell').forEach(cell => {
+                out[index][cell.getAttribute('col-id')] = cell.innerText.trim();
+            });
+        });
+        return Object.keys(out).sort((a, b) => a - b).map(k => out[k]);""")
+    return rows
+
+
+def expand_description(driver) -> str:
+    """Open the experiment's description (shown collapsed to its first line) and return its text."""
+    from selenium.webdriver.common.by import By
+
+    button = driver.find_elements(By.CSS_SELECTOR, "[data-component-id='mlflow.experiment.metadata_editor.expand_button']")
+    if button:
+        button[0].click()
+        time.sleep(1)
+    heading = driver.find_element(By.XPATH, "//h2[starts-with(normalize-space(.), 'Leaderboard:')]")
+    return heading.find_element(By.XPATH, "./ancestor::div[1]").text
