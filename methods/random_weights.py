@@ -16,6 +16,8 @@ from benchmark.registry import register_method
 
 @register_method("random-weights")
 class RandomWeights(ModelPruner):
+    provenance = "reference-code"
+
     def on_run_start(self, state: TrainState) -> None:
         super().on_run_start(state)
         generator = self.generator()
