@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from .hooks import Hook, TrainState
-from .origin import origin_tags, provenance_of
+from .origin import package_of, provenance_of
 
 if TYPE_CHECKING:
     from .cells import Cell
@@ -215,10 +215,10 @@ def cell_record(plan: "CellPlan", evidence: Evidence, sweep: str, code_version: 
         "recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(task.recipe).items()},
         "method": {"name": cell.method, "class": f"{type(method).__module__}.{type(method).__qualname__}",
                    "options": resolved_options(type(method), dict(cell.method_options)), "family": method.family, "provenance": provenance_of(type(method)),
-                   **origin_tags("method", type(method))},
+                   **package_of(type(method))},
         "task": {"name": cell.task, "class": f"{type(task).__module__}.{type(task).__qualname__}",
                  "family": task.family, "data_origin": task.data_origin, "data_dir": task.data_dir,
-                 **origin_tags("task", type(task))},
+                 **package_of(type(task))},
         "data": {**evidence.data, "sizes": evidence.split_sizes, "source": evidence.data_source},
         "training": {"n_train": recorder.n, "samples_per_epoch": recorder.counts,
                      "all_samples_every_epoch": recorder.all_samples_every_epoch},
