@@ -1,7 +1,8 @@
 """One cell, run with and without MLflow's system metrics monitor: what each memory figure
 says, what the monitor costs in time and in store size (results/system-metrics.md).
 
-Each variant runs in a fresh store and alternates (A B A B ...); the harness's own
+After one warm-up run (which loads the data for the rest), each variant runs in a fresh store,
+alternating (A B A B ...); the harness's own
 ``peak_rss_mb`` (benchmark/memory.py) is logged by both. MLflow's monitor needs psutil.
 
     python scripts/compare_system_metrics.py [--repeats 2] [--interval 1] [--out results/system-metrics.json]
@@ -66,6 +67,8 @@ def main() -> None:
     parser.add_argument("--out", default="results/system-metrics.json")
     args = parser.parse_args()
     rows: dict[str, list[dict]] = {"peak-memory only": [], f"+ mlflow system metrics ({args.interval:g} s)": []}
+    with tempfile.TemporaryDirectory() as folder:  # warm-up: the data load is cached for the rest
+        one_run(Path(folder), None)
     for _ in range(args.repeats):
         for name, interval in zip(rows, (None, args.interval)):
             with tempfile.TemporaryDirectory() as folder:
