@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 MASK_MAX_WEIGHTS = 1 << 22
 #: at most this many bytes of score snapshots a cell; a dynamic method with more selection
 #: epochs keeps evenly spaced ones, the last always among them
-SCORE_BUDGET_BYTES = 8 << 20
+SCORE_BUDGET_BYTES = 2 << 20
 #: distributions named in cell.json when installed
 LIBRARIES = ("torch", "numpy", "mlflow", "transformers", "datasets", "pandas", "scipy")
 
@@ -71,17 +71,19 @@ class EvidenceRecorder(Hook):
 
     def __init__(self, method: "Method"):
         self.method = method
-        self.n = 0
+        self._reset(0)
+
+    def _reset(self, n: int) -> None:
+        self.n = n
         self.rows: list[np.ndarray] = []  # distinct packed epoch sets, first seen first
+        self._row_of: dict[bytes, int] = {}  # a row's bytes -> its position in rows
         self.epoch_row: list[int] = []
         self.counts: list[int] = []
         self.score_epochs: list[int] = []
         self.score_rows: list[np.ndarray] = []
 
     def on_run_start(self, state: TrainState) -> None:
-        self.__init__(self.method)
-        self.n = state.n_train
-        self._row_of: dict[bytes, int] = {}
+        self._reset(state.n_train)
 
     def on_epoch_start(self, state: TrainState) -> None:
         self._batches: list[torch.Tensor] = []
@@ -214,8 +216,8 @@ def cell_record(plan: "CellPlan", evidence: Evidence, sweep: str, code_version: 
         "cell_id": cell.id, "cell": {**cell.content(), "label": cell.label}, "sweep": sweep,
         "recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(task.recipe).items()},
         "method": {"name": cell.method, "class": f"{type(method).__module__}.{type(method).__qualname__}",
-                   "options": resolved_options(type(method), dict(cell.method_options)), "family": method.family, "provenance": provenance_of(type(method)),
-                   **package_of(type(method))},
+                   "options": resolved_options(type(method), dict(cell.method_options)),
+                   "family": method.family, "provenance": provenance_of(type(method)), **package_of(type(method))},
         "task": {"name": cell.task, "class": f"{type(task).__module__}.{type(task).__qualname__}",
                  "family": task.family, "data_origin": task.data_origin, "data_dir": task.data_dir,
                  **package_of(type(task))},
@@ -240,27 +242,22 @@ def write_artifacts(directory: Path, plan: "CellPlan", evidence: Evidence, sweep
                     code_version: str) -> list[str]:
     """Write the cell's evidence files into ``directory``; their names."""
     recorder = evidence.recorder
-    written = {"cell.json": cell_record(plan, evidence, sweep, code_version)}
-    (directory / "cell.json").write_text(json.dumps(written["cell.json"], indent=1, default=str))
+    files = {"cell.json": cell_record(plan, evidence, sweep, code_version)}
     if recorder.rows and not recorder.all_samples_every_epoch:
-        np.savez_compressed(directory / "samples.npz", **recorder.samples_arrays())
-        written["samples.npz"] = True
-    scores = recorder.scores_arrays()
-    if scores is not None:
-        np.savez_compressed(directory / "scores.npz", **scores)
-        written["scores.npz"] = True
+        files["samples.npz"] = recorder.samples_arrays()
+    files["scores.npz"] = recorder.scores_arrays()
     if evidence.masks and evidence.model is not None:
-        summary, bits = mask_evidence(evidence.masks, evidence.model)
-        (directory / "masks.json").write_text(json.dumps(summary, indent=1))
-        written["masks.json"] = True
-        if bits is not None:
-            np.savez_compressed(directory / "masks.npz", **bits)
-            written["masks.npz"] = True
-    return sorted(written)
+        files["masks.json"], files["masks.npz"] = mask_evidence(evidence.masks, evidence.model)
+    for name, content in files.items():
+        if name.endswith(".json"):
+            (directory / name).write_text(json.dumps(content, indent=1, default=str))
+        elif content is not None:
+            np.savez_compressed(directory / name, **content)
+    return sorted(name for name, content in files.items() if content is not None)
 
 
 def dataset_input(plan: "CellPlan", evidence: Evidence):
-    """The run's MLflow dataset input: the task's data, named by task (and hub config)."""
+    """The run's MLflow dataset input: the task's data, named by the task."""
     from mlflow.entities import Dataset, DatasetInput, InputTag
 
     profile = {"splits": evidence.split_sizes,
