@@ -238,3 +238,34 @@ def test_a_third_party_method_has_unknown_provenance_and_its_package_version(tmp
     record = artifact(client, plugin, "cell.json", tmp_path / "dl")
     assert record["method"]["provenance"] == "unknown" and record["method"]["package_version"] == "1.2.3"
     assert {a.path for a in client.list_artifacts(plugin.info.run_id)} == {"cell.json", "samples.npz"}
+
+
+@pytest.mark.slow
+def test_evidence_goes_through_a_real_mlflow_server(tmp_path):
+    """The runner's own path (run_sweep) against `mlflow server`: artifacts proxied by the
+    server, the data set input in its store."""
+    from helpers_server import free_port, start_mlflow_server, stop, wait_healthy
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = start_mlflow_server(tmp_path, port)
+    try:
+        wait_healthy(url, server)
+        sweep = parse_sweep({"name": "remote-evidence", "profile": "smoke", "seeds": [0], "ratios": [0.5],
+                             "tasks": ["fashion-mnist"], "methods": [{"name": "random", "options": {"dynamic": True}}]})
+        report = run_sweep(sweep, Tracker(url, "remote-evidence"), CPU, tmp_path / "cache", quiet=True)
+        assert len(report.finished) == 2, report.failed
+        client = MlflowClient(url)
+        runs = {r.data.tags["method"]: r for r in client.search_runs(
+            [client.get_experiment_by_name("remote-evidence").experiment_id])}
+        dynamic = runs["random"]
+        samples = artifact(client, dynamic, "samples.npz", tmp_path)
+        assert len(samples["rows"]) == 2 and list(samples["epoch_row"]) == [0, 1]  # a new subset each epoch
+        assert list(samples["counts"]) == [288, 288]
+        record = artifact(client, dynamic, "cell.json", tmp_path)
+        assert cell_from_record(record).id == dynamic.data.tags["cell_id"]
+        for run in runs.values():
+            assert run.inputs.dataset_inputs[0].dataset.digest == run.data.tags["data.digest"]
+        assert {a.path for a in client.list_artifacts(runs["none"].info.run_id)} == {"cell.json"}
+    finally:
+        stop(server)
