@@ -90,7 +90,7 @@ def test_logged_indices_are_the_ones_trained_on(el2n_cell, store, tmp_path):
 
 
 def test_el2n_scores_match_an_independent_recomputation(el2n_cell, store, tmp_path):
-    run, _, result = el2n_cell
+    run, _, _ = el2n_cell
     client = MlflowClient(f"sqlite:///{store}/mlflow.db")
     scores = artifact(client, run, "scores.npz", tmp_path)
     assert scores["scores"].dtype == np.float32 and list(scores["epochs"]) == [0]
