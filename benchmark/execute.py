@@ -13,10 +13,12 @@ import torch
 from .cells import Cell
 from .context import RunContext
 from .cost_stats import cost_passes
+from .evidence import Evidence, EvidenceRecorder, data_source, splits_digest
 from .flops import parameter_counts, weight_layer_flops
 from .hooks import Hook
 from .memory import PeakMemory
 from .method import Method
+from .origin import origin_tags, provenance_of
 from .registry import get_method, get_task
 from .task import Splits, Task
 from .trainer import Trainer
@@ -32,18 +34,20 @@ class CellPlan:
 
     def params(self) -> dict[str, Any]:
         recipe = {k: v for k, v in vars(self.task.recipe).items()}
-        return {"recipe": recipe, "family": self.method.family, "provenance": self.method.provenance}
+        return {"recipe": recipe, "family": self.method.family, "provenance": provenance_of(type(self.method))}
 
     def tags(self) -> dict[str, str]:
-        return {"family": self.method.family, "provenance": self.method.provenance,
+        return {"family": self.method.family, "provenance": provenance_of(type(self.method)),
                 "data_origin": self.task.data_origin, "task_family": self.task.family,
-                "metric": self.task.metric, "chance_level": repr(float(self.task.chance_level))}
+                "metric": self.task.metric, "chance_level": repr(float(self.task.chance_level)),
+                **origin_tags("method", type(self.method)), **origin_tags("task", type(self.task))}
 
 
 @dataclass
 class CellResult:
     metrics: dict[str, float]
     tags: dict[str, str] = field(default_factory=dict)
+    evidence: Evidence | None = None  # what the run's artifacts are written from (benchmark.evidence)
 
 
 def model_cost(model: torch.nn.Module, example: torch.Tensor) -> dict[str, float]:
@@ -81,7 +85,7 @@ def _load_splits_cached(task_name: str, profile: str, task_options: tuple,
                         data_dir: str | None) -> tuple[Splits, dict[str, str]]:
     task = get_task(task_name)(profile, data_dir=data_dir, **dict(task_options))
     splits = task.load_splits()
-    return splits, task.data_provenance()
+    return splits, {**task.data_provenance(), "data.digest": splits_digest(splits)}
 
 
 def load_splits_with_provenance(plan: CellPlan, device: torch.device) -> tuple[Splits, dict[str, str]]:
@@ -115,7 +119,8 @@ def _run_cell(plan: CellPlan, device: torch.device, cache_dir: Path, hooks: list
     method.prepare(context)
     prepare_wall = time.perf_counter() - t0
 
-    trainer = Trainer(task, splits, device, seed=cell.seed, hooks=[method, *hooks], budget=cell.budget)
+    recorder = EvidenceRecorder(method)  # right after the method: it reads the scores just ranked by
+    trainer = Trainer(task, splits, device, seed=cell.seed, hooks=[method, recorder, *hooks], budget=cell.budget)
     model = trainer.build_model()
     charged_before_fit = context.scoring_seconds
     result = trainer.fit(model)
@@ -158,4 +163,8 @@ def _run_cell(plan: CellPlan, device: torch.device, cache_dir: Path, hooks: list
         if val_key in last:  # best over epochs is allowed on validation only, never on test
             metrics[f"best_{val_key}"] = max(h[val_key] for h in state.history)
     metrics.update(method.summary())
-    return CellResult(metrics, tags={"scores_cached": str(context.scores_cached).lower(), **provenance})
+    evidence = Evidence(recorder, method.final_masks(), model, provenance, data_source=data_source(task, provenance),
+                        split_sizes={"train": n_train, "val": len(splits.val), "test": len(splits.test)},
+                        device=str(device))
+    return CellResult(metrics, tags={"scores_cached": str(context.scores_cached).lower(), **provenance},
+                      evidence=evidence)

@@ -30,7 +30,9 @@ if TYPE_CHECKING:
 class Method(Hook):
     name: ClassVar[str] = ""
     family: ClassVar[str] = ""  # data | model | reference
-    provenance: ClassVar[str] = "reference-code"  # reference-code | reconstructed
+    #: reference-code | reconstructed | unknown; a built-in declares its own, and a run's tag comes
+    #: from :func:`benchmark.origin.provenance_of` (a plugin inheriting a built-in's is ``unknown``)
+    provenance: ClassVar[str] = "unknown"
     #: task capabilities this method needs (see Task.capabilities)
     requires: ClassVar[frozenset[str]] = frozenset()
 
@@ -74,6 +76,15 @@ class Method(Hook):
         pass
 
     def summary(self) -> dict[str, float]:
+        return {}
+
+    def ranking_scores(self) -> torch.Tensor | None:
+        """The per-sample scores this epoch's selection ranked by (read at each epoch's start,
+        after :meth:`on_epoch_start`, and logged with the cell); None for an unscored method."""
+        return None
+
+    def final_masks(self) -> dict[str, torch.Tensor]:
+        """``{weight name: boolean keep-mask}`` the trained model ended with; empty if none."""
         return {}
 
     def generator(self, salt: int = 0) -> torch.Generator:
@@ -151,6 +162,11 @@ class ModelPruner(Method):
 
     def on_run_end(self, state: TrainState) -> None:
         self.masker.remove()
+
+    def final_masks(self) -> dict[str, torch.Tensor]:
+        masks = self.masker.masks if self.masker is not None else {}
+        return {name: masks[name] if name in masks else torch.ones_like(w, dtype=torch.bool)
+                for name, w in self._weights.items()}
 
     def summary(self) -> dict[str, float]:
         total = sum(w.numel() for w in self._weights.values())

@@ -28,14 +28,18 @@ from .tracking import CellRun, EpochLogger, Tracker
 
 
 def remote_cell(cell: Cell, data_dir: str | None, cache_dir: str, tracking_uri: str, run_id: str,
-                device: str) -> tuple[dict[str, float], dict[str, str]]:
-    """The body of one Ray task: train and test ``cell``, logging epochs to its run."""
+                device: str, sweep: str = "") -> tuple[dict[str, float], dict[str, str]]:
+    """The body of one Ray task: train and test ``cell``, logging epochs and evidence to its run."""
     from mlflow.tracking import MlflowClient
 
+    from .evidence import log_evidence
+    from .tracking import code_version
     from .trainer import resolve_device
 
     run = CellRun(MlflowClient(tracking_uri), run_id)
-    result = run_cell(plan_cell(cell, data_dir), resolve_device(device), Path(cache_dir), hooks=[EpochLogger(run)])
+    plan = plan_cell(cell, data_dir)
+    result = run_cell(plan, resolve_device(device), Path(cache_dir), hooks=[EpochLogger(run)])
+    log_evidence(run, plan, result.evidence, sweep, code_version())
     return result.metrics, result.tags
 
 
@@ -93,7 +97,7 @@ def _drive(ray, sweep: Sweep, tracker: Tracker, cache_dir: Path, device: str, to
                     continue
                 options = {**plan.task.resources(), **overrides}
                 ref = task_fn.options(**options).remote(cell, data_dirs.get(cell.task), str(cache_dir),
-                                                        tracker.tracking_uri, run.run_id, device)
+                                                        tracker.tracking_uri, run.run_id, device, sweep.name)
                 in_flight[ref] = (cell, plan, run)
                 progress.print(f"    submitted {cell.display}  [{cell.id}] ({len(in_flight)} in flight)")
             if not in_flight:

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from .cells import Cell, Sweep
+from .evidence import log_evidence
 from .execute import plan_cell, run_cell
 from .progress import EpochProgress, SweepProgress
 from .store import StoreError
@@ -76,6 +77,7 @@ def run_sweep(sweep: Sweep, tracker: Tracker, device: torch.device, cache_dir: P
             result = run_cell(plan, device, cache_dir, hooks=[EpochLogger(run), EpochProgress(progress)],
                               proxy_hooks=[EpochProgress(progress, label="proxy epoch")])
             began = time.perf_counter()
+            log_evidence(run, plan, result.evidence, sweep.name, tracker.code_version)
             run.finish(result.metrics, result.tags)
             report.tracking_seconds.append(claim_seconds + time.perf_counter() - began)
         except KeyboardInterrupt:

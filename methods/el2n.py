@@ -71,6 +71,7 @@ def check_score_entry(entry, key: dict, n_train: int) -> None:
 
 @register_method("el2n")
 class EL2N(DataPruner):
+    provenance = "reference-code"
     requires = frozenset({"classification"})
 
     def __init__(self, ratio: float, seed: int = 0, *, proxy_runs: int = 2, score_epochs: int | None = None,
@@ -134,3 +135,6 @@ class EL2N(DataPruner):
 
     def on_epoch_start(self, state: TrainState) -> torch.Tensor:
         return self.subset
+
+    def ranking_scores(self) -> torch.Tensor | None:
+        return self.scores

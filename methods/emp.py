@@ -103,3 +103,6 @@ class EMP(DataPruner):
 
     def summary(self) -> dict[str, float]:
         return {"score_upkeep_seconds": self.upkeep_seconds}
+
+    def ranking_scores(self) -> torch.Tensor | None:
+        return self.scores

@@ -36,6 +36,8 @@ def cubic_sparsity(step: int, final: float, start_step: int, end_step: int) -> f
 
 @register_method("magnitude")
 class Magnitude(ModelPruner):
+    provenance = "reference-code"
+
     def __init__(self, ratio: float, seed: int = 0, *, scope: str = "global", schedule: str = "auto",
                  start: float = 0.1, end: float = 0.6, updates: int = 20):
         super().__init__(ratio, seed, scope=scope)

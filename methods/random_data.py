@@ -36,6 +36,8 @@ def random_subset(n: int, n_keep: int, generator: torch.Generator, labels: torch
 
 @register_method("random")
 class RandomData(DataPruner):
+    provenance = "reference-code"
+
     def __init__(self, ratio: float, seed: int = 0, *, dynamic: bool = False, class_balanced: bool = False):
         super().__init__(ratio, seed)
         self.dynamic = bool(dynamic)

@@ -17,6 +17,8 @@ torch = lazy_import("torch")
 
 @register_method("random-weights")
 class RandomWeights(ModelPruner):
+    provenance = "reference-code"
+
     def on_run_start(self, state: TrainState) -> None:
         super().on_run_start(state)
         generator = self.generator()

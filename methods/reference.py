@@ -7,6 +7,7 @@ from benchmark.registry import register_method
 
 @register_method("none")
 class NoPruning(Method):
+    provenance = "reference-code"
     family = "reference"
 
     def __init__(self, ratio: float = 0.0, seed: int = 0):

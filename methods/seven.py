@@ -131,6 +131,8 @@ class SevenScore:
 
 @register_method("seven")
 class Seven(ModelPruner):
+    provenance = "reference-code"
+
     def __init__(self, ratio: float, seed: int = 0, *, scope: str = "global", variant: str = "dyn",
                  start: float | None = None, length: float | None = None, alpha1: float = 0.8, alpha2: float = 0.9,
                  pre_batches: int = 100):

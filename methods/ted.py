@@ -118,6 +118,9 @@ class TED(DataPruner):
         self.upkeep_seconds += time.perf_counter() - start
         return None
 
+    def ranking_scores(self) -> torch.Tensor | None:
+        return self.scores
+
     def summary(self) -> dict[str, float]:
         return {"score_upkeep_seconds": self.upkeep_seconds,
                 "removed_fraction_final": float((~self.active).sum()) / len(self.active)}
