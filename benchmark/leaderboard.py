@@ -337,7 +337,8 @@ class Board:
                 "full": summarise(task_runs[task_runs.family == "reference"]["value"])}
 
     def provenance(self) -> dict[str, str]:
-        """Method label -> provenance (``reference-code`` or ``reconstructed``)."""
+        """Method label -> provenance (``reference-code``, ``reconstructed``, or ``unknown``
+        for a third-party method that declares none)."""
         pruned = self.runs[self.runs.family.isin(FAMILIES)]
         return dict(sorted(zip(pruned.label, pruned.provenance)))
 

@@ -183,7 +183,9 @@ def _qualname(cls: type) -> str:
 
 
 def _describe_method(cls: type) -> dict[str, Any]:
-    return {"family": cls.family, "provenance": cls.provenance, "options": cls.option_names()}
+    from .origin import provenance_of  # a plugin subclassing a built-in is not the built-in's code
+
+    return {"family": cls.family, "provenance": provenance_of(cls), "options": cls.option_names()}
 
 
 def _describe_task(cls: type) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from benchmark.execute import plan_cell, run_cell
 from benchmark.hooks import Hook
 from benchmark.runner import run_sweep
 from benchmark.tracking import Tracker
+from benchmark.registry import METHODS
 from tasks.vision.fashion_mnist import DEBIAN_DIR, FashionMNIST
 
 pytestmark = pytest.mark.skipif(not Path(DEBIAN_DIR).is_dir(), reason="needs Debian's dataset-fashion-mnist")
@@ -235,6 +236,10 @@ def test_a_third_party_method_has_unknown_provenance_and_its_package_version(tmp
         assert run.data.tags["method_package"] == "pbplugin-evidence"
         assert run.data.tags["method_package_version"] == "1.2.3"
     assert builtin.data.tags["provenance"] == "reference-code" and "method_package" not in builtin.data.tags
+    listed = dict(METHODS.listing()[0])  # `prunebench list` says what the run tags say
+    assert listed["test-plugin-random"]["provenance"] == "unknown"
+    assert listed["test-plugin-declared"]["provenance"] == "reconstructed"
+    assert listed["random"]["provenance"] == "reference-code"
     record = artifact(client, plugin, "cell.json", tmp_path / "dl")
     assert record["method"]["provenance"] == "unknown" and record["method"]["package_version"] == "1.2.3"
     assert {a.path for a in client.list_artifacts(plugin.info.run_id)} == {"cell.json", "samples.npz"}
