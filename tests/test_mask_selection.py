@@ -14,8 +14,7 @@ def path(request, monkeypatch):
     """``device``: the code a GPU runs (torch.kthvalue, ties ranked by cumulative counts),
     forced on the CPU so that it is checked here too."""
     if request.param == "device":
-        monkeypatch.setattr(masks_module, "kth_smallest", lambda flat, k: torch.kthvalue(flat, k).values)
-        monkeypatch.setattr(masks_module, "_keep_late_ties_host", masks_module._keep_late_ties_device)
+        monkeypatch.setattr(masks_module, "on_host", lambda device: False)
     else:
         monkeypatch.setattr(masks_module, "TIE_CHUNK", 16)  # the cut falls inside a later chunk
     return request.param
