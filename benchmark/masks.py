@@ -38,6 +38,7 @@ def lowest_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     return lowest_k_keep([scores], k).view(scores.shape)
 
 
+@torch.no_grad()
 def lowest_k_keep(pieces: list[torch.Tensor], k: int) -> torch.Tensor:
     """Flat boolean keep-mask over ``pieces`` taken one after the other in flat (logical)
     order, with the ``k`` lowest entries removed, ties removed lowest flat index first.

@@ -217,29 +217,24 @@ def peak_memory_probe(kind: str, total: int) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def _status_mb(field: str) -> float:
+    # VmHWM (peak RSS) is reset by exec; ru_maxrss would carry the forking parent's peak
+    line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith(field + ":"))
+    return int(line.split()[1]) / 1024
+
+
 def probe(kind: str, total: int) -> None:
-    def status_mb(field: str) -> float:
-        # VmHWM (peak RSS) is reset by exec; ru_maxrss would carry the forking parent's peak
-        line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith(field + ":"))
-        return int(line.split()[1]) / 1024
-
-    def rss_now_mb() -> float:
-        return status_mb("VmRSS")
-
-    def rss_peak_mb() -> float:
-        return status_mb("VmHWM")
-
     if kind.startswith("select-"):
         g = torch.Generator().manual_seed(0)
         scores = {f"w{i}": torch.rand(s, generator=g) for i, s in enumerate(smollm2_shapes(total))}
-        before = rss_now_mb()
+        before = _status_mb("VmRSS")
         (old_global_masks if kind == "select-old" else global_masks)(scores, 0.5)
     else:  # seven-old / seven-new: the state and one window step over dense training's weights + grads
         g = torch.Generator().manual_seed(0)
         weights = {f"w{i}": torch.nn.Parameter(torch.rand(s, generator=g)) for i, s in enumerate(smollm2_shapes(total))}
         for w in weights.values():
             w.grad = torch.rand(w.shape, generator=g)
-        before = rss_now_mb()
+        before = _status_mb("VmRSS")
         masker = Masker(weights)
         ones = {n: torch.ones_like(w, dtype=torch.bool) for n, w in weights.items()}
         if kind == "seven-old":
@@ -251,7 +246,67 @@ def probe(kind: str, total: int) -> None:
             score.update(0, ones)
             ranking, flat = score.ranking(ones)
             masker.set(global_masks(ranking, 0.1, flat=flat))
-    print(rss_peak_mb() - before)
+    print(_status_mb("VmHWM") - before)
+
+
+# --- SEVEN on the SFT task (rt-instruct, SmolLM2-135M, cpu profile) -----------------------------
+
+SFT_FIRST_EPOCH_STEPS, SFT_FIRST_EPOCH_UPDATES = 32, 25  # the cpu profile: 512 records / 16; window 7..38
+
+
+def sft_probe(kind: str, steps: int) -> None:
+    """In a fresh process: one epoch of ``steps`` optimizer steps of the rt-instruct cpu profile,
+    dense (``sft-dense``) or with SEVEN updating after every step (``sft-seven``: window over
+    the whole run). Prints seconds per step and the peak RSS added by training, in MB."""
+    from benchmark.registry import get_task
+    from benchmark.trainer import Trainer
+    from methods.seven import Seven
+
+    task = get_task("rt-instruct")("cpu", train_limit=steps * 16, epochs=1)
+    splits = task.load_splits()
+    hooks = [Seven(0.5, 0, start=0.0, length=1.0)] if kind == "sft-seven" else []
+    trainer = Trainer(task, splits, torch.device("cpu"), seed=0, hooks=hooks, evaluate_each_epoch=False)
+    model = trainer.build_model()
+    before, cpu = _status_mb("VmRSS"), time.process_time()
+    result = trainer.fit(model)
+    cpu = time.process_time() - cpu
+    updates = int(hooks[0].summary()["seven_updates"]) if hooks else 0
+    print(json.dumps({"step_s": result.state.history[0]["epoch_seconds"] / steps, "cpu_step_s": cpu / steps,
+                      "updates": updates, "peak_mb": _status_mb("VmHWM") - before, "steps": result.state.step}))
+
+
+def sft_rows(repeats: int, steps: int) -> tuple[list[dict], dict]:
+    """Dense against SEVEN-in-every-step on the real SFT task, one fresh process per run (ABBA),
+    and the first epoch of the rt-instruct-cpu sweep extrapolated from the per-step costs: 32
+    steps, 25 of them SEVEN window steps (start 0.1, length 0.5 of 64 steps)."""
+    runs = {"old": [], "new": []}  # old: dense, new: SEVEN (the row's "old / new" is dense / SEVEN)
+
+    def run(kind):
+        out = subprocess.run([sys.executable, __file__, "--probe", kind, str(steps)], capture_output=True,
+                             text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=3600)
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr[-3000:])
+        runs["old" if kind == "sft-dense" else "new"].append(json.loads(out.stdout.strip().splitlines()[-1]))
+
+    interleaved(lambda: run("sft-dense"), lambda: run("sft-seven"), repeats)
+    assert all(r["updates"] == r["steps"] == steps for r in runs["new"]), runs["new"]
+    rows = []
+    for key, clock in (("step_s", "wall"), ("cpu_step_s", "CPU (both threads)")):
+        dense, seven = [r[key] for r in runs["old"]], [r[key] for r in runs["new"]]
+        r = row(f"SFT step, rt-instruct cpu profile (SmolLM2-135M, batch 16), {steps} steps, {clock} time: dense "
+                "vs SEVEN updating after every step", dense, seven, f"SEVEN updates: {steps} of {steps} steps")
+        r["unit"] = "s/step"
+        dense_step, seven_step = statistics.median(dense), statistics.median(seven)
+        n, u = SFT_FIRST_EPOCH_STEPS, SFT_FIRST_EPOCH_UPDATES
+        r["first_epoch_ratio"] = (n * dense_step + u * (seven_step - dense_step)) / (n * dense_step)
+        r["note"] = (f"first epoch of the rt-instruct-cpu sweep extrapolated, {u} window steps of {n}: "
+                     f"SEVEN / dense = {r['first_epoch_ratio']:.2f}")
+        rows.append(r)
+    memory = {"SFT training, rt-instruct cpu profile (dense vs SEVEN)":
+              (statistics.median(x["peak_mb"] for x in runs["old"]),
+               statistics.median(x["peak_mb"] for x in runs["new"]))}
+    print(rows, memory, flush=True)
+    return rows, memory
 
 
 def fashion_rows(repeats: int, steps: int) -> list[dict]:
@@ -288,52 +343,47 @@ def fashion_rows(repeats: int, steps: int) -> list[dict]:
     return rows
 
 
-def cwru_row(repeats: int) -> dict:
-    """CWRU's 1-D CNN: PyTorch has no channels-last layout for 3-D tensors, so the one
-    alternative is the same network as 2-D convolutions over [N, C, 1, L] in channels-last."""
+def format_rows(repeats: int) -> list[dict]:
+    """Training steps of each model not covered above, in its previous layout (NCHW / NCL)
+    against the one it now trains in (tasks.*.models.MEMORY_FORMATS): the same seed gives the
+    same initial weights in both, and both are trained alike from them."""
     from tasks.cwru.models import CNN1d
+    from tasks.vision.models import build_image_model, in_memory_format
 
-    torch.manual_seed(0)
-    model = CNN1d(10)
-    x, y = torch.randn(128, 1, 2048), torch.randint(0, 10, (128,))
+    def build(name, memory_format):
+        torch.manual_seed(0)
+        if name == "cnn1d":
+            return CNN1d(10, memory_format=memory_format)
+        return in_memory_format(build_image_model(name, 3, 10, image_size=32), memory_format)
 
-    def as_2d(module):
-        for name, child in module.named_children():
-            if isinstance(child, torch.nn.Conv1d):
-                conv = torch.nn.Conv2d(child.in_channels, child.out_channels, (1, child.kernel_size[0]),
-                                       stride=(1, child.stride[0]), padding=(0, child.padding[0]), bias=False)
-                conv.weight.data.copy_(child.weight.data[:, :, None, :])
-                setattr(module, name, conv)
-            elif isinstance(child, torch.nn.BatchNorm1d):
-                bn = torch.nn.BatchNorm2d(child.num_features)
-                bn.load_state_dict(child.state_dict())
-                setattr(module, name, bn)
-            elif isinstance(child, torch.nn.MaxPool1d):
-                setattr(module, name, torch.nn.MaxPool2d((1, 2)))
-            elif isinstance(child, torch.nn.AdaptiveAvgPool1d):
-                setattr(module, name, torch.nn.AdaptiveAvgPool2d(1))
-            else:
-                as_2d(child)
-        return module
+    cases = {  # name: (input batch, steps per timing, what)
+        "cnn1d": (torch.randn(128, 1, 2048), 10, "CWRU CNN1d, 10 training steps (batch 128, 2048 samples): NCL Conv1d "
+                  "vs the rows layout (the same Conv1d parameters run as 2-D kernels over [N, C, 1, L], channels-last)"),
+        "resnet18": (torch.randn(32, 3, 32, 32), 2, "CIFAR ResNet-18, 2 training steps (batch 32, 32x32): NCHW vs "
+                     "channels-last"),
+    }
+    rows = []
+    for name, (x, steps, what) in cases.items():
+        y = torch.randint(0, 10, (len(x),), generator=torch.Generator().manual_seed(1))
+        models = {which: build(name, fmt) for which, fmt in (("old", torch.contiguous_format),
+                                                            ("new", torch.channels_last))}
+        same_init = all(torch.equal(a, b) for a, b in zip(models["old"].state_dict().values(),
+                                                          models["new"].state_dict().values()))
+        optimizers = {w: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) for w, m in models.items()}
 
-    import copy
-    model2d = as_2d(copy.deepcopy(model)).to(memory_format=torch.channels_last)
-    x2d = x[:, :, None, :].contiguous(memory_format=torch.channels_last)
-    opt1, opt2 = (torch.optim.SGD(m.parameters(), lr=0.01) for m in (model, model2d))
+        def train(which):
+            model, optimizer = models[which], optimizers[which]
+            for _ in range(steps):
+                optimizer.zero_grad()
+                torch.nn.functional.cross_entropy(model(x), y).backward()
+                optimizer.step()
 
-    def step(m, opt, inp):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(m.head(m.body(inp)), y).backward()
-        opt.step()
-
-    with torch.no_grad():
-        diff = float((model.head(model.body(x)) - model2d.head(model2d.body(x2d))).abs().max())
-    old_t, new_t = interleaved(lambda: [step(model, opt1, x) for _ in range(10)],
-                               lambda: [step(model2d, opt2, x2d) for _ in range(10)], repeats)
-    r = row("CWRU CNN1d, 10 training steps (batch 128, 2048 samples): NCL Conv1d vs the same net as "
-            "channels-last Conv2d", old_t, new_t, f"same outputs before training (max difference {diff:.1e})")
-    print(r, flush=True)
-    return r
+        old_t, new_t = interleaved(lambda: train("old"), lambda: train("new"), repeats)
+        drift = max(float((a - b).abs().max()) for a, b in zip(models["old"].parameters(), models["new"].parameters()))
+        rows.append(row(what, old_t, new_t, f"same initial weights: {'yes' if same_init else 'NO'}; after "
+                        f"{steps * repeats} identical steps the weights differ by at most {drift:.1e}"))
+        print(rows[-1], flush=True)
+    return rows
 
 
 def baseline_tree(rev: str, into: Path) -> Path:
@@ -432,12 +482,15 @@ def main() -> None:
     parser.add_argument("--baseline", default="origin/main", help="git revision the start-up rows compare against")
     parser.add_argument("--sizes", default="106168320,30000000,10000000,1000000")
     parser.add_argument("--fashion-steps", type=int, default=60)
-    parser.add_argument("--only", default="selection,seven,memory,fashion,cwru,start")
+    parser.add_argument("--only", default="selection,seven,memory,fashion,formats,start",
+                        help="row groups; add sft (the SEVEN SFT step, a few minutes a run) or run --only sft")
+    parser.add_argument("--sft-steps", type=int, default=6, help="optimizer steps per SFT run")
+    parser.add_argument("--sft-repeats", type=int, default=2, help="SFT runs per side (each a fresh process)")
     parser.add_argument("--out", default="results/bench-speed.md")
     parser.add_argument("--probe", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.probe:
-        probe(args.probe[0], int(args.probe[1]))
+        (sft_probe if args.probe[0].startswith("sft-") else probe)(args.probe[0], int(args.probe[1]))
         return
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     only = set(args.only.split(","))
@@ -455,10 +508,14 @@ def main() -> None:
         print(memory, flush=True)
     if "fashion" in only:
         rows += fashion_rows(args.repeats, args.fashion_steps)
-    if "cwru" in only:
-        rows.append(cwru_row(args.repeats))
+    if "formats" in only:
+        rows += format_rows(args.repeats)
     if "start" in only:
         rows += start_rows(args.baseline, args.repeats)
+    if "sft" in only:
+        sft, sft_memory = sft_rows(args.sft_repeats, args.sft_steps)
+        rows += sft
+        memory.update(sft_memory)
     command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
     text = render(rows, memory, command, started)
     print(text)

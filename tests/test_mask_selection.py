@@ -178,3 +178,9 @@ def test_the_device_kthvalue_path_equals_the_reference(dtype):
     scores = (torch.randint(0, 50, (999,), generator=g) - 10).to(dtype)
     for k in (0, 1, 17, 499, 998, 999):
         assert torch.equal(lowest_k_mask(scores, k), reference_lowest_k_mask(scores, k)), k
+
+
+def test_scores_that_require_grad_are_selected_without_touching_autograd(path):
+    scores = torch.rand(50, generator=torch.Generator().manual_seed(9), requires_grad=True)
+    keep = lowest_k_mask(scores, 20)
+    assert not keep.requires_grad and torch.equal(keep, reference_lowest_k_mask(scores.detach(), 20))
