@@ -34,67 +34,38 @@ def count_removed(ratio: float, n: int) -> int:
 
 def lowest_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Boolean keep-mask of ``scores``' shape with the ``k`` lowest entries removed, ties
-    removed lowest flat index first, on ``scores``' device."""
-    return lowest_k_keep([scores], k).view(scores.shape)
-
-
-@torch.no_grad()
-def lowest_k_keep(pieces: list[torch.Tensor], k: int) -> torch.Tensor:
-    """Flat boolean keep-mask over ``pieces`` taken one after the other in flat (logical)
-    order, with the ``k`` lowest entries removed, ties removed lowest flat index first.
+    removed lowest flat index first, on ``scores``' device.
 
     Linear time: the k-th smallest score is the threshold (a selection, not a sort); every
     score below it goes, and of the scores equal to it the first ``k - #below`` in flat order.
-    On the host the pieces are compared one by one, so they are never concatenated (the
-    selection's own copy is the one model-sized float temporary); on a device they are
-    concatenated once and nothing is read back to the host, so a GPU never waits.
-    Scores must not be NaN.
+    On a GPU no value is read back to the host, so nothing waits. Scores must not be NaN.
+    A handful of whole-vector operations, whatever the number of tensors concatenated (on a
+    busy machine each parallel operation may wait a scheduler slice for its second thread).
     """
-    n = sum(p.numel() for p in pieces)
-    device = pieces[0].device
+    flat = scores.flatten()
+    n = flat.numel()
     if k <= 0 or k >= n:
-        return torch.full((n,), k <= 0, dtype=torch.bool, device=device)
-    if on_host(device):
-        values = joined_copy(pieces)
-        threshold = kth_smallest(values, k)  # reorders values, which are ours
-        keep = torch.empty(n, dtype=torch.bool)
-        tied = values.view(torch.bool)[:n]  # the copy's memory, no longer needed
-        for piece, keep_part, tied_part in zip(pieces, split_like(keep, pieces), split_like(tied, pieces)):
-            torch.gt(piece, threshold, out=keep_part)
-            torch.eq(piece, threshold, out=tied_part)
-    else:
-        flat = pieces[0].flatten() if len(pieces) == 1 else torch.cat([p.flatten() for p in pieces])
-        threshold = kth_smallest(flat, k)
-        keep, tied = flat > threshold, flat == threshold
-    left = k - (n - torch.count_nonzero(keep) - torch.count_nonzero(tied))  # ties to remove
-    if on_host(device):
-        _keep_late_ties_host(keep, tied, left)
-    else:
-        _keep_late_ties_device(keep, tied, left)
-    return keep
+        return torch.full(scores.shape, k <= 0, dtype=torch.bool, device=scores.device)
+    with torch.no_grad():
+        if on_host(flat.device):  # NumPy reorders a copy (torch's allocator asks for huge pages)
+            values = torch.empty_like(flat).copy_(flat)
+            threshold = kth_smallest(values, k)
+            tied = torch.eq(flat, threshold, out=values.view(torch.bool)[:n])  # the copy's memory, now free
+        else:
+            threshold = kth_smallest(flat, k)
+            tied = flat == threshold
+        keep = flat > threshold
+        left = k - (n - torch.count_nonzero(keep) - torch.count_nonzero(tied))  # ties to remove
+        if on_host(flat.device):
+            _keep_late_ties_host(keep, tied, left)
+        else:
+            _keep_late_ties_device(keep, tied, left)
+    return keep.view(scores.shape)
 
 
 def on_host(device: torch.device) -> bool:
-    """Whether the selection may read counts on the host (no synchronisation on the CPU)."""
+    """Whether the selection may read values on the host (no synchronisation on the CPU)."""
     return device.type == "cpu"
-
-
-def joined_copy(pieces: list[torch.Tensor]) -> torch.Tensor:
-    """One new vector holding every piece in flat order (from torch's allocator, which asks
-    for huge pages: page faults are most of the cost of a fresh model-sized buffer)."""
-    out = torch.empty(sum(p.numel() for p in pieces), dtype=pieces[0].dtype, device=pieces[0].device)
-    for piece, part in zip(pieces, split_like(out, pieces)):
-        part.copy_(piece)
-    return out
-
-
-def split_like(flat: torch.Tensor, pieces: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Consecutive views of ``flat`` shaped like each of ``pieces``, in order."""
-    out, offset = [], 0
-    for piece in pieces:
-        out.append(flat[offset : offset + piece.numel()].view(piece.shape))
-        offset += piece.numel()
-    return out
 
 
 TIE_CHUNK = 1 << 22  # entries per count when looking for the last removed tie on the host
@@ -123,9 +94,9 @@ def _keep_late_ties_device(keep: torch.Tensor, tied: torch.Tensor, left: torch.T
 
 def kth_smallest(flat: torch.Tensor, k: int) -> torch.Tensor:
     """The ``k``-th smallest entry (1-based) of a 1-D tensor, as a 0-d tensor on its device.
-    On the host NumPy's introselect, in place (``flat`` is reordered; ~10x faster than
+    ``flat`` may be reordered. On the host NumPy's introselect, in place (~10x faster than
     ``torch.kthvalue``, which also keeps an int64 index per entry); elsewhere, and for dtypes
-    NumPy cannot select on, ``torch.kthvalue`` (which leaves ``flat`` as it is)."""
+    NumPy cannot select on, ``torch.kthvalue``."""
     if on_host(flat.device) and flat.dtype in (torch.float32, torch.float64):
         values = flat.numpy()
         values.partition(k - 1)
@@ -135,7 +106,12 @@ def kth_smallest(flat: torch.Tensor, k: int) -> torch.Tensor:
 
 def flat_views(flat: torch.Tensor, like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Consecutive views of ``flat``, one per entry of ``like`` and of its shape, in order."""
-    return dict(zip(like, split_like(flat, list(like.values()))))
+    out, offset = {}, 0
+    for name, tensor in like.items():
+        size = tensor.numel()
+        out[name] = flat[offset : offset + size].view(tensor.shape)
+        offset += size
+    return out
 
 
 def concatenated(scores: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -148,16 +124,12 @@ def global_masks(scores: dict[str, torch.Tensor], ratio: float, flat: torch.Tens
                  ) -> dict[str, torch.Tensor]:
     """One ranking over all tensors: remove the ``round(ratio * total)`` lowest scores.
     ``flat``, if given, is the scores already concatenated (as :func:`concatenated`), which
-    a device would otherwise build; it is not modified."""
+    saves one copy of every score; it is not modified."""
     if not scores:
         return {}
-    if flat is not None:
-        pieces = [flat]
-    else:
-        device = next(iter(scores.values())).device
-        pieces = [s.detach().to(device=device, dtype=torch.float32) for s in scores.values()]
-    keep = lowest_k_keep(pieces, count_removed(ratio, sum(p.numel() for p in pieces)))
-    return {n: mask.to(s.device) for (n, s), mask in zip(scores.items(), split_like(keep, list(scores.values())))}
+    flat = concatenated(scores) if flat is None else flat
+    keep = flat_views(lowest_k_mask(flat, count_removed(ratio, flat.numel())), scores)
+    return {n: keep[n].to(s.device) for n, s in scores.items()}
 
 
 def layerwise_masks(scores: dict[str, torch.Tensor], ratio: float) -> dict[str, torch.Tensor]:

@@ -119,23 +119,42 @@ def same_masks(a: dict, b: dict) -> bool:
     return list(a) == list(b) and all(torch.equal(a[n], b[n]) for n in a)
 
 
+class Seconds(float):
+    """Wall seconds of one call, carrying the CPU seconds it used (``cpu``: this process's
+    threads and the subprocesses it waited for), which waiting for a busy machine does not add to."""
+
+    def __new__(cls, wall: float, cpu: float):
+        out = super().__new__(cls, wall)
+        out.cpu = cpu
+        return out
+
+
+def cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def interleaved(old, new, repeats: int) -> tuple[list[float], list[float]]:
     """Seconds of ``old()`` and ``new()``, alternated ABBA so that drift hits both alike."""
     times = {"old": [], "new": []}
     for r in range(repeats):
         for which in (("old", "new") if r % 2 == 0 else ("new", "old")):
             fn = old if which == "old" else new
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), cpu_seconds()
             fn()
-            times[which].append(time.perf_counter() - t0)
+            times[which].append(Seconds(time.perf_counter() - t0, cpu_seconds() - c0))
     return times["old"], times["new"]
 
 
 def row(what: str, old: list[float], new: list[float], check: str, unit: str = "s") -> dict:
     o, n = statistics.median(old), statistics.median(new)
-    return {"what": what, "old": o, "new": n, "ratio": o / n, "min_ratio": min(old) / min(new), "check": check,
-            "unit": unit, "spread": f"{min(old):.3g}-{max(old):.3g} / {min(new):.3g}-{max(new):.3g}",
-            "old_s": old, "new_s": new}
+    out = {"what": what, "old": o, "new": n, "ratio": o / n, "min_ratio": min(old) / min(new), "check": check,
+           "unit": unit, "spread": f"{min(old):.3g}-{max(old):.3g} / {min(new):.3g}-{max(new):.3g}",
+           "old_s": old, "new_s": new}
+    if all(isinstance(t, Seconds) for t in (*old, *new)):
+        out["old_cpu_s"], out["new_cpu_s"] = [t.cpu for t in old], [t.cpu for t in new]
+        out["cpu_ratio"] = statistics.median(out["old_cpu_s"]) / statistics.median(out["new_cpu_s"])
+    return out
 
 
 # --- rows ---------------------------------------------------------------------------------------
@@ -456,18 +475,22 @@ def render(rows: list[dict], memory: dict, command: str, started: str) -> str:
         f"torch {torch.__version__}, CPU only (no GPU was available to this run: the CUDA paths are not "
         f"measured here). Started {started}.  ",
         "The machine (2 cores) was shared with three other jobs while this ran, so single timings are noisy: "
-        "old and new alternate (ABBA); the table gives medians, the ratio of the fastest runs (the least "
-        "disturbed), and each side's min-max.", "",
-        "| what | old (median) | new (median) | old / new, medians | old / new, fastest | check | spread (old / new) |",
-        "|---|---|---|---|---|---|---|",
+        "old and new alternate (ABBA); the table gives wall-time medians, the ratio of the fastest runs (the "
+        "least disturbed), the ratio of median CPU seconds (this process's threads and the subprocesses it ran; "
+        "waiting for the busy cores adds nothing to it, sharing caches and memory bandwidth still does), and "
+        "each side's min-max.", "",
+        "| what | old (median) | new (median) | old / new, medians | old / new, fastest | old / new, CPU time | check | "
+        "spread (old / new) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         new = f"{r['new']:.3f} {r['unit']}" if r["new"] is not None else "-"
         ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None else "-"
         fastest = f"{r['min_ratio']:.2f}x" if r.get("min_ratio") is not None else "-"
+        cpu = f"{r['cpu_ratio']:.2f}x" if r.get("cpu_ratio") is not None else "-"
         note = f" ({r['note']})" if r.get("note") else ""
-        lines.append(f"| {r['what']}{note} | {r['old']:.3f} {r['unit']} | {new} | {ratio} | {fastest} | {r['check']} | "
-                     f"{r['spread']} |")
+        lines.append(f"| {r['what']}{note} | {r['old']:.3f} {r['unit']} | {new} | {ratio} | {fastest} | {cpu} | "
+                     f"{r['check']} | {r['spread']} |")
     if memory:
         lines += ["", "Peak memory added by one call (fresh process each; VmHWM after minus VmRSS just before the call, MB):", "",
                   "| what | old | new |", "|---|---|---|"]
