@@ -4,15 +4,19 @@ Rows: global mask selection (the previous stable argsort on a host copy against 
 linear-time threshold selection) at SmolLM2-135M's 106 M prunable weights and at 30 M /
 10 M / 1 M; one SEVEN window step (update + ranking + selection + mask install) and
 ``SevenScore.update`` alone at 106 M; the Fashion-MNIST cpu-profile training step in NCHW
-against channels-last (and CWRU's 1-D model, which has no channels-last layout); and the
+against channels-last; every other model's training step in its previous layout against its
+current one (``formats``: CWRU's CNN1d in NCL against the rows layout, ResNet-18); and the
 start of ``prunebench list`` / ``validate`` / ``leaderboard`` (on a copy of the committed
-81-cell store) at a baseline revision against this tree.
+81-cell store) at a baseline revision against this tree. ``--only sft`` (not in the default
+run: minutes per run) times the rt-instruct SFT step dense against SEVEN updating after every
+step and extrapolates the first epoch of the rt-instruct-cpu sweep.
 
-Every comparison alternates old and new (ABBA) and reports medians; every row checks that
-old and new give the same masks / state / output. Peak memory is measured in a fresh
-subprocess per figure (peak RSS minus the RSS before the measured call).
+Every comparison alternates old and new (ABBA) and reports medians, in wall and in CPU
+seconds; every row checks that old and new give the same masks / state / output. Peak memory
+is measured in a fresh subprocess per figure (peak RSS minus the RSS before the measured call).
 
-    python scripts/bench_speed.py [--repeats 3] [--baseline origin/main] [--quick]
+    python scripts/bench_speed.py [--repeats 3] [--baseline origin/main] [--only ...]
+    python scripts/bench_speed.py --only sft [--sft-steps 6] [--sft-repeats 2] --out results/bench-seven-sft.md
 """
 from __future__ import annotations
 
