@@ -125,7 +125,8 @@ def same_masks(a: dict, b: dict) -> bool:
 
 class Seconds(float):
     """Wall seconds of one call, carrying the CPU seconds it used (``cpu``: this process's
-    threads and the subprocesses it waited for), which waiting for a busy machine does not add to."""
+    threads and the subprocesses it waited for): time spent descheduled is not in it, though an
+    OpenMP thread spinning at a barrier for its descheduled partner is."""
 
     def __new__(cls, wall: float, cpu: float):
         out = super().__new__(cls, wall)
@@ -481,7 +482,8 @@ def render(rows: list[dict], memory: dict, command: str, started: str) -> str:
         "The machine (2 cores) was shared with three other jobs while this ran, so single timings are noisy: "
         "old and new alternate (ABBA); the table gives wall-time medians, the ratio of the fastest runs (the "
         "least disturbed), the ratio of median CPU seconds (this process's threads and the subprocesses it ran; "
-        "waiting for the busy cores adds nothing to it, sharing caches and memory bandwidth still does), and "
+        "time spent descheduled is not in it; threads spinning at a barrier for a descheduled partner, shared "
+        "caches and memory bandwidth still are), and "
         "each side's min-max.", "",
         "| what | old (median) | new (median) | old / new, medians | old / new, fastest | old / new, CPU time | check | "
         "spread (old / new) |",
@@ -514,8 +516,12 @@ def main() -> None:
     parser.add_argument("--sft-steps", type=int, default=6, help="optimizer steps per SFT run")
     parser.add_argument("--sft-repeats", type=int, default=2, help="SFT runs per side (each a fresh process)")
     parser.add_argument("--out", default="results/bench-speed.md")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's); 1 keeps OpenMP's "
+                        "barriers out of the timings on an oversubscribed machine")
     parser.add_argument("--probe", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.probe:
         (sft_probe if args.probe[0].startswith("sft-") else probe)(args.probe[0], int(args.probe[1]))
         return
