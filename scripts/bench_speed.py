@@ -369,7 +369,7 @@ def fashion_rows(repeats: int, steps: int) -> list[dict]:
 
 def format_rows(repeats: int) -> list[dict]:
     """Training steps of each model not covered above, in its previous layout (NCHW / NCL)
-    against the one it now trains in (tasks.*.models.MEMORY_FORMATS): the same seed gives the
+    against the alternative (tasks.*.models.MEMORY_FORMATS names the one used): the same seed gives the
     same initial weights in both, and both are trained alike from them."""
     from tasks.cwru.models import CNN1d
     from tasks.vision.models import build_image_model, in_memory_format

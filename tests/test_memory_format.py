@@ -61,10 +61,11 @@ def _cnn1d_pair(seed: int = 0):
 
 def test_cnn1d_rows_layout_keeps_parameters_initial_values_flops_and_prunable_set():
     from benchmark.flops import parameter_counts, weight_layer_flops
-    from tasks.cwru.models import build_signal_model
+    from tasks.cwru.models import MEMORY_FORMATS, build_signal_model
 
     plain, rows = _cnn1d_pair()
-    assert build_signal_model("cnn1d", 10).memory_format == torch.channels_last
+    assert build_signal_model("cnn1d", 10).memory_format == MEMORY_FORMATS["cnn1d"]
+    assert build_signal_model("cnn1d", 10, memory_format=torch.channels_last).memory_format == torch.channels_last
     assert [(n, p.shape) for n, p in plain.state_dict().items()] == [(n, p.shape) for n, p in rows.state_dict().items()]
     assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), rows.state_dict().values()))
     assert list(prunable_weights(rows, rows.head)) == list(prunable_weights(plain, plain.head))
