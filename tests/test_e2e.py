@@ -44,8 +44,13 @@ def test_real_fashion_mnist_sweep_default_store_and_leaderboard(tmp_path):
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     experiment = client.get_experiment_by_name("e2e")
     runs = client.search_runs([experiment.experiment_id])
-    by_label = {r.data.tags["label"]: r.data.metrics["test_accuracy"] for r in runs}
+    cells = [r for r in runs if "cell_id" in r.data.tags]
+    summaries = [r for r in runs if r.data.tags.get("run_type") == "summary"]
+    assert len(cells) == 5 and len(summaries) == 5 and len(runs) == 10  # one summary run per board row
+    by_label = {r.data.tags["label"]: r.data.metrics["test_accuracy"] for r in cells}
     assert set(by_label) == {"full", "random", "el2n", "magnitude", "random-weights"}
+    for summary in summaries:  # one seed: each row's mean is its cell's figure
+        assert summary.data.metrics["mean"] == pytest.approx(by_label[summary.data.params["method"]], rel=1e-5)
     assert by_label["full"] > 0.75  # 2 epochs on 7,200 real images: well above chance (0.1)
 
     board = (tmp_path / "results" / "e2e.md").read_text()
