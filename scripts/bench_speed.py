@@ -479,7 +479,8 @@ def render(rows: list[dict], memory: dict, command: str, started: str) -> str:
         f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
         f"torch {torch.__version__}, CPU only (no GPU was available to this run: the CUDA paths are not "
         f"measured here). Started {started}.  ",
-        "The machine (2 cores) was shared with three other jobs while this ran, so single timings are noisy: "
+        f"Load average (1 min) when the table was written: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
+        "other jobs may share the machine, so single timings are noisy: "
         "old and new alternate (ABBA); the table gives wall-time medians, the ratio of the fastest runs (the "
         "least disturbed), the ratio of median CPU seconds (this process's threads and the subprocesses it ran; "
         "time spent descheduled is not in it; threads spinning at a barrier for a descheduled partner, shared "
