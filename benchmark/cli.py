@@ -38,7 +38,7 @@ def _positive_seconds(text: str) -> float:
 
 
 def _experiment_name(text: str) -> str:
-    from .names import name_problem
+    from .sweeps.names import name_problem
 
     problem = name_problem(text, "experiment name")
     if problem:
@@ -57,7 +57,7 @@ def _tracking_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .registry import METHODS, TASKS
+    from .api.registry import METHODS, TASKS
 
     if args.what in ("methods", "all"):
         print("methods:")
@@ -82,7 +82,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def _load_sweep_or_report(path: str):
     """The validated sweep, or None after printing every problem to stderr."""
-    from .cells import SweepError, load_sweep
+    from .sweeps.cells import SweepError, load_sweep
 
     try:
         return load_sweep(path)
@@ -111,9 +111,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     sweep = _load_sweep_or_report(args.sweep)
     if sweep is None:
         return 2
-    from .claims import ClaimPolicy
-    from .runner import Terminated, sigterm_as_interrupt
-    from .store import StoreError, mute_store_error_logs
+    from .sweeps.claims import ClaimPolicy
+    from .sweeps.runner import Terminated, sigterm_as_interrupt
+    from .sweeps.store import StoreError, mute_store_error_logs
 
     try:
         claims = ClaimPolicy(ttl_s=args.claim_ttl, heartbeat_s=args.heartbeat)
@@ -134,14 +134,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, sweep, claims) -> int:
-    from .runner import run_sweep
-    from .tracking import Tracker
-    from .trainer import resolve_device
+    from .sweeps.runner import run_sweep
+    from .sweeps.tracking import Tracker
+    from .training.trainer import resolve_device
 
     tracker = Tracker(args.tracking_uri, experiment=args.experiment or sweep.name, claims=claims)
     print(f"tracking: {tracker.uri} (experiment {tracker.experiment_name!r})", file=sys.stderr)
     if args.executor == "ray":
-        from .ray_executor import run_sweep_ray
+        from .sweeps.ray_executor import run_sweep_ray
 
         report = run_sweep_ray(sweep, tracker, Path(args.cache_dir).resolve(), address=args.address,
                                device=args.device, quiet=args.quiet, max_cells=args.max_cells,
@@ -162,10 +162,10 @@ def _run(args: argparse.Namespace, sweep, claims) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from .board_publish import LEADERBOARD_EXPERIMENT, build_and_publish
-    from .tracking import default_tracking_uri
+    from .boards.publish import LEADERBOARD_EXPERIMENT, build_and_publish
+    from .sweeps.tracking import default_tracking_uri
 
-    from .store import StoreError, mute_store_error_logs, redact
+    from .sweeps.store import StoreError, mute_store_error_logs, redact
 
     mute_store_error_logs()
     uri = args.tracking_uri or default_tracking_uri()
@@ -193,10 +193,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from .board_mlflow import sweep_views
-    from .server import wait_healthy
-    from .store import StoreError, redact
-    from .tracking import default_tracking_uri
+    from .boards.in_mlflow import sweep_views
+    from .sweeps.server import wait_healthy
+    from .sweeps.store import StoreError, redact
+    from .sweeps.tracking import default_tracking_uri
 
     uri = args.tracking_uri or default_tracking_uri()
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
@@ -232,8 +232,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_server(args: argparse.Namespace) -> int:
-    from .server import server_command
-    from .store import redact
+    from .sweeps.server import server_command
+    from .sweeps.store import redact
 
     command = server_command(args.dir, args.host, args.port, args.workers, args.backend_store_uri,
                              args.artifacts_destination)
@@ -249,7 +249,7 @@ def cmd_server(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from .registry import RegistryError, get_task
+    from .api.registry import RegistryError, get_task
 
     try:
         task_cls = get_task(args.task)

@@ -1,8 +1,8 @@
 """The ratio-0 reference: full data and a dense model. Added to every sweep once per (task, seed)."""
 from __future__ import annotations
 
-from benchmark.method import Method
-from benchmark.registry import register_method
+from benchmark.api.method import Method
+from benchmark.api.registry import register_method
 
 
 @register_method("none")

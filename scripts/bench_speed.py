@@ -36,8 +36,8 @@ from pathlib import Path
 
 import torch
 
-from benchmark.masks import Masker, count_removed, global_masks
-from methods.seven import SevenScore, keep_fraction
+from benchmark.api.masks import Masker, count_removed, global_masks
+from methods.model.seven import SevenScore, keep_fraction
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -282,9 +282,9 @@ def sft_probe(kind: str, steps: int) -> None:
     """In a fresh process: one epoch of ``steps`` optimizer steps of the rt-instruct cpu profile,
     dense (``sft-dense``) or with SEVEN updating after every step (``sft-seven``: window over
     the whole run). Prints seconds per step and the peak RSS added by training, in MB."""
-    from benchmark.registry import get_task
-    from benchmark.trainer import Trainer
-    from methods.seven import Seven
+    from benchmark.api.registry import get_task
+    from benchmark.training.trainer import Trainer
+    from methods.model.seven import Seven
 
     task = get_task("rt-instruct")("cpu", train_limit=steps * 16, epochs=1)
     splits = task.load_splits()
@@ -336,8 +336,8 @@ def sft_rows(repeats: int, steps: int) -> tuple[list[dict], dict]:
 def fashion_rows(repeats: int, steps: int) -> list[dict]:
     """The Fashion-MNIST cpu-profile step through the real trainer on the real data: ``steps``
     steps (one epoch over ``steps`` batches), the model in NCHW against channels-last."""
-    from benchmark.registry import get_task
-    from benchmark.trainer import Trainer
+    from benchmark.api.registry import get_task
+    from benchmark.training.trainer import Trainer
     from tasks.vision import models
 
     fast_formats = dict(models.MEMORY_FORMATS)

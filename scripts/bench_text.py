@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from benchmark.registry import get_task
-from benchmark.trainer import Trainer, build_optimizer, lr_factor
+from benchmark.api.registry import get_task
+from benchmark.training.trainer import Trainer, build_optimizer, lr_factor
 from tasks.text.encoders import ATTENTION, IDS, TYPES
 from tasks.text.tokenized import trim_padding
 

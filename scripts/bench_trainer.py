@@ -23,11 +23,11 @@ from pathlib import Path
 
 import torch
 
-from benchmark.cells import Cell
-from benchmark.execute import plan_cell
-from benchmark.registry import get_task
-from benchmark.tracking import Tracker
-from benchmark.trainer import Trainer, build_optimizer, lr_factor
+from benchmark.sweeps.cells import Cell
+from benchmark.sweeps.execute import plan_cell
+from benchmark.api.registry import get_task
+from benchmark.sweeps.tracking import Tracker
+from benchmark.training.trainer import Trainer, build_optimizer, lr_factor
 
 
 def bare_epoch(task, splits, model, optimizer, order, generator, epoch, epochs):

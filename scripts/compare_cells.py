@@ -5,14 +5,14 @@
 
 Prints each side's mean over seeds, the mean paired difference (same task, ratio, seed),
 the two-sided paired t-test p-value and the wins: the statistics of the leaderboard
-(benchmark/stats.py), for pairs the board does not put side by side.
+(benchmark/boards/stats.py), for pairs the board does not put side by side.
 """
 from __future__ import annotations
 
 import argparse
 
-from benchmark.leaderboard import load_runs
-from benchmark.stats import compare_paired, summarise
+from benchmark.boards.leaderboard import load_runs
+from benchmark.boards.stats import compare_paired, summarise
 
 
 def main() -> None:

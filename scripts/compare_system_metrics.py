@@ -3,7 +3,7 @@ says, what the monitor costs in time and in store size (results/system-metrics.m
 
 After one warm-up run (which loads the data for the rest), each variant runs in a fresh store,
 alternating (A B A B ...); the harness's own
-``peak_rss_mb`` (benchmark/memory.py) is logged by both. MLflow's monitor needs psutil.
+``peak_rss_mb`` (benchmark/training/memory.py) is logged by both. MLflow's monitor needs psutil.
 
     python scripts/compare_system_metrics.py [--repeats 2] [--interval 1] [--out results/system-metrics.json]
 """
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import torch
 
-from benchmark.cells import Cell
-from benchmark.evidence import log_evidence
-from benchmark.execute import plan_cell, run_cell
-from benchmark.tracking import Tracker
+from benchmark.sweeps.cells import Cell
+from benchmark.sweeps.evidence_log import log_evidence
+from benchmark.sweeps.execute import plan_cell, run_cell
+from benchmark.sweeps.tracking import Tracker
 
 CELL = Cell("fashion-mnist", "el2n", 0.5, 0, "cpu", task_options=(("epochs", 3), ("train_limit", 8000)), label="el2n")
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 
-from benchmark.cells import Cell
-from benchmark.evidence import log_evidence
-from benchmark.execute import plan_cell, run_cell
-from benchmark.tracking import Tracker
+from benchmark.sweeps.cells import Cell
+from benchmark.sweeps.evidence_log import log_evidence
+from benchmark.sweeps.execute import plan_cell, run_cell
+from benchmark.sweeps.tracking import Tracker
 
 
 def main(folder: Path, methods: list[str]) -> None:

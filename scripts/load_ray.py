@@ -19,10 +19,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from benchmark.cells import parse_sweep
-from benchmark.ray_executor import run_sweep_ray
-from benchmark.server import free_port, start_server, stop_server, wait_healthy
-from benchmark.tracking import Tracker
+from benchmark.sweeps.cells import parse_sweep
+from benchmark.sweeps.ray_executor import run_sweep_ray
+from benchmark.sweeps.server import free_port, start_server, stop_server, wait_healthy
+from benchmark.sweeps.tracking import Tracker
 
 
 def main() -> None:

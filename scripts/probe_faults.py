@@ -136,8 +136,8 @@ def artifacts_broken(tmp, trials):
     import torch
 
     from benchmark import cli
-    from benchmark.method import DataPruner
-    from benchmark.registry import register_method
+    from benchmark.api.method import DataPruner
+    from benchmark.api.registry import register_method
 
     @register_method("probe-breaks-artifacts")
     class BreaksArtifacts(DataPruner):
@@ -163,7 +163,7 @@ def artifacts_broken(tmp, trials):
 
 @probe("a read-only store (`chattr +i mlflow.db`: read-only even for root)", "`prunebench run tiny.yaml` on it")
 def read_only(tmp, trials):
-    from benchmark.tracking import Tracker
+    from benchmark.sweeps.tracking import Tracker
 
     sweep = sweep_file(tmp, ratios=[0.3, 0.5])
     uri = f"sqlite:///{tmp}/mlflow.db"
@@ -183,7 +183,7 @@ def read_only(tmp, trials):
 @probe("tracking server unreachable (nothing on the port), password in the URI",
        "`MLFLOW_HTTP_REQUEST_MAX_RETRIES=0 prunebench run tiny.yaml --tracking-uri http://alice:SECRET@127.0.0.1:PORT`")
 def unreachable(tmp, trials):
-    from benchmark.server import free_port
+    from benchmark.sweeps.server import free_port
 
     sweep = sweep_file(tmp)
     result = prunebench("run", str(sweep), "--tracking-uri", f"http://alice:SECRET@127.0.0.1:{free_port()}", cwd=tmp,
@@ -231,8 +231,8 @@ def sigterm(tmp, trials):
 
 
 def stuck_claim(tmp: Path, heartbeat: str) -> tuple[bool, str]:
-    from benchmark.cells import Cell
-    from benchmark.tracking import Tracker
+    from benchmark.sweeps.cells import Cell
+    from benchmark.sweeps.tracking import Tracker
 
     tracker = Tracker(f"sqlite:///{tmp}/mlflow.db", "probe")
     cell = Cell("fashion-mnist", "random", 0.5, 0, "smoke", label="random")
@@ -297,8 +297,8 @@ def el2n_cache(tmp: Path, corrupt) -> tuple[bool, str]:
 
     import torch
 
-    from benchmark.context import RunContext
-    from benchmark.registry import get_method
+    from benchmark.training.context import RunContext
+    from benchmark.api.registry import get_method
     from tasks.vision.fashion_mnist import FashionMNIST, write_synthetic
 
     task = FashionMNIST("smoke", data_dir=str(write_synthetic(tmp / "data")), epochs=1)
@@ -381,7 +381,7 @@ probe("token cache holding a wrong-shape tensor", "`encode_cached` reading the c
 def credentials(tmp, trials):
     from mlflow.tracking import MlflowClient
 
-    from benchmark.server import free_port, start_server, stop_server, wait_healthy
+    from benchmark.sweeps.server import free_port, start_server, stop_server, wait_healthy
 
     port = free_port()
     server = start_server(tmp / "server", port)
@@ -477,7 +477,7 @@ def fashion_32(tmp, trials):
 
 
 def nested_alpaca(tmp: Path, suffix: str) -> tuple[bool, str]:
-    from benchmark.task import DataFormatError
+    from benchmark.api.task import DataFormatError
     from tasks.sft.records import read_records
 
     record = '{"instruction": "a", "output": "b", "extra": ' + "[" * 200_000 + "]" * 200_000 + "}"

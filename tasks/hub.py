@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmark.task import DataFormatError, DataNotFoundError
+from benchmark.api.task import DataFormatError, DataNotFoundError
 
 HUB_ROOT_ENV = "PRUNEBENCH_HUB_ROOT"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from benchmark.task import DataNotFoundError
+from benchmark.api.task import DataNotFoundError
 
 
 def find_packaged_file(task: str, data_dir: str | None, file_name: str, package: str, folder: str,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from benchmark.server import free_port, wait_healthy  # noqa: F401  (re-exported for the tests)
-from benchmark.server import stop_server as stop  # noqa: F401
+from benchmark.sweeps.server import free_port, wait_healthy  # noqa: F401  (re-exported for the tests)
+from benchmark.sweeps.server import stop_server as stop  # noqa: F401
 
 
 def start_mlflow_server(directory: Path, port: int) -> subprocess.Popen:

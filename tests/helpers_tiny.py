@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.hooks import Hook, TrainState
-from benchmark.masks import prunable_weights
-from benchmark.task import Splits
-from benchmark.trainer import Trainer, build_optimizer
+from benchmark.api.hooks import Hook, TrainState
+from benchmark.api.masks import prunable_weights
+from benchmark.api.task import Splits
+from benchmark.training.trainer import Trainer, build_optimizer
 from tasks.vision.fashion_mnist import FashionMNIST
 from tasks.vision.idx import write_idx
 from tasks.vision.models import SmallCNN

@@ -13,9 +13,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from scipy import stats
 
-from benchmark.board_publish import LEADERBOARD_EXPERIMENT, build_and_publish, table_artifact
-from benchmark.cells import Cell
-from benchmark.tracking import Tracker
+from benchmark.boards.publish import LEADERBOARD_EXPERIMENT, build_and_publish, table_artifact
+from benchmark.sweeps.cells import Cell
+from benchmark.sweeps.tracking import Tracker
 
 # test accuracy per (task, label, ratio) by seed: invented, logged as if cells had produced them
 KNOWN = {
@@ -272,8 +272,8 @@ def test_plot_texts_stay_inside_their_figures(published, monkeypatch):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.text import Text
 
-    from benchmark.board_plots import board_figures
-    from benchmark.leaderboard import build_board, load_runs
+    from benchmark.boards.plots import board_figures
+    from benchmark.boards.leaderboard import build_board, load_runs
 
     from matplotlib.text import Annotation
 

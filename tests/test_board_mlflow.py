@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from benchmark.board_mlflow import KEY_TAG, NOTE_TAG, VIEW_TAG, sweep_views, ui_base, ui_url
-from benchmark.board_publish import LEADERBOARD_EXPERIMENT, build_and_publish
-from benchmark.cells import Cell
-from benchmark.leaderboard import load_runs
-from benchmark.tracking import EXPERIMENT_KIND_TAG, MODEL_TRAINING, SUMMARY_FILTER, Tracker
+from benchmark.boards.in_mlflow import KEY_TAG, NOTE_TAG, VIEW_TAG, sweep_views, ui_base, ui_url
+from benchmark.boards.publish import LEADERBOARD_EXPERIMENT, build_and_publish
+from benchmark.sweeps.cells import Cell
+from benchmark.boards.leaderboard import load_runs
+from benchmark.sweeps.tracking import EXPERIMENT_KIND_TAG, MODEL_TRAINING, SUMMARY_FILTER, Tracker
 from test_board import KNOWN, fill_store
 
 

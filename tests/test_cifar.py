@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.registry import get_task
-from benchmark.task import DataFormatError, DataNotFoundError
+from benchmark.api.registry import get_task
+from benchmark.api.task import DataFormatError, DataNotFoundError
 from tasks.vision.cifar import safe_extract
 from tasks.vision.cifar_format import read_cifar_batch, write_cifar_batch
 

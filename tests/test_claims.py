@@ -16,9 +16,9 @@ import yaml
 from helpers_server import free_port, stop, wait_healthy
 from mlflow.tracking import MlflowClient
 
-from benchmark.cells import Cell
-from benchmark.claims import HOST, ClaimPolicy, Heartbeat, is_live, resolve_duplicates
-from benchmark.tracking import Tracker
+from benchmark.sweeps.cells import Cell
+from benchmark.sweeps.claims import HOST, ClaimPolicy, Heartbeat, is_live, resolve_duplicates
+from benchmark.sweeps.tracking import Tracker
 from tasks.vision.fashion_mnist import DEBIAN_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,7 +111,7 @@ def test_heartbeat_refreshes_the_tag(tmp_path):
 
 
 def test_server_command_defaults_to_a_local_sqlite_store(tmp_path):
-    from benchmark.server import server_command
+    from benchmark.sweeps.server import server_command
 
     command = server_command(tmp_path, port=5123)
     assert command[command.index("--backend-store-uri") + 1] == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
@@ -163,7 +163,7 @@ def test_two_runners_at_once_against_a_server_finish_every_cell_exactly_once(tmp
 @pytest.mark.slow
 @pytest.mark.skipif(not Path(DEBIAN_DIR).is_dir(), reason="needs Debian's dataset-fashion-mnist")
 def test_a_tracking_server_outage_mid_sweep_loses_and_duplicates_nothing(tmp_path):
-    from benchmark.server import start_server, stop_server
+    from benchmark.sweeps.server import start_server, stop_server
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.cells import load_sweep
+from benchmark.sweeps.cells import load_sweep
 from helpers_tiny import write_tiny_fashion_mnist
 
 SUBCOMMANDS = ("list", "validate", "run", "leaderboard", "ui", "download")

@@ -11,14 +11,15 @@ import torch
 from mlflow.tracking import MlflowClient
 from scipy import integrate, stats
 
-from benchmark.board_format import rankings
-from benchmark.board_markdown import render_markdown
-from benchmark.cells import Cell, parse_sweep
-from benchmark.cost_stats import (FORWARD_WEIGHT, Curve, curve_gap, isotonic_fit, line_curve, monotone_curve,
+from benchmark.boards.format import rankings
+from benchmark.boards.markdown import render_markdown
+from benchmark.sweeps.cells import Cell, parse_sweep
+from benchmark.training.cost import FORWARD_WEIGHT
+from benchmark.boards.cost_stats import (Curve, curve_gap, isotonic_fit, line_curve, monotone_curve,
                                   pareto_front, speedup)
-from benchmark.leaderboard import area_table, build_board, family_table, load_runs
-from benchmark.runner import run_sweep
-from benchmark.tracking import Tracker
+from benchmark.boards.leaderboard import area_table, build_board, family_table, load_runs
+from benchmark.sweeps.runner import run_sweep
+from benchmark.sweeps.tracking import Tracker
 from tasks.vision.fashion_mnist import DEBIAN_DIR
 
 # --- independent reference computations -------------------------------------------------

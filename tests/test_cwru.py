@@ -15,9 +15,9 @@ import scipy.io
 import torch
 from scipy.signal import hilbert, resample_poly
 
-from benchmark.flops import weight_layer_flops
-from benchmark.registry import get_task
-from benchmark.task import DataFormatError, DataNotFoundError
+from benchmark.training.flops import weight_layer_flops
+from benchmark.api.registry import get_task
+from benchmark.api.task import DataFormatError, DataNotFoundError
 from helpers_tiny import fit, one_cpu_thread  # noqa: F401  (autouse fixture)
 from tasks.cwru import windows
 from tasks.cwru.catalogue import CONDITIONS, LOCATIONS, Condition, file_number, label, shaft_hz
@@ -399,7 +399,7 @@ def test_smoke_training_runs_through_the_trainer(tmp_path):
 
 
 def test_registering_the_tasks_imports_no_scipy():
-    code = "import sys; from benchmark.registry import TASKS; TASKS.get('cwru-sim'); print('scipy' in sys.modules)"
+    code = "import sys; from benchmark.api.registry import TASKS; TASKS.get('cwru-sim'); print('scipy' in sys.modules)"
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, check=True)
@@ -409,9 +409,9 @@ def test_registering_the_tasks_imports_no_scipy():
 def test_a_cell_records_the_resampling_in_its_mlflow_run(tmp_path):
     from mlflow.tracking import MlflowClient
 
-    from benchmark.cells import parse_sweep
-    from benchmark.runner import run_sweep
-    from benchmark.tracking import Tracker
+    from benchmark.sweeps.cells import parse_sweep
+    from benchmark.sweeps.runner import run_sweep
+    from benchmark.sweeps.tracking import Tracker
 
     sweep = parse_sweep({"name": "cwru-provenance", "profile": "smoke", "seeds": [0], "ratios": [0.5],
                          "tasks": [{"name": "cwru-sim", "options": {"seconds": 2.0},

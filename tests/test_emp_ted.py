@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.hooks import Hook
+from benchmark.api.hooks import Hook
 from helpers_tiny import Recorder, fit, make_state, one_cpu_thread, tiny_task  # noqa: F401
-from methods.emp import EMP, emp_score
-from methods.ted import TED, alignment, head_gradient_factors, stage_epochs
+from methods.data.emp import EMP, emp_score
+from methods.data.ted import TED, alignment, head_gradient_factors, stage_epochs
 from tasks.vision.models import SmallCNN
 
 RATIO = 0.3

@@ -14,15 +14,16 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from benchmark import evidence
-from benchmark.cells import Cell, parse_sweep
-from benchmark.context import RunContext
-from benchmark.evidence import cell_from_record, epoch_indices, log_evidence, splits_digest, unpack_mask
-from benchmark.execute import plan_cell, run_cell
-from benchmark.hooks import Hook
-from benchmark.runner import run_sweep
-from benchmark.tracking import Tracker
-from benchmark.registry import METHODS
+from benchmark.sweeps import evidence
+from benchmark.sweeps.cells import Cell, parse_sweep
+from benchmark.training.context import RunContext
+from benchmark.sweeps.evidence import epoch_indices, splits_digest, unpack_mask
+from benchmark.sweeps.evidence_log import cell_from_record, log_evidence
+from benchmark.sweeps.execute import plan_cell, run_cell
+from benchmark.api.hooks import Hook
+from benchmark.sweeps.runner import run_sweep
+from benchmark.sweeps.tracking import Tracker
+from benchmark.api.registry import METHODS
 from tasks.vision.fashion_mnist import DEBIAN_DIR, FashionMNIST
 
 pytestmark = pytest.mark.skipif(not Path(DEBIAN_DIR).is_dir(), reason="needs Debian's dataset-fashion-mnist")
@@ -191,8 +192,8 @@ def test_score_snapshots_stay_within_the_budget(monkeypatch):
 
 
 PLUGIN = '''
-from methods.random_data import RandomData
-from benchmark.registry import register_method
+from methods.data.random_data import RandomData
+from benchmark.api.registry import register_method
 
 __version__ = "ignored: the distribution's version wins"
 

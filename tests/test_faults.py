@@ -21,14 +21,14 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from benchmark import cli
-from benchmark.board_publish import build_and_publish, write_files
-from benchmark.cells import Cell, Sweep, SweepError, parse_sweep
-from benchmark.claims import ClaimPolicy, is_live
-from benchmark.leaderboard import build_board, load_runs
-from benchmark.method import DataPruner
-from benchmark.registry import METHODS, register_method
-from benchmark.task import DataFormatError
-from benchmark.tracking import Tracker
+from benchmark.boards.publish import build_and_publish, write_files
+from benchmark.sweeps.cells import Cell, Sweep, SweepError, parse_sweep
+from benchmark.sweeps.claims import ClaimPolicy, is_live
+from benchmark.boards.leaderboard import build_board, load_runs
+from benchmark.api.method import DataPruner
+from benchmark.api.registry import METHODS, register_method
+from benchmark.api.task import DataFormatError
+from benchmark.sweeps.tracking import Tracker
 from helpers_server import free_port
 from helpers_tiny import cpu, one_cpu_thread, tiny_task  # noqa: F401  (fixture)
 from tasks.vision.fashion_mnist import FILES, FashionMNIST, write_synthetic
@@ -248,7 +248,7 @@ def test_an_untagged_harness_experiment_from_before_the_tag_is_adopted(tmp_path)
     client = MlflowClient(uri)
     old = client.create_experiment("old-sweep")
     client.create_run(old, tags={"cell_id": "abc", "status": "finished"})
-    from benchmark.tracking import KIND_TAG
+    from benchmark.sweeps.tracking import KIND_TAG
 
     tracker = Tracker(uri, "old-sweep")
     assert tracker.experiment_id == old
@@ -265,7 +265,7 @@ def tiny():
 
 
 def _el2n_prepare(tiny, cache_dir: Path):
-    from benchmark.context import RunContext
+    from benchmark.training.context import RunContext
 
     task, splits = tiny
     method = METHODS.get("el2n")(0.5, 0, proxy_runs=1, score_epochs=1)
@@ -337,7 +337,7 @@ def test_a_bad_token_cache_entry_is_reported_and_rebuilt(tmp_path, monkeypatch, 
     ("sqlite:////tmp/mlflow.db", "sqlite:////tmp/mlflow.db"),
 ])
 def test_redact_hides_only_the_password(text, shown):
-    from benchmark.store import redact
+    from benchmark.sweeps.store import redact
 
     assert redact(text) == shown
 
@@ -443,7 +443,7 @@ def test_a_hostile_label_cannot_add_a_markdown_column_or_carry_html(hostile_boar
 
 
 def test_too_many_cells_are_refused_before_they_are_built(monkeypatch):
-    from benchmark.cells import MAX_CELLS
+    from benchmark.sweeps.cells import MAX_CELLS
 
     monkeypatch.setattr(Sweep, "cells", lambda self: pytest.fail("built the cells of an over-limit sweep"))
     problems = problems_of(sweep_dict(seeds=list(range(MAX_CELLS)), ratios=[0.1, 0.5]))
@@ -465,7 +465,7 @@ def test_wrong_types_and_ranges_are_named(changes, fragment):
 
 
 def test_stratified_selection_refuses_zero_bins():
-    from methods.selection import stratified
+    from methods.data.selection import stratified
 
     with pytest.raises(ValueError, match="bins >= 1"):
         stratified(torch.rand(20), 5, 0, 0, torch.Generator().manual_seed(0))

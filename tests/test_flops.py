@@ -2,7 +2,7 @@
 import torch
 from torch import nn
 
-from benchmark.flops import parameter_counts, weight_layer_flops
+from benchmark.training.flops import parameter_counts, weight_layer_flops
 from tasks.vision.models import SmallCNN
 
 

@@ -30,9 +30,9 @@ import scipy.io
 import yaml
 from helpers_text import write_rt_corpus
 
-from benchmark.cells import MAX_SEED, Sweep, SweepError, load_sweep, parse_sweep
-from benchmark.registry import METHODS, TASKS
-from benchmark.task import DataFormatError, DataNotFoundError
+from benchmark.sweeps.cells import MAX_SEED, Sweep, SweepError, load_sweep, parse_sweep
+from benchmark.api.registry import METHODS, TASKS
+from benchmark.api.task import DataFormatError, DataNotFoundError
 from tasks.cwru.matfile import read_drive_end
 from tasks.text.glue_formats import read_glue_tsv
 from tasks.text.rotten_tomatoes import read_corpus

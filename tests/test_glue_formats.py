@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.task import DataFormatError, DataNotFoundError
+from benchmark.api.task import DataFormatError, DataNotFoundError
 from tasks.text.glue_formats import GLUE_FORMATS, MNLI_DEV, MNLI_TRAIN, glue_file, read_glue_tsv
 
 

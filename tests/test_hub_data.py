@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.registry import get_task
-from benchmark.task import DataFormatError, DataNotFoundError
+from benchmark.api.registry import get_task
+from benchmark.api.task import DataFormatError, DataNotFoundError
 from helpers_hub import hf_cache, write_hub_repo  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -246,9 +246,9 @@ def test_a_hub_cell_records_its_data_in_its_mlflow_run(rt_hub, tmp_path, monkeyp
     import torch
     from mlflow.tracking import MlflowClient
 
-    from benchmark.cells import parse_sweep
-    from benchmark.runner import run_sweep
-    from benchmark.tracking import Tracker
+    from benchmark.sweeps.cells import parse_sweep
+    from benchmark.sweeps.runner import run_sweep
+    from benchmark.sweeps.tracking import Tracker
     from helpers_text import write_tiny_bert
 
     monkeypatch.setenv("PRUNEBENCH_CACHE", str(tmp_path / "cache"))
@@ -373,7 +373,7 @@ def test_an_unreachable_hub_is_reported_at_once_unless_the_data_is_cached(hf_cac
 def test_the_hugging_face_cache_is_honoured(tmp_path):
     """HF_HOME decides where the loaded data is cached; offline, a local copy still loads."""
     write_glue_hub(tmp_path / "hub")
-    code = ("from benchmark.registry import get_task; t = get_task('sst2')('smoke'); "
+    code = ("from benchmark.api.registry import get_task; t = get_task('sst2')('smoke'); "
             "print(len(t.read_examples()[0]))")
     env = {**offline_env(tmp_path), "PRUNEBENCH_HUB_ROOT": str(tmp_path / "hub")}
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,

@@ -6,9 +6,9 @@ import statistics
 import pandas as pd
 import pytest
 
-from benchmark.cells import Cell
-from benchmark.leaderboard import family_table, load_runs
-from benchmark.tracking import Tracker
+from benchmark.sweeps.cells import Cell
+from benchmark.boards.leaderboard import family_table, load_runs
+from benchmark.sweeps.tracking import Tracker
 
 # test accuracy per (label, ratio, seed): invented numbers, logged as if cells had produced them
 KNOWN = {
@@ -103,7 +103,7 @@ def test_leaderboard_on_the_committed_store_imports_neither_torch_nor_the_tasks(
 
 
 def test_chance_level_of_an_untagged_builtin_run_comes_from_the_index():
-    from benchmark.leaderboard import _chance_level
+    from benchmark.boards.leaderboard import _chance_level
 
     assert _chance_level({"task": "cifar100"}) == pytest.approx(0.01)
     assert _chance_level({"task": "cifar100", "chance_level": "0.5"}) == 0.5

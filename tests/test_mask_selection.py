@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-import benchmark.masks as masks_module
-from benchmark.masks import count_removed, global_masks, layerwise_masks, lowest_k_mask, select_masks
+import benchmark.api.masks as masks_module
+from benchmark.api.masks import count_removed, global_masks, layerwise_masks, lowest_k_mask, select_masks
 
 
 @pytest.fixture(params=["host", "device"])

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch.nn.utils import prune
 
-from benchmark.hooks import Hook
-from benchmark.masks import (
+from benchmark.api.hooks import Hook
+from benchmark.api.masks import (
     Masker,
     count_removed,
     global_masks,
@@ -20,8 +20,8 @@ from benchmark.masks import (
     sparsity,
 )
 from helpers_tiny import fit, make_state, one_cpu_thread, prunable, small_cnn, tiny_task  # noqa: F401
-from methods.magnitude import Magnitude, cubic_sparsity
-from methods.random_weights import RandomWeights
+from methods.model.magnitude import Magnitude, cubic_sparsity
+from methods.model.random_weights import RandomWeights
 
 RATIOS = (0.1, 0.5, 0.9, 0.37)
 

@@ -4,7 +4,7 @@ import time
 
 import torch
 
-from benchmark.memory import PeakMemory
+from benchmark.training.memory import PeakMemory
 
 
 def test_peak_rss_sees_an_allocation_freed_inside_the_block():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmark.masks import global_masks, prunable_weights
+from benchmark.api.masks import global_masks, prunable_weights
 from helpers_tiny import fit, one_cpu_thread, tiny_task  # noqa: F401
-from methods.magnitude import Magnitude
+from methods.model.magnitude import Magnitude
 from tasks.vision.models import MEMORY_FORMATS, build_image_model, in_memory_format
 
 
@@ -60,7 +60,7 @@ def _cnn1d_pair(seed: int = 0):
 
 
 def test_cnn1d_rows_layout_keeps_parameters_initial_values_flops_and_prunable_set():
-    from benchmark.flops import parameter_counts, weight_layer_flops
+    from benchmark.training.flops import parameter_counts, weight_layer_flops
     from tasks.cwru.models import MEMORY_FORMATS, build_signal_model
 
     plain, rows = _cnn1d_pair()

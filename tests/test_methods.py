@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.context import RunContext
-from benchmark.task import Split, Splits
+from benchmark.training.context import RunContext
+from benchmark.api.task import Split, Splits
 from helpers_tiny import Recorder, cpu, fit, make_state, one_cpu_thread, tiny_task  # noqa: F401
-from methods.el2n import EL2N, el2n_scores
-from methods.random_data import RandomData, class_quotas
-from methods.selection import hardest_first, keep_hardest, stratified
+from methods.data.el2n import EL2N, el2n_scores
+from methods.data.random_data import RandomData, class_quotas
+from methods.data.selection import hardest_first, keep_hardest, stratified
 
 # --- EL2N score ------------------------------------------------------------------------------
 
@@ -63,7 +63,7 @@ def context_for(tiny, cache_dir, seed=0) -> RunContext:
 
 
 def independent_el2n(task, splits, seed: int, proxy_runs: int, epochs: int) -> torch.Tensor:
-    """Train the method's proxies again (same seeds as methods/el2n.py) and score them by hand."""
+    """Train the method's proxies again (same seeds as methods/data/el2n.py) and score them by hand."""
     ctx = RunContext(task=task, splits=splits, device=cpu(), seed=seed, cache_dir=None)
     per_run = []
     for run in range(proxy_runs):
@@ -204,7 +204,7 @@ def test_el2n_rejects_bad_options():
 
 
 def ccs_counts(scores: torch.Tensor, n_keep: int, cut: int, bins: int) -> list[int]:
-    """How many samples CCS takes from each stratum (independent of methods/selection.py):
+    """How many samples CCS takes from each stratum (independent of methods/data/selection.py):
     strata over the remaining score range, budget spread from the smallest stratum up."""
     s = scores.tolist()
     pool = ranked(s)[cut:]

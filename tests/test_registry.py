@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.method import DataPruner
-from benchmark.registry import (
+from benchmark.api.method import DataPruner
+from benchmark.api.registry import (
     METHODS,
     TASKS,
     Registry,
@@ -102,7 +102,7 @@ def test_duplicate_of_a_builtin_name_is_an_error_and_keeps_the_builtin():
     with pytest.raises(RegistryError) as info:
         register_method("el2n")(MyEL2N)
     message = str(info.value)
-    assert "methods.el2n.EL2N" in message
+    assert "methods.data.el2n.EL2N" in message
     assert "MyEL2N" in message
     assert get_method("el2n") is builtin
 
@@ -187,8 +187,8 @@ PLUGIN_SOURCE = '''
 """A third-party data pruner: keeps the first n_keep training samples."""
 import torch
 
-from benchmark.method import DataPruner
-from benchmark.registry import register_method
+from benchmark.api.method import DataPruner
+from benchmark.api.registry import register_method
 
 
 @register_method("demo-keep-first")
@@ -223,7 +223,7 @@ def test_entry_point_plugin_is_listed(demo_plugin: Path, tmp_path: Path):
 def test_entry_point_plugin_is_looked_up_and_selects_the_first_samples(demo_plugin: Path, tmp_path: Path):
     code = textwrap.dedent("""
         from types import SimpleNamespace
-        from benchmark.registry import get_method, METHODS
+        from benchmark.api.registry import get_method, METHODS
         cls = get_method("demo-keep-first")
         assert cls.__module__ == "pb_plugin_demo", cls.__module__
         assert METHODS.load_errors == {}, METHODS.load_errors
@@ -321,9 +321,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 KEEP_LAST = '''
 """Keeps the last n_keep training samples."""
-from benchmark.lazy import lazy_import
-from benchmark.method import DataPruner
-from benchmark.registry import register_method
+from benchmark.api.lazy import lazy_import
+from benchmark.api.method import DataPruner
+from benchmark.api.registry import register_method
 
 torch = lazy_import("torch")
 
@@ -365,7 +365,7 @@ def test_a_file_added_to_methods_is_registered_without_editing_a_list(tmp_path: 
     code = textwrap.dedent(f"""
         import sys
         from benchmark.cli import main
-        from benchmark.registry import get_method
+        from benchmark.api.registry import get_method
         code = main(["validate", "--cells", {str(sweep)!r}])
         print("module:", get_method("keep-last").__module__, get_method("keep-first-extra").__module__)
         print("torch imported:", "torch" in sys.modules)
@@ -382,7 +382,7 @@ def test_a_file_added_to_methods_is_registered_without_editing_a_list(tmp_path: 
 def test_a_task_file_added_to_a_tasks_subpackage_is_registered(tmp_path: Path):
     site = copy_of_packages(tmp_path)
     (site / "tasks" / "vision" / "tiny_fashion.py").write_text(textwrap.dedent('''
-        from benchmark.registry import register_task
+        from benchmark.api.registry import register_task
         from tasks.vision.fashion_mnist import FashionMNIST
 
 
@@ -418,7 +418,7 @@ def test_a_broken_builtin_module_fails_to_load_without_hiding_the_others(tmp_pat
 
 
 def test_discovery_reads_the_decorators_without_importing():
-    from benchmark.discovery import discover, registered_names
+    from benchmark.api.discovery import discover, registered_names
 
     source = textwrap.dedent('''
         @register_method("first")
@@ -432,8 +432,8 @@ def test_discovery_reads_the_decorators_without_importing():
     ''')
     assert registered_names(source, "register_method") == ["first", "second"]
     found = discover(("methods",), "register_method")
-    assert found["methods.el2n"] == ["el2n"] and found["methods.random_data"] == ["random"]
-    assert "methods.selection" not in found  # a helper module: never imported by the registry
+    assert found["methods.data.el2n"] == ["el2n"] and found["methods.data.random_data"] == ["random"]
+    assert "methods.data.selection" not in found  # a helper module: never imported by the registry
     tasks = discover(("tasks",), "register_task")
     assert tasks["tasks.vision.cifar"] == ["cifar10", "cifar100"]
     assert tasks["tasks.sft.task"] == ["rt-instruct", "humaneval", "alpaca"]
@@ -442,15 +442,15 @@ def test_discovery_reads_the_decorators_without_importing():
 def test_a_lookup_imports_only_the_module_that_registers_the_name(tmp_path: Path):
     code = textwrap.dedent("""
         import sys
-        from benchmark.registry import get_method, get_task
+        from benchmark.api.registry import get_method, get_task
         get_method("random"), get_task("cifar10")
         print(sorted(m for m in sys.modules if m.startswith(("methods.", "tasks.")) and m.count(".") < 3))
     """)
     result = run_python(["-c", code], tmp_path / "empty-site", tmp_path)
     assert result.returncode == 0, result.stderr
     imported = eval(result.stdout.strip())
-    assert "methods.random_data" in imported and "tasks.vision.cifar" in imported
-    assert not {"methods.el2n", "methods.seven", "tasks.text.task", "tasks.sft.task", "tasks.cwru.task"} & set(imported)
+    assert "methods.data.random_data" in imported and "tasks.vision.cifar" in imported
+    assert not {"methods.data.el2n", "methods.model.seven", "tasks.text.task", "tasks.sft.task", "tasks.cwru.task"} & set(imported)
 
 
 # --- lazy imports ---------------------------------------------------------------------
@@ -459,8 +459,8 @@ def test_a_lookup_imports_only_the_module_that_registers_the_name(tmp_path: Path
 def test_listing_names_imports_no_heavy_library(tmp_path: Path):
     code = textwrap.dedent("""
         import sys
-        import benchmark.registry as r
-        assert "methods.el2n" not in sys.modules  # nothing is imported before the first lookup
+        import benchmark.api.registry as r
+        assert "methods.data.el2n" not in sys.modules  # nothing is imported before the first lookup
         methods, tasks = r.METHODS.names(), r.TASKS.names()
         assert "el2n" in methods and "fashion-mnist" in tasks
         heavy = sorted(m for m in ("transformers", "mlflow", "scipy") if m in sys.modules)

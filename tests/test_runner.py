@@ -13,12 +13,12 @@ import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
-from benchmark.cells import parse_sweep
-from benchmark.hooks import TrainState
-from benchmark.method import DataPruner
-from benchmark.registry import METHODS, register_method
-from benchmark.runner import run_sweep
-from benchmark.tracking import Tracker
+from benchmark.sweeps.cells import parse_sweep
+from benchmark.api.hooks import TrainState
+from benchmark.api.method import DataPruner
+from benchmark.api.registry import METHODS, register_method
+from benchmark.sweeps.runner import run_sweep
+from benchmark.sweeps.tracking import Tracker
 from tasks.vision.fashion_mnist import DEBIAN_DIR
 
 pytestmark = pytest.mark.skipif(not Path(DEBIAN_DIR).is_dir(), reason="needs Debian's dataset-fashion-mnist")
@@ -127,7 +127,7 @@ def test_same_seed_gives_the_same_result(tmp_path):
 
 
 def test_progress_shows_proxy_epochs_once_then_the_cached_scores(tmp_path, capsys):
-    from benchmark.execute import plan_cell
+    from benchmark.sweeps.execute import plan_cell
 
     sweep = smoke_sweep(["el2n"], ratios=(0.3, 0.5), name="progress")
     run_sweep(sweep, Tracker(f"sqlite:///{tmp_path}/mlflow.db", "progress"), torch.device("cpu"),

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmark.hooks import Hook
-from benchmark.masks import count_removed
-from methods.seven import Seven, keep_fraction, window_steps
+from benchmark.api.hooks import Hook
+from benchmark.api.masks import count_removed
+from methods.model.seven import Seven, keep_fraction, window_steps
 from tasks.text.task import RtPolarity
 from helpers_text import write_rt_corpus, write_tiny_bert
 from helpers_tiny import fit, one_cpu_thread  # noqa: F401  (autouse fixture)
@@ -178,7 +178,7 @@ def test_keep_schedule_and_options():
 
 
 def test_window_defaults_to_the_tasks_prune_window(text_task):
-    from benchmark.registry import get_task
+    from benchmark.api.registry import get_task
     from tasks.text.task import seven_window
 
     task, splits = text_task

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmark.masks import Masker, select_masks
-from methods.seven import SevenScore
+from benchmark.api.masks import Masker, select_masks
+from methods.model.seven import SevenScore
 
 
 class ReferenceScore:

@@ -11,10 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmark.sequence import IGNORE_INDEX
-from benchmark.task import DataFormatError, DataNotFoundError
-from methods.el2n import el2n_scores
-from methods.emp import emp_score
+from benchmark.api.sequence import IGNORE_INDEX
+from benchmark.api.task import DataFormatError, DataNotFoundError
+from methods.data.el2n import el2n_scores
+from methods.data.emp import emp_score
 from tasks.sft.encoding import encode_records, fit, prompt_and_response
 from tasks.sft.models import byte_tokenizer
 from tasks.sft.records import InstructionRecord, read_records
@@ -211,7 +211,7 @@ def test_eval_metrics_against_a_token_by_token_count():
 
 
 def test_ted_alignment_of_a_sequence_sample_is_the_mean_over_its_tokens():
-    from methods.ted import TED
+    from methods.data.ted import TED
 
     logits, y = _sequence_batch(seed=2)
     gen = torch.Generator().manual_seed(5)
@@ -303,9 +303,9 @@ def test_alpaca_task_options_and_errors(tmp_path):
 def test_smoke_cell_of_every_method_runs_and_is_tracked(tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
-    from benchmark.cells import load_sweep
-    from benchmark.runner import run_sweep
-    from benchmark.tracking import Tracker
+    from benchmark.sweeps.cells import load_sweep
+    from benchmark.sweeps.runner import run_sweep
+    from benchmark.sweeps.tracking import Tracker
 
     monkeypatch.setenv("PRUNEBENCH_CACHE", str(tmp_path / "cache"))
     corpus = write_rt_corpus(tmp_path / "rt", n_fresh=60, n_rotten=40)

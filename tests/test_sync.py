@@ -8,15 +8,15 @@ import contextlib
 import pytest
 import torch
 
-import benchmark.masks as masks_module
-from benchmark.trainer import Trainer
+import benchmark.api.masks as masks_module
+from benchmark.training.trainer import Trainer
 from helpers_tiny import cpu, one_cpu_thread, tiny_task  # noqa: F401
-from methods.emp import EMP
-from methods.magnitude import Magnitude
-from methods.random_data import RandomData
-from methods.random_weights import RandomWeights
-from methods.seven import Seven
-from methods.ted import TED
+from methods.data.emp import EMP
+from methods.model.magnitude import Magnitude
+from methods.data.random_data import RandomData
+from methods.model.random_weights import RandomWeights
+from methods.model.seven import Seven
+from methods.data.ted import TED
 
 CONVERSIONS = ("item", "tolist", "__float__", "__int__", "__bool__", "__index__")
 

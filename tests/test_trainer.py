@@ -13,9 +13,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmark.hooks import Hook
-from benchmark.task import DataFormatError, DataNotFoundError
-from benchmark.trainer import Trainer
+from benchmark.api.hooks import Hook
+from benchmark.api.task import DataFormatError, DataNotFoundError
+from benchmark.training.trainer import Trainer
 from helpers_tiny import Recorder, cpu, fit, one_cpu_thread, tiny_task  # noqa: F401
 from tasks.vision.augment import normalise, random_crop, random_hflip
 from tasks.vision.fashion_mnist import DEBIAN_DIR, FILES

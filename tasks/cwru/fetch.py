@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from benchmark.task import DataFormatError
+from benchmark.api.task import DataFormatError
 
 from .catalogue import CATALOGUE, LOADS, CatalogueFile
 from .matfile import DE_KEY, read_drive_end

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from benchmark.lazy import lazy_import
-from benchmark.task import DataFormatError, DataNotFoundError
+from benchmark.api.lazy import lazy_import
+from benchmark.api.task import DataFormatError, DataNotFoundError
 
 np = lazy_import("numpy")
 

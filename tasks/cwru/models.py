@@ -1,4 +1,4 @@
-"""1-D signal models in plain torch. Each exposes ``features(x)`` and ``head`` (see benchmark.task)."""
+"""1-D signal models in plain torch. Each exposes ``features(x)`` and ``head`` (see benchmark.api.task)."""
 from __future__ import annotations
 
 import torch

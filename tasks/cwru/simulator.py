@@ -26,7 +26,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.lazy import lazy_import
+from benchmark.api.lazy import lazy_import
 
 from .catalogue import CONDITIONS, NORMAL_SAMPLE_RATE, SAMPLE_RATE, SHAFT_RPM, Condition, file_number, shaft_hz
 

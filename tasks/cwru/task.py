@@ -43,9 +43,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from benchmark.lazy import lazy_import
-from benchmark.registry import register_task
-from benchmark.task import DataFormatError, DataNotFoundError, Recipe, Split, Splits, Task
+from benchmark.api.lazy import lazy_import
+from benchmark.api.registry import register_task
+from benchmark.api.task import DataFormatError, DataNotFoundError, Recipe, Split, Splits, Task
 
 from . import windows
 from .catalogue import CLASS_SETS, CONDITIONS, LOADS, NORMAL, SAMPLE_RATE, Condition, file_number, label, recorded_rate

@@ -13,7 +13,7 @@ sample by sample. Two protocols:
 """
 from __future__ import annotations
 
-from benchmark.lazy import lazy_import
+from benchmark.api.lazy import lazy_import
 
 np = lazy_import("numpy")
 

@@ -10,7 +10,7 @@ concatenated, so the boundary between them is exact.
 Tensors. ``x`` is ``[n, 2, max_length]`` int32 (token ids, attention mask; right padding).
 ``y`` is ``[n, max_length]`` int64, already shifted for next-token prediction: ``y[i, t]``
 is the token that position t must predict (``ids[t + 1]``), and ``IGNORE_INDEX`` (-100)
-wherever that token is a prompt token or padding (see :mod:`benchmark.sequence`).
+wherever that token is a prompt token or padding (see :mod:`benchmark.api.sequence`).
 
 Truncation. A record longer than ``max_length`` loses the start of its prompt first (the
 part farthest from the answer; at most three quarters of ``max_length`` go to the
@@ -25,7 +25,7 @@ import sys
 
 import torch
 
-from benchmark.sequence import IGNORE_INDEX
+from benchmark.api.sequence import IGNORE_INDEX
 
 from .records import InstructionRecord
 

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.task import DataNotFoundError
+from benchmark.api.task import DataNotFoundError
 
 
 @dataclass(frozen=True)

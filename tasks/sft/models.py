@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from benchmark.task import DataNotFoundError
+from benchmark.api.task import DataNotFoundError
 
 from .model_names import ALIASES, GGUF_ALIASES, TINY, check_converter, converted_dir, gguf_path
 

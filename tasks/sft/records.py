@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.task import DataFormatError, DataNotFoundError
+from benchmark.api.task import DataFormatError, DataNotFoundError
 
 REQUIRED = ("instruction", "output")
 SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz")

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmark.lazy import lazy_import
-from benchmark.task import DataFormatError
+from benchmark.api.lazy import lazy_import
+from benchmark.api.task import DataFormatError
 from tasks.packaged import find_packaged_file
 from tasks.text.rotten_tomatoes import read_corpus
 

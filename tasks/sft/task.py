@@ -16,7 +16,7 @@ Tasks:
 Training: the loss of a sample is the mean cross-entropy over its response tokens (the
 prompt is masked, see :mod:`.encoding`), and a batch's loss is the mean over its samples,
 so every sample weighs the same whatever its length; the methods' per-sample figures are
-means over response tokens too (see :mod:`benchmark.sequence`).
+means over response tokens too (see :mod:`benchmark.api.sequence`).
 
 Evaluation (held-out): ``loss``, the mean cross-entropy per response token over the split;
 ``perplexity = exp(loss)``; ``token_accuracy``, the share of response tokens predicted
@@ -36,10 +36,10 @@ import math
 from pathlib import Path
 from typing import Any, ClassVar
 
-from benchmark.lazy import lazy_import
-from benchmark.registry import register_task
-from benchmark.sequence import IGNORE_INDEX, counted_rows, per_sample
-from benchmark.task import DataFormatError, DataNotFoundError, Recipe, Split, Splits, Task
+from benchmark.api.lazy import lazy_import
+from benchmark.api.registry import register_task
+from benchmark.api.sequence import IGNORE_INDEX, counted_rows, per_sample
+from benchmark.api.task import DataFormatError, DataNotFoundError, Recipe, Split, Splits, Task
 
 from tasks.hub import HubDataset, check_hub_options
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from benchmark.api.task import DataNotFoundError
+
 from .model_names import resolve_model
 
 IDS, TYPES, ATTENTION = 0, 1, 2

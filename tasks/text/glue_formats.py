@@ -32,7 +32,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.task import DataFormatError, DataNotFoundError
+from benchmark.api.task import DataFormatError, DataNotFoundError
 
 
 @dataclass

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from benchmark.task import DataFormatError
+from benchmark.api.task import DataFormatError
 from tasks.hub import HubDataset, class_names, require_columns
 
 from .glue_formats import STS_RANGE, TextExamples, glue_format

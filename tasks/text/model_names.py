@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from benchmark.task import DataNotFoundError
+from benchmark.api.task import DataNotFoundError
 
 # alias -> (pip package holding the files, folder inside it, how to install)
 ALIASES = {

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.lazy import lazy_import
-from benchmark.task import DataFormatError, DataNotFoundError
+from benchmark.api.lazy import lazy_import
+from benchmark.api.task import DataFormatError, DataNotFoundError
 from tasks.packaged import find_packaged_file
 
 from .glue_formats import TextExamples

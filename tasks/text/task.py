@@ -19,9 +19,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from benchmark.lazy import lazy_import
-from benchmark.registry import register_task
-from benchmark.task import DataNotFoundError, Recipe, Split, Splits, Task
+from benchmark.api.lazy import lazy_import
+from benchmark.api.registry import register_task
+from benchmark.api.task import DataNotFoundError, Recipe, Split, Splits, Task
 from tasks.hub import HubDataset, check_hub_options
 
 from . import text_metrics

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from benchmark.lazy import lazy_import
+from benchmark.api.lazy import lazy_import
 
 np = lazy_import("numpy")
 

@@ -4,7 +4,7 @@ The stored tensor is ``[n, 3, max_length]`` int32 (ids, token types, attention m
 :mod:`.encoders`), padded to ``max_length``; batches are trimmed to their longest row when
 they are used (:func:`trim_padding`), so padding costs memory, not compute. The cache key
 hashes the texts themselves, so an edited data file is never served stale, and every
-entry is validated when it is read (type and shape; see :mod:`benchmark.cache_files`).
+entry is validated when it is read (type and shape; see :mod:`benchmark.api.cache_files`).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from benchmark.cache_files import check_tensor, load_entry, require, save_entry
+from benchmark.api.cache_files import check_tensor, load_entry, require, save_entry
 
 from .encoders import ATTENTION, tokenizer_identity
 

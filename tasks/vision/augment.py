@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from benchmark.lazy import lazy_import
+from benchmark.api.lazy import lazy_import
 
 torch = lazy_import("torch")
 F = lazy_import("torch.nn.functional")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from benchmark.lazy import lazy_import
-from benchmark.task import Split, Splits, Task
+from benchmark.api.lazy import lazy_import
+from benchmark.api.task import Split, Splits, Task
 
 from .augment import normalise, random_crop, random_hflip
 

@@ -13,9 +13,9 @@ import tarfile
 from pathlib import Path, PurePosixPath
 from typing import ClassVar
 
-from benchmark.lazy import lazy_import
-from benchmark.registry import register_task
-from benchmark.task import DataFormatError, DataNotFoundError, Recipe
+from benchmark.api.lazy import lazy_import
+from benchmark.api.registry import register_task
+from benchmark.api.task import DataFormatError, DataNotFoundError, Recipe
 from tasks.download import download
 
 from .base import ImageTask

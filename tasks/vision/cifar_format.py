@@ -17,8 +17,8 @@ import pickle
 from pathlib import Path
 from typing import Sequence
 
-from benchmark.lazy import lazy_import
-from benchmark.task import DataFormatError, DataNotFoundError
+from benchmark.api.lazy import lazy_import
+from benchmark.api.task import DataFormatError, DataNotFoundError
 
 np = lazy_import("numpy")
 

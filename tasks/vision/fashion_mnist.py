@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from benchmark.lazy import lazy_import
-from benchmark.registry import register_task
-from benchmark.task import DataFormatError, DataNotFoundError, Recipe
+from benchmark.api.lazy import lazy_import
+from benchmark.api.registry import register_task
+from benchmark.api.task import DataFormatError, DataNotFoundError, Recipe
 from tasks.download import download
 
 from .base import ImageTask

@@ -1,0 +1,227 @@
+"""The board inside MLflow's own UI, on the sweep's experiment page.
+
+- **Summary runs**: one run per (task, family, method label, ratio) of the board (and one per
+  task's full / dense reference), in the sweep's own experiment, tagged ``run_type = summary``
+  and keyed by the tag ``summary_key``. Their metrics are the board's numbers (``mean``,
+  ``ci_low``, ``delta_full``, ``p_random``, ``cost_rel``, ``speedup`` ..., the column names of
+  the board's tables), their params its identity (task, family, method, ratio), so the runs
+  table filtered on them and sorted by ``mean`` is the leaderboard, and the charts view plots
+  it. One run per row rather than a parent run with the cells nested under it: a row's numbers
+  are a run's metrics (a parent run could hold only the sweep's), the cells stay as they were
+  logged (nesting would rewrite every cell's parent tag), and the table sorts and filters rows.
+  Each ``leaderboard`` updates them in place (found by their key; metrics logged again at the
+  next step, a figure that went away logged as NaN), removes the rows that left the board and
+  any duplicate, so re-running it never piles up copies. Cells are told apart by their
+  ``cell_id`` tag: a summary run has none and is never read as a cell.
+- **Description**: the experiment's ``mlflow.note.content`` holds the compact board
+  (:func:`benchmark.boards.markdown.render_note`), which the runs page shows above the table.
+- **The view**: a shared view state (experiment tag ``mlflow.sharedViewState.prunebench-board``:
+  the filter, the sort and the columns to show) that :func:`ui_url` opens. MLflow 3.17's UI
+  picks GenAI or model training from its own ``workflowType`` (the sidebar's toggle, default
+  GenAI), not from the experiment's ``mlflow.experimentKind`` tag, so the URL names it too.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from .leaderboard import EQUAL_COST, Board
+from ..sweeps.tracking import SUMMARY, SUMMARY_FILTER, SUMMARY_TAG
+
+NOTE_TAG = "mlflow.note.content"
+KEY_TAG = "summary_key"
+VIEW_KEY = "prunebench-board"
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
+HEADLINE = "mean"
+DEFAULT_UI = "http://127.0.0.1:5000"  # `prunebench ui`'s default address
+MAX_TAG = 8000  # MLflow's limit on a run tag's value
+#: board-table columns logged as metrics, beyond the equal-cost ones (booleans as 0 / 1)
+METRICS = ("mean", "std", "ci_low", "ci_high", "seeds", "delta_full", "p_full", "wins_full", "pairs_full",
+           "delta_random", "p_random", "wins_random", "pairs_random", "p_next", "best", "realised",
+           "passes_rel", "cost_rel", "forward_rel", "flops_rel", "params_remaining", "speedup", "speedup_ci_low",
+           "speedup_ci_high", "seconds", "loss", "peak_rss_mb", "peak_device_mb", "on_front")
+EQUAL_COST_METRICS = ("delta", "ci_low", "ci_high", "p", "n")
+#: the columns the view shows, in order (params then metrics); sorted by HEADLINE, best first
+VIEW_PARAMS = ("method", "ratio", "task", "family")
+VIEW_METRICS = ("mean", "ci_low", "ci_high", "seeds", "delta_full", "p_full", "delta_random", "p_random",
+                "delta_at_cost", "p_at_cost", "delta_at_flops", "p_at_flops", "best", "cost_rel", "flops_rel",
+                "speedup", "seconds")
+
+
+@dataclass
+class SummaryRow:
+    key: str
+    name: str
+    params: dict[str, str]
+    tags: dict[str, str]
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def _value(value) -> float | None:
+    """A metric value: numbers to 6 significant digits (what a table cell shows; the board's
+    tables keep full precision), booleans as 0 / 1, missing as None."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or pd.isna(value):
+        return None
+    return float(f"{float(value):.6g}")
+
+
+def _row(board: Board, task: str, family: str, label: str, ratio: float, metrics: dict, tags: dict) -> SummaryRow:
+    cells = board.runs[(board.runs.task == task) & (board.runs.label == label) & (board.runs.ratio == ratio)]
+    key = json.dumps([task, family, label, float(ratio)])
+    info = board.task_info(task)
+    return SummaryRow(
+        key=key, name=f"{label} r={ratio:g} ({task})",
+        params={"task": task, "family": family, "method": label, "ratio": f"{ratio:g}"},
+        tags={SUMMARY_TAG: SUMMARY, KEY_TAG: key, "metric": info["metric"],
+              "data_origin": info["data_origin"], "board_generated": board.generated,
+              "code_versions": ", ".join(sorted(cells.code_version.unique())),
+              "cell_ids": ",".join(sorted(cells.cell_id))[:MAX_TAG],
+              NOTE_TAG: (f"Board row: test {info['metric']} of {label} at ratio {ratio:g} on {task}, over "
+                         f"{len(cells)} finished cell(s) (their ids in the tag cell_ids). Rewritten by each "
+                         f"`prunebench leaderboard`."), **tags},
+        metrics={k: v for k, v in ((k, _value(v)) for k, v in metrics.items()) if v is not None})
+
+
+def summary_rows(board: Board) -> list[SummaryRow]:
+    """The board's rows as summary runs: every (task, family) table row, and each task's reference."""
+    out = []
+    for task in board.tasks:
+        task_runs = board.runs[board.runs.task == task]
+        reference = task_runs[task_runs.family == "reference"]
+        if len(reference):
+            full = board.task_info(task)["full"]
+            out.append(_row(board, task, "reference", reference.label.iloc[0], float(reference.ratio.iloc[0]), {
+                "mean": full.mean, "std": full.std, "ci_low": full.ci_low, "ci_high": full.ci_high,
+                "seeds": full.n, "seconds": reference.seconds.mean(), "cost_rel": 1.0, "flops_rel": 1.0},
+                {"provenance": "reference"}))
+        for family in ("data", "model"):
+            table = board.tables.get((task, family))
+            if table is None:
+                continue
+            columns = list(METRICS) + [f"{k}_at_{axis.name}" for axis in EQUAL_COST[family]
+                                       for k in EQUAL_COST_METRICS]
+            for _, r in table.iterrows():
+                out.append(_row(board, task, family, r.method, float(r.ratio),
+                                {c: r[c] for c in columns if c in r}, {"provenance": str(r.provenance)}))
+    return out
+
+
+def view_state() -> str:
+    """The shared view: summary runs only, best mean first, the board's columns shown."""
+    columns = [f"params.`{p}`" for p in VIEW_PARAMS] + [f"metrics.`{m}`" for m in VIEW_METRICS]
+    return json.dumps({
+        "searchFilter": SUMMARY_FILTER, "orderByKey": f"metrics.`{HEADLINE}`", "orderByAsc": False,
+        "startTime": "ALL", "lifecycleFilter": "Active", "datasetsFilter": [], "modelVersionFilter": "All Runs",
+        "selectedColumns": columns, "columnOrder": columns, "runsHiddenMode": "SHOW_ALL", "runListHidden": False})
+
+
+def ui_base(tracking_uri: str) -> str:
+    """Where the UI of ``tracking_uri`` answers: the tracking server itself, else the address
+    ``prunebench ui`` serves by default (credentials never printed)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(tracking_uri)
+    if parts.scheme in ("http", "https") and parts.hostname:
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path.rstrip('/')}"
+    return DEFAULT_UI
+
+
+def runs_url(base: str, experiment_id: str) -> str:
+    """The runs page of ``experiment_id`` in model-training view."""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
+def ui_url(base: str, experiment_id: str) -> str:
+    """The runs page of ``experiment_id`` in model-training view, opened on the board's view."""
+    return f"{runs_url(base, experiment_id)}&viewStateShareKey={VIEW_KEY}"
+
+
+def sweep_views(tracking_uri: str, base: str) -> list[tuple[str, str]]:
+    """(experiment name, URL) of every sweep in the store: its board's view, or its runs while
+    it has no board yet."""
+    from ..sweeps.store import guarded, open_client
+    from ..sweeps.tracking import KIND_TAG
+
+    client = open_client(tracking_uri)
+    sweeps = guarded(tracking_uri, "cannot list the experiments", lambda: client.search_experiments(
+        filter_string=f"tags.`{KIND_TAG}` = 'cells'", max_results=1000))
+    out = []
+    for experiment in sweeps:
+        if VIEW_TAG in experiment.tags:
+            out.append((experiment.name, ui_url(base, experiment.experiment_id)))
+        else:
+            out.append((experiment.name, f"{runs_url(base, experiment.experiment_id)} (no board yet: "
+                        f"`prunebench leaderboard --experiment {experiment.name}` adds it)"))
+    return sorted(out)
+
+
+def _search_all(client: Any, experiment_id: str, filter_string: str) -> list[Any]:
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], filter_string=filter_string, max_results=1000, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+@dataclass
+class Synced:
+    created: int = 0
+    updated: int = 0
+    removed: int = 0
+
+
+def sync_summary_runs(client: Any, experiment_id: str, rows: list[SummaryRow]) -> Synced:
+    """Make the experiment's summary runs exactly ``rows``: update those found by key, create
+    the missing, delete (MLflow's soft delete) the rows that left the board and duplicates."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    existing: dict[str, Any] = {}
+    synced = Synced()
+    for run in sorted(_search_all(client, experiment_id, SUMMARY_FILTER), key=lambda r: r.info.start_time):
+        key = run.data.tags.get(KEY_TAG)
+        if key in existing or key is None:
+            client.delete_run(run.info.run_id)
+            synced.removed += 1
+        else:
+            existing[key] = run
+    now = int(time.time() * 1000)
+    for row in rows:
+        run = existing.pop(row.key, None)
+        if run is None:
+            run_id = client.create_run(experiment_id, run_name=row.name, tags={**row.tags, "board_refresh": "0"},
+                                       start_time=now).info.run_id
+            client.log_batch(run_id, params=[Param(k, v) for k, v in row.params.items()],
+                             metrics=[Metric(k, v, now, 0) for k, v in row.metrics.items()])
+            client.set_terminated(run_id, "FINISHED", end_time=now)
+            synced.created += 1
+            continue
+        # the next step, so the new value is the latest one whatever the timestamps; a figure the
+        # board no longer has becomes NaN (MLflow cannot delete a metric)
+        step = int(run.data.tags.get("board_refresh", "0")) + 1
+        metrics = {**{k: math.nan for k in run.data.metrics}, **row.metrics}
+        tags = {**row.tags, "board_refresh": str(step)}
+        batch = [Metric(k, v, now, step) for k, v in metrics.items()]
+        for first in range(0, max(len(batch), 1), 1000):
+            client.log_batch(run.info.run_id, metrics=batch[first:first + 1000],
+                             tags=[RunTag(k, v) for k, v in tags.items()] if first == 0 else [])
+        synced.updated += 1
+    for run in existing.values():  # rows no longer on the board
+        client.delete_run(run.info.run_id)
+        synced.removed += 1
+    return synced
+
+
+def publish_to_experiment(client: Any, experiment_id: str, board: Board, note: str) -> Synced:
+    """The board on its sweep's experiment page (adopted as the harness's, and so tagged model
+    training, by :func:`benchmark.sweeps.tracking.adopt_experiment`): description, view and summary runs."""
+    client.set_experiment_tag(experiment_id, NOTE_TAG, note)
+    client.set_experiment_tag(experiment_id, VIEW_TAG, view_state())
+    return sync_summary_runs(client, experiment_id, summary_rows(board))

@@ -1,0 +1,1 @@
+"""Data pruning: methods that choose which training samples are trained on, once or per epoch."""

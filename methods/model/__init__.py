@@ -1,0 +1,1 @@
+"""Model pruning: methods that choose weight masks, once, on a schedule, or from gradients."""
