@@ -42,21 +42,13 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def create_module(self, spec):
         new = MOVED[spec.name]
         warnings.warn(f"{spec.name} has moved to {new}; import it from there (the old path goes in 0.3)",
-                      DeprecationWarning, stacklevel=_caller_level())
+                      DeprecationWarning, stacklevel=2)  # warnings skips importlib's frames: the importer's line
         module = importlib.import_module(new)
         spec.loader_state = module.__spec__  # the import system sets the alias's spec on the module next
         return module
 
     def exec_module(self, module):
         module.__spec__ = module.__spec__.loader_state  # ... and the module gets its own back
-
-
-def _caller_level() -> int:
-    """The stack level of the frame that wrote the import, past importlib's own frames."""
-    frame, level = sys._getframe(1), 1
-    while frame is not None and (frame.f_code.co_filename.startswith("<frozen") or frame.f_code.co_filename == __file__):
-        frame, level = frame.f_back, level + 1
-    return level
 
 
 _FINDER = _Alias()
