@@ -1,6 +1,6 @@
 """Old import paths of modules that moved, kept working with a DeprecationWarning.
 
-Until version 0.2 every harness module sat flat in ``benchmark/`` and every method in
+In version 0.1 every harness module sat flat in ``benchmark/`` and every method in
 ``methods/``; plugins written then import ``benchmark.method``, ``benchmark.registry``,
 ``benchmark.hooks`` and so on. Importing an old path gives the very module object at the new
 path (the same classes, so ``isinstance`` and monkeypatching still agree) and warns once with

@@ -1,6 +1,6 @@
 """Publish a leaderboard: markdown, HTML and plots into a results directory; in MLflow, the
 board on its sweep's experiment page (description, summary runs, a view: see
-:mod:`.board_mlflow`) and its files as the one run of the experiment ``leaderboards`` that
+:mod:`.in_mlflow`) and its files as the one run of the experiment ``leaderboards`` that
 belongs to the sweep (tables with ``log_table``, the markdown, the HTML and the plots as
 artifacts), updated in place by each ``leaderboard``."""
 from __future__ import annotations
@@ -139,7 +139,7 @@ def publish(board: Board, out_dir: Path | None, tracking_uri: str | None) -> Pub
 
 
 def publish_on_experiment(published: Published, board: Board, tracking_uri: str) -> None:
-    """The board on the sweep's own experiment page (:mod:`.board_mlflow`)."""
+    """The board on the sweep's own experiment page (:mod:`.in_mlflow`)."""
     from .in_mlflow import publish_to_experiment, ui_base, ui_url
     from ..sweeps.tracking import adopt_experiment
 

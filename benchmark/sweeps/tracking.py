@@ -43,7 +43,7 @@ KIND_TAG = "prunebench.kind"  # on every experiment the harness creates: "cells"
 KIND_MARKER = {"cells": "cell_id", "leaderboards": "source_experiment"}
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"  # MLflow's own: what the UI's experiment-kind selector shows
 MODEL_TRAINING = "custom_model_development"
-#: a run the board writes into a sweep's experiment (see :mod:`.board_mlflow`): never a cell
+#: a run the board writes into a sweep's experiment (see :mod:`benchmark.boards.in_mlflow`): never a cell
 SUMMARY_TAG, SUMMARY = "run_type", "summary"
 SUMMARY_FILTER = f"tags.{SUMMARY_TAG} = '{SUMMARY}'"
 

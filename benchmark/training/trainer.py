@@ -129,20 +129,11 @@ class Trainer:
         return model.to(self.device)
 
     def fit(self, model: nn.Module) -> TrainResult:
-        recipe = self.task.recipe
-        train = self.splits.train
-        n, batch_size = len(train), recipe.batch_size
-        steps_per_full_epoch = math.ceil(n / batch_size)
-        optimizer = build_optimizer(model, self.task)
-        state = TrainState(
-            model=model, optimizer=optimizer, task=self.task, splits=self.splits, device=self.device,
-            epochs=self.epochs, total_steps=self.epochs * steps_per_full_epoch,
-            steps_per_full_epoch=steps_per_full_epoch,
-        )
+        """Train ``model`` for the run's epochs (or steps), calling the hooks; the loop itself."""
+        state = self._initial_state(model)
         self.scaler = grad_scaler_for(self.device)
         order_gen = torch.Generator().manual_seed(self.seed * 2 + 1)
         aug_gen = torch.Generator(device=self.device).manual_seed(self.seed * 2 + 2)
-        wants_features = any(h.wants_features for h in self.hooks)
         active_sizes: list[int] = []
         eval_seconds = 0.0
         start = time.perf_counter()
@@ -151,34 +142,12 @@ class Trainer:
             hook.on_run_start(state)
         while not self._finished(state):
             epoch_start = time.perf_counter()
-            active = torch.arange(n)
-            for hook in self.hooks:
-                chosen = hook.on_epoch_start(state)
-                if chosen is not None:
-                    active = chosen.cpu()
-            if len(active) == 0:
-                raise RuntimeError(f"epoch {state.epoch}: the hooks selected no training samples")
+            active = self._active_samples(state)
             active_sizes.append(len(active))
             order = active[torch.randperm(len(active), generator=order_gen)]
-            # the epoch's order goes to the data's device once, not one blocking copy per step
-            data_order = order.to(train.y.device, non_blocking=True)
-            model.train()
-            tally, seen = LossTally(self.device), 0
-            batches = math.ceil(len(order) / batch_size)
-            for batch_no in range(batches):
-                if self.budget == "steps" and state.step >= state.total_steps:
-                    break
-                batch = slice(batch_no * batch_size, (batch_no + 1) * batch_size)
-                self._set_lr(optimizer, self._progress(state, batch_no, batches))
-                self._step(state, order[batch], data_order[batch], tally, aug_gen, wants_features)
-                seen += len(order[batch])
-            loss_sum = tally.read(state.epoch)
-            metrics = {"train_loss": loss_sum / max(seen, 1), "lr": optimizer.param_groups[0]["lr"],
-                       "active_samples": float(len(active))}
-            if self.evaluate_each_epoch and len(self.splits.val):
-                t0 = time.perf_counter()
-                metrics.update({f"val_{k}": v for k, v in self.evaluate(model, self.splits.val).items()})
-                eval_seconds += time.perf_counter() - t0
+            metrics = {"train_loss": self._train_epoch(state, order, aug_gen),
+                       "lr": state.optimizer.param_groups[0]["lr"], "active_samples": float(len(active))}
+            eval_seconds += self._validate(model, metrics)
             metrics["epoch_seconds"] = time.perf_counter() - epoch_start
             state.history.append(metrics)
             for hook in self.hooks:
@@ -188,6 +157,54 @@ class Trainer:
             hook.on_run_end(state)
         total = time.perf_counter() - start
         return TrainResult(state, total - eval_seconds, eval_seconds, active_sizes)
+
+    def _initial_state(self, model: nn.Module) -> TrainState:
+        n, batch_size = len(self.splits.train), self.task.recipe.batch_size
+        steps_per_full_epoch = math.ceil(n / batch_size)
+        return TrainState(
+            model=model, optimizer=build_optimizer(model, self.task), task=self.task, splits=self.splits,
+            device=self.device, epochs=self.epochs, total_steps=self.epochs * steps_per_full_epoch,
+            steps_per_full_epoch=steps_per_full_epoch,
+        )
+
+    def _active_samples(self, state: TrainState) -> torch.Tensor:
+        """The training indices of this epoch: every sample, unless a hook chooses (the last one
+        that returns indices wins)."""
+        active = torch.arange(len(self.splits.train))
+        for hook in self.hooks:
+            chosen = hook.on_epoch_start(state)
+            if chosen is not None:
+                active = chosen.cpu()
+        if len(active) == 0:
+            raise RuntimeError(f"epoch {state.epoch}: the hooks selected no training samples")
+        return active
+
+    def _train_epoch(self, state: TrainState, order: torch.Tensor, aug_gen: torch.Generator) -> float:
+        """One pass over ``order`` in batches; the epoch's mean training loss per sample."""
+        batch_size = self.task.recipe.batch_size
+        # the epoch's order goes to the data's device once, not one blocking copy per step
+        data_order = order.to(self.splits.train.y.device, non_blocking=True)
+        wants_features = any(h.wants_features for h in self.hooks)
+        state.model.train()
+        tally, seen = LossTally(self.device), 0
+        batches = math.ceil(len(order) / batch_size)
+        for batch_no in range(batches):
+            if self.budget == "steps" and state.step >= state.total_steps:
+                break
+            batch = slice(batch_no * batch_size, (batch_no + 1) * batch_size)
+            self._set_lr(state.optimizer, self._progress(state, batch_no, batches))
+            self._step(state, order[batch], data_order[batch], tally, aug_gen, wants_features)
+            seen += len(order[batch])
+        return tally.read(state.epoch) / max(seen, 1)
+
+    def _validate(self, model: nn.Module, metrics: dict[str, float]) -> float:
+        """Add the epoch's validation metrics (``val_*``) when the run evaluates each epoch;
+        the seconds it took, which are not training time."""
+        if not (self.evaluate_each_epoch and len(self.splits.val)):
+            return 0.0
+        start = time.perf_counter()
+        metrics.update({f"val_{k}": v for k, v in self.evaluate(model, self.splits.val).items()})
+        return time.perf_counter() - start
 
     def _finished(self, state: TrainState) -> bool:
         if self.budget == "steps":
