@@ -1,4 +1,4 @@
-"""`prunebench` command line: list | validate | run | leaderboard | ui | download."""
+"""`prunebench` command line: list | validate | run | status | leaderboard | compare | export | ui | server | download."""
 from __future__ import annotations
 
 import argparse
@@ -192,6 +192,66 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _finished_runs(args: argparse.Namespace):
+    """The experiment's finished cells as the board reads them (exits with a message if none)."""
+    from .boards.leaderboard import load_runs
+    from .sweeps.tracking import default_tracking_uri
+
+    return load_runs(args.tracking_uri or default_tracking_uri(), args.experiment)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    sweep = _load_sweep_or_report(args.sweep)
+    if sweep is None:
+        return 2
+    from .sweeps.claims import ClaimPolicy
+    from .sweeps.status import render_status, sweep_states
+    from .sweeps.store import StoreError, mute_store_error_logs
+    from .sweeps.store import guarded, open_client, redact
+    from .sweeps.tracking import default_tracking_uri, runs_by_cell
+
+    mute_store_error_logs()
+    uri, name = args.tracking_uri or default_tracking_uri(), args.experiment or sweep.name
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+        print(f"{args.sweep}: no store at {redact(uri)} yet: every cell is pending")
+        print(render_status(sweep_states(sweep.cells(), {}, ClaimPolicy()), limit=args.limit))
+        return 0
+    try:  # read-only: no experiment is created for a sweep that never ran
+        client = open_client(uri)
+        found = guarded(uri, f"cannot open experiment {name!r}", lambda: client.get_experiment_by_name(name))
+        runs = guarded(uri, "cannot list the sweep's runs",
+                       lambda: runs_by_cell(client, found.experiment_id)) if found is not None else {}
+    except StoreError as error:
+        return _store_fault(error)
+    policy = ClaimPolicy(ttl_s=args.claim_ttl, heartbeat_s=min(30.0, args.claim_ttl / 2))
+    print(f"{args.sweep}: experiment {name!r} at {redact(uri)}" + ("" if found else " (not created yet)"))
+    print(render_status(sweep_states(sweep.cells(), runs, policy), limit=args.limit))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .boards.compare import compare_lines, task_of
+
+    runs = _finished_runs(args)
+    try:
+        lines = compare_lines(runs, task_of(runs, args.task), args.ratio, args.a, args.b)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .boards.export import export
+    from .boards.leaderboard import build_board
+
+    board = build_board(_finished_runs(args), args.experiment)
+    for path in export(board, Path(args.out), args.format):
+        print(f"written: {path}", file=sys.stderr)
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from .boards.in_mlflow import sweep_views
     from .sweeps.server import wait_healthy
@@ -275,6 +335,9 @@ def cmd_download(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="prunebench", description="Benchmark data- and model-pruning methods; track cells in MLflow.")
+    from .version import __version__
+
+    parser.add_argument("--version", action="version", version=f"prunebench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="list registered methods and tasks")
@@ -316,6 +379,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds between a running cell's heartbeats (default: 30)")
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("status", help="where a sweep stands: finished, running, failed and pending cells (read-only)")
+    p.add_argument("sweep", help="sweep file (.yaml or .toml)")
+    _tracking_arg(p)
+    p.add_argument("--experiment", default=None, type=_experiment_name,
+                   help="MLflow experiment (default: the sweep's name)")
+    p.add_argument("--claim-ttl", type=_positive_seconds, default=600.0,
+                   help="seconds without a heartbeat after which a running cell counts as pending (default: 600, "
+                        "as run's)")
+    p.add_argument("--limit", type=_int_in(1), default=20, help="cells listed per state (default: 20)")
+    p.set_defaults(func=cmd_status)
+
     p = sub.add_parser("leaderboard", help="aggregate finished cells from MLflow into tables, plots and HTML")
     _tracking_arg(p)
     p.add_argument("--experiment", required=True, type=_experiment_name, help="MLflow experiment (the sweep's name)")
@@ -325,6 +399,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write nothing to MLflow (by default: the experiment's description and summary runs, "
                         "and the board's files as its run of the experiment 'leaderboards')")
     p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("compare", help="two method labels at one ratio: seeds, means, paired difference and p-value")
+    _tracking_arg(p)
+    p.add_argument("--experiment", required=True, type=_experiment_name, help="MLflow experiment (the sweep's name)")
+    p.add_argument("--task", default=None, help="the task (default: the experiment's only task)")
+    p.add_argument("--ratio", type=float, required=True, help="the ratio both labels ran at")
+    p.add_argument("a", help="method label")
+    p.add_argument("b", help="method label to compare against")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("export", help="write the finished cells and the board's tables as CSV, JSON or parquet",
+                       description="One row per finished cell (identity, metrics, realised figures, costs, "
+                                   "provenance) and one per board row, with a schema version; docs/export.md.")
+    _tracking_arg(p)
+    p.add_argument("--experiment", required=True, type=_experiment_name, help="MLflow experiment (the sweep's name)")
+    p.add_argument("--format", choices=("csv", "json", "parquet"), default="csv")
+    p.add_argument("--out", default="results/export", help="directory to write into (default: results/export)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("server", help="start a shared MLflow tracking server for several runners (127.0.0.1)")
     p.add_argument("--dir", default="mlflow-server",
@@ -359,7 +451,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # argparse would blame the top-level command; the sub-command's usage is what helps
+        subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        subcommands.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     return args.func(args)
 
 

@@ -144,6 +144,21 @@ def _store_call(what: str):
     return wrap
 
 
+def runs_by_cell(client: Any, experiment_id: str) -> dict[str, list[Any]]:
+    """Every cell run of the experiment (withdrawn claims are deleted and not listed), by cell id."""
+    runs: dict[str, list[Any]] = {}
+    page_token = None
+    while True:
+        page = client.search_runs([experiment_id], max_results=1000, page_token=page_token)
+        for run in page:
+            cell_id = run.data.tags.get("cell_id")
+            if cell_id:
+                runs.setdefault(cell_id, []).append(run)
+        page_token = page.token
+        if not page_token:
+            return runs
+
+
 class Tracker:
     """The MLflow side of a sweep: which cells are done, and a run per cell."""
 
@@ -171,17 +186,7 @@ class Tracker:
 
     @_store_call("cannot list the sweep's runs")
     def runs_by_cell(self) -> dict[str, list[Any]]:
-        runs: dict[str, list[Any]] = {}
-        page_token = None
-        while True:
-            page = self.client.search_runs([self.experiment_id], max_results=1000, page_token=page_token)
-            for run in page:
-                cell_id = run.data.tags.get("cell_id")
-                if cell_id:
-                    runs.setdefault(cell_id, []).append(run)
-            page_token = page.token
-            if not page_token:
-                return runs
+        return runs_by_cell(self.client, self.experiment_id)
 
     def finished_cell_ids(self) -> set[str]:
         return {cid for cid, runs in self.runs_by_cell().items() if any(r.data.tags.get("status") == "finished" for r in runs)}
