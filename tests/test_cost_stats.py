@@ -119,6 +119,13 @@ def test_speedup_interval_and_indicative_mark():
     assert speedup(pd_series({0: 13.8, 1: 4.6, 2: 11.6}), cell).indicative
 
 
+def test_a_speedup_from_two_seeds_has_no_interval():
+    """Two seeds give t = 12.7: the interval would span orders of magnitude, so none is given."""
+    two = speedup(pd_series({0: 100.0, 1: 140.0}), pd_series({0: 50.0, 1: 51.0}))
+    assert two.n == 2 and two.mean == pytest.approx(np.exp(np.mean(np.log([100 / 50, 140 / 51]))))
+    assert two.ci_low is None and two.ci_high is None
+
+
 def pd_series(mapping):
     import pandas as pd
 

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
+from scipy import special, stats
 
 from benchmark.boards.stats import compare_paired, summarise
 
@@ -16,6 +16,53 @@ def test_summary_matches_scipy_interval():
     assert s.n == 4
     assert s.mean == pytest.approx(np.mean(values))
     assert s.std == pytest.approx(np.std(values, ddof=1))
+    assert (s.ci_low, s.ci_high) == (pytest.approx(low), pytest.approx(high))
+
+
+def logit_interval(values, lo, hi):
+    """Independently: the t-interval of logit((x - lo) / (hi - lo)), mapped back onto [lo, hi]."""
+    share = np.clip((np.asarray(values) - lo) / (hi - lo), 1e-4, 1 - 1e-4)
+    u = special.logit(share)
+    low, high = stats.t.interval(0.95, len(u) - 1, loc=np.mean(u), scale=stats.sem(u))
+    return lo + (hi - lo) * special.expit(low), lo + (hi - lo) * special.expit(high)
+
+
+@pytest.mark.parametrize("values, bounds", [
+    ([0.91, 0.905, 0.918, 0.899], (0.0, 1.0)),
+    ([0.99, 0.80], (0.0, 1.0)),  # two seeds far apart: the plain t-interval is [-0.31, 2.10]
+    ([1.0, 1.0, 0.98], (0.0, 1.0)),  # on the bound
+    ([0.42, -0.1, 0.3], (-1.0, 1.0)),  # a correlation
+])
+def test_a_bounded_metrics_interval_is_the_logit_interval_and_stays_inside(values, bounds):
+    s = summarise(values, bounds)
+    low, high = logit_interval(values, *bounds)
+    assert (s.ci_low, s.ci_high) == (pytest.approx(low), pytest.approx(high))
+    assert bounds[0] <= s.ci_low <= s.ci_high <= bounds[1]
+    assert s.mean == pytest.approx(np.mean(values)) and s.std == pytest.approx(np.std(values, ddof=1))
+
+
+def test_bounded_intervals_never_leave_the_range_on_random_draws():
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        n = int(rng.integers(2, 6))
+        values = np.clip(rng.normal(rng.uniform(0.0, 1.0), rng.uniform(0.0, 0.4), n), 0.0, 1.0)
+        s = summarise(values, (0.0, 1.0))
+        assert 0.0 <= s.ci_low <= s.ci_high <= 1.0
+
+
+def test_a_metric_bounded_below_only_uses_the_log_scale():
+    perplexity = [12.0, 15.5, 30.0]
+    s = summarise(perplexity, (1.0, math.inf))
+    logs = np.log(np.asarray(perplexity) - 1.0)
+    low, high = stats.t.interval(0.95, 2, loc=logs.mean(), scale=stats.sem(logs))
+    assert (s.ci_low, s.ci_high) == (pytest.approx(1 + math.exp(low)), pytest.approx(1 + math.exp(high)))
+    assert s.ci_low > 1.0
+
+
+def test_values_outside_the_declared_range_get_the_plain_interval():
+    values = [1.5, 2.5, 2.0]  # not an accuracy, whatever the task said
+    low, high = stats.t.interval(0.95, 2, loc=np.mean(values), scale=stats.sem(values))
+    s = summarise(values, (0.0, 1.0))
     assert (s.ci_low, s.ci_high) == (pytest.approx(low), pytest.approx(high))
 
 

@@ -151,6 +151,9 @@ class Task:
     num_classes: ClassVar[int] = 0
     metric: ClassVar[str] = "accuracy"  # headline metric, higher is better
     chance_level: ClassVar[float] = 0.0
+    #: the headline metric's range, (lo, hi) with hi possibly infinite, or None when it has none:
+    #: the board's intervals stay inside it (benchmark.boards.stats)
+    metric_bounds: ClassVar[tuple[float, float] | None] = (0.0, 1.0)
     #: where a gradual model-pruning method (SEVEN) ramps sparsity: (start, length) as
     #: fractions of the run, so that a shortened run keeps the shape of the reference one
     prune_window: ClassVar[tuple[float, float]] = (0.05, 0.2)

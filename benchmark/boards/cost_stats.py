@@ -20,7 +20,8 @@ Conventions, stated once so every board means the same thing:
   costs both measured. The method's curve joins its own cells (sorted by cost) by straight
   lines; a method with one cost point in range has the gap at that point.
 - **Speed-up**: per seed, the full-data cell's wall-clock over the cell's; the geometric mean
-  over seeds with the 95% t-interval of the logs, exponentiated; indicative when either side's
+  over seeds with the 95% t-interval of the logs, exponentiated (from :data:`MIN_RATIO_SEEDS`
+  seeds on); indicative when either side's
   own wall-clock varies over seeds by more than :data:`TIMING_SPREAD_LIMIT` (relative std).
 - **Pareto front**: the (cost, accuracy) points no other point beats on both (cheaper or as
   cheap, and at least as accurate, one of them strictly).
@@ -37,6 +38,9 @@ from .stats import MIN_SEEDS, SeedSummary, paired_t_p_value, summarise
 
 #: relative spread (std / mean over seeds) of a cell's wall-clock above which its speed-up is indicative
 TIMING_SPREAD_LIMIT = 0.10
+#: seeds a speed-up needs for an interval: with two, the t quantile is 12.7 and an exponentiated
+#: interval spans orders of magnitude ([0.00, 40367.49] on a committed board), which says nothing
+MIN_RATIO_SEEDS = 3
 _TOLERANCE = 1e-9  # relative: a cost equal to the range's end up to rounding is inside it
 
 
@@ -269,5 +273,6 @@ def speedup(full_seconds: pd.Series, seconds: pd.Series) -> Speedup:
     logs = summarise(np.log(ratios))
     if logs.n == 0:
         return Speedup(0, None, None, None, spread)
-    low, high = (None, None) if logs.ci_low is None else (math.exp(logs.ci_low), math.exp(logs.ci_high))
-    return Speedup(logs.n, math.exp(logs.mean), low, high, spread)
+    if logs.ci_low is None or logs.n < MIN_RATIO_SEEDS:
+        return Speedup(logs.n, math.exp(logs.mean), None, None, spread)
+    return Speedup(logs.n, math.exp(logs.mean), math.exp(logs.ci_low), math.exp(logs.ci_high), spread)

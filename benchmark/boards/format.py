@@ -7,7 +7,7 @@ import math
 import pandas as pd
 
 from ..training.cost import FORWARD_WEIGHT
-from .cost_stats import TIMING_SPREAD_LIMIT
+from .cost_stats import MIN_RATIO_SEEDS, TIMING_SPREAD_LIMIT
 from .leaderboard import EQUAL_COST, FAMILY_BASELINE, Board, reference_on_front
 
 NOISE_MARK = "≈"  # the difference is within noise (paired t-test p >= 0.05)
@@ -80,7 +80,7 @@ def speedup_text(row) -> str:
         return "-"
     mark = f" {INDICATIVE_MARK}" if row.speedup_indicative else ""
     if missing(row.speedup_ci_low):
-        return f"{row.speedup:.2f} (1 seed){mark}"
+        return f"{row.speedup:.2f} (< {MIN_RATIO_SEEDS} seeds: no interval){mark}"
     return f"{row.speedup:.2f} [{row.speedup_ci_low:.2f}, {row.speedup_ci_high:.2f}]{mark}"
 
 
@@ -234,7 +234,8 @@ def reference_line(board: Board, task: str) -> str:
 
 LEGEND = (
     "Headline: the test metric at the END of training (never an epoch picked on test), mean ± sample std over"
-    " seeds, with the 95% confidence interval of the mean (Student's t). Δ full / Δ baseline @ equal ratio: "
+    " seeds, with the 95% confidence interval of the mean (Student's t; for a bounded metric on the logit scale of"
+    " its range, so the interval stays inside it). Δ full / Δ baseline @ equal ratio: "
     "mean paired difference (same task, ratio and seed), two-sided paired t-test p-value and wins; "
     f"{NOISE_MARK} marks a difference within noise (p ≥ 0.05); with one common seed there is no test. *cost "
     "×full*: the cell's total cost in training-pass equivalents over the full-data cell's: training sample "
@@ -258,7 +259,8 @@ LEGEND = (
     "curve (its cells joined in cost order) and the baseline's over their common cost range, divided by the "
     "range's width, i.e. the mean accuracy gap at equal cost; mean and 95% CI over seeds. *speedup ×full*: "
     "the full-data cell's wall-clock over the method's (training + scoring), per seed; geometric mean and 95%"
-    f" CI on the log scale; {INDICATIVE_MARK} marks it indicative: the relative std over seeds of the cell's "
+    f" CI on the log scale (from {MIN_RATIO_SEEDS} seeds on); {INDICATIVE_MARK} marks it indicative: the relative std"
+    " over seeds of the cell's "
     f"or the full cell's wall-clock exceeds {TIMING_SPREAD_LIMIT:.0%} (or one seed). Scores read from the "
     "cache are charged their passes at the cell's own seconds per training pass (not the seconds of the cell "
     "that filled the cache, which depend on how loaded the machine was then). *kept*: realised fraction of "

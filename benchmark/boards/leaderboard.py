@@ -4,7 +4,7 @@
 one row per (task, family, method label, ratio) with seed statistics, paired
 comparisons against the full-data / dense cell and against the family's random
 baseline, cost figures, and a score normalised across tasks. Rendering lives in
-``board_markdown``, ``board_html`` and ``board_plots``; publishing in ``board_publish``.
+:mod:`.markdown`, :mod:`.html` and :mod:`.plots`; publishing in :mod:`.publish`.
 """
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def load_runs(tracking_uri: str, experiment: str) -> pd.DataFrame:
                 "label": tags.get("label", tags["method"]), "family": tags.get("family", ""),
                 "provenance": tags.get("provenance", ""), "data_origin": tags.get("data_origin", ""),
                 "code_version": tags.get("code_version", ""), "metric": metric,
-                "chance_level": _chance_level(tags),
+                "chance_level": _chance_level(tags), **_metric_bounds(tags),
                 "ratio": float(params["ratio"]), "seed": int(params["seed"]),
                 "value": metrics.get(f"test_{metric}"), "start_time": run.info.start_time,
             }
@@ -153,6 +153,35 @@ def _chance_level(tags: dict[str, str]) -> float | None:
         return None
 
 
+def _metric_bounds(tags: dict[str, str]) -> dict[str, float | None]:
+    """``metric_low`` / ``metric_high``, the headline metric's range, as the cell logged it
+    (``"lo,hi"`` or ``"none"``); runs logged before that tag fall back to the task class's
+    attribute, and an unknown task to no range."""
+    text = tags.get("metric_bounds")
+    if text is None:
+        try:
+            from ..api.registry import get_task
+
+            bounds = get_task(tags["task"]).metric_bounds
+        except Exception:  # an unknown task (plugin not installed): a plain t-interval
+            bounds = None
+    else:
+        try:
+            bounds = None if text == "none" else tuple(float(part) for part in text.split(","))
+        except ValueError:
+            bounds = None
+    if bounds is None or len(bounds) != 2:
+        return {"metric_low": None, "metric_high": None}
+    return {"metric_low": bounds[0], "metric_high": bounds[1]}
+
+
+def bounds_of(rows: pd.DataFrame) -> tuple[float, float] | None:
+    """The metric range of ``rows`` (one task's cells), or None when a cell has none."""
+    if rows.empty or rows.metric_low.isna().any() or rows.metric_high.isna().any():
+        return None
+    return float(rows.metric_low.iloc[0]), float(rows.metric_high.iloc[0])
+
+
 def _by_seed(frame: pd.DataFrame, column: str = "value") -> pd.Series:
     return frame.set_index("seed")[column]
 
@@ -176,7 +205,7 @@ def family_table(runs: pd.DataFrame, task: str, family: str) -> pd.DataFrame:
               for axis in EQUAL_COST.get(family, ())}
     out = []
     for (label, ratio), group in rows.groupby(["label", "ratio"], sort=True):
-        summary = summarise(group["value"])
+        summary = summarise(group["value"], bounds_of(group))
         vs_full = compare_paired(_by_seed(group), full)
         base_rows = rows[(rows.label == baseline) & (rows.ratio == ratio)]
         vs_base = None if label == baseline else compare_paired(_by_seed(group), _by_seed(base_rows))
@@ -335,7 +364,7 @@ class Board:
         """Headline metric, data origin and the full / dense reference summary of ``task``."""
         task_runs = self.runs[self.runs.task == task]
         return {"metric": task_runs.metric.iloc[0], "data_origin": task_runs.data_origin.iloc[0],
-                "full": summarise(task_runs[task_runs.family == "reference"]["value"])}
+                "full": summarise(task_runs[task_runs.family == "reference"]["value"], bounds_of(task_runs))}
 
     def provenance(self) -> dict[str, str]:
         """Method label -> provenance (``reference-code``, ``reconstructed``, or ``unknown``

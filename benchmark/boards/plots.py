@@ -58,8 +58,10 @@ def metric_vs_ratio(board: Board, task: str) -> Figure:
     def draw(ax, family, table, info):
         for method, rows in table.groupby("method"):
             rows = rows.sort_values("ratio")
-            half = (rows.ci_high - rows.ci_low) / 2 if rows.ci_low.notna().all() else None
-            ax.errorbar(rows.ratio, rows["mean"], yerr=half, marker="o", capsize=3, label=mathtext_safe(method))
+            # the interval of a bounded metric is not centred on the mean: below and above apart
+            spans = ([(rows["mean"] - rows.ci_low).clip(lower=0), (rows.ci_high - rows["mean"]).clip(lower=0)]
+                     if rows.ci_low.notna().all() else None)
+            ax.errorbar(rows.ratio, rows["mean"], yerr=spans, marker="o", capsize=3, label=mathtext_safe(method))
         full = info["full"]
         if full.n:
             ax.axhline(full.mean, color="black", linestyle="--", linewidth=1, label="full / dense")

@@ -2,7 +2,12 @@
 comparisons (same task, ratio and seed) with a p-value and a win count.
 
 Conventions, stated once so every board means the same thing:
-- the 95% confidence interval of a mean uses Student's t with n - 1 degrees of freedom;
+- the 95% confidence interval of a mean uses Student's t with n - 1 degrees of freedom; for a
+  metric with bounds (accuracy in [0, 1], a correlation in [-1, 1], perplexity >= 1) it is taken
+  on the logit scale of the metric's range, ``log((x - lo) / (hi - x))`` (``log(x - lo)`` when
+  only the lower bound is finite) and mapped back, so it never leaves the metric's range (a
+  t-interval on 2 or 3 seeds of an accuracy near 1 reaches past 1); a value on a bound is first
+  moved :data:`BOUND_MARGIN` of the range inside it;
 - a paired comparison is a two-sided paired t-test on the per-seed differences;
 - a difference is "within noise" when its p-value is 0.05 or more;
 - with fewer than ``MIN_SEEDS`` seeds (or common seeds, for a pair) there is no interval
@@ -13,10 +18,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 MIN_SEEDS = 2
 NOISE_P = 0.05
+#: how far inside its bound a value on the bound is moved before the logit: the boards print
+#: 4 decimals, so a metric at 1.0 is indistinguishable from one at 0.9999
+BOUND_MARGIN = 1e-4
 
 
 @dataclass(frozen=True)
@@ -49,7 +58,9 @@ def paired_t_p_value(diff: pd.Series) -> float:
     return float(2.0 * stdtr(n - 1, -abs(t)))
 
 
-def summarise(values) -> SeedSummary:
+def summarise(values, bounds: tuple[float, float] | None = None) -> SeedSummary:
+    """Mean, standard deviation and 95% interval over seeds; with ``bounds`` (``(lo, hi)``,
+    ``hi`` may be infinite) the interval stays inside them (see the module's conventions)."""
     values = pd.Series(values, dtype=float).dropna()
     n = len(values)
     if n == 0:
@@ -58,8 +69,36 @@ def summarise(values) -> SeedSummary:
     if n < MIN_SEEDS:
         return SeedSummary(n, mean, None, None, None)
     std = float(values.std(ddof=1))
-    half = t_quantile(0.975, n - 1) * std / math.sqrt(n)
-    return SeedSummary(n, mean, std, mean - half, mean + half)
+    if bounds is None or math.isinf(bounds[0]) or not values.between(*bounds).all():
+        low, high = _t_interval(values)  # unbounded, or values its bounds do not hold: the plain t-interval
+    else:
+        to_scale, from_scale = _logit_scale(*bounds)
+        low, high = map(from_scale, _t_interval(to_scale(values)))
+    return SeedSummary(n, mean, std, low, high)
+
+
+def _t_interval(values: pd.Series) -> tuple[float, float]:
+    mean, n = float(values.mean()), len(values)
+    half = t_quantile(0.975, n - 1) * float(values.std(ddof=1)) / math.sqrt(n)
+    return mean - half, mean + half
+
+
+def _logit_scale(lo: float, hi: float):
+    """The maps to and from the unbounded scale of a metric in [lo, hi] (or [lo, inf))."""
+    if math.isinf(hi):
+        margin = BOUND_MARGIN
+        return (lambda x: np.log(np.maximum(x - lo, margin))), (lambda u: lo + math.exp(u))
+    width = hi - lo
+    margin = BOUND_MARGIN * width
+
+    def to_scale(x):
+        x = np.clip(x, lo + margin, hi - margin)
+        return np.log((x - lo) / (hi - x))
+
+    def from_scale(u: float) -> float:
+        return lo + width / (1.0 + math.exp(-u)) if u > -700 else lo
+
+    return to_scale, from_scale
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,13 @@ class CellPlan:
         return {"family": self.method.family, "provenance": provenance_of(type(self.method)),
                 "data_origin": self.task.data_origin, "task_family": self.task.family,
                 "metric": self.task.metric, "chance_level": repr(float(self.task.chance_level)),
+                "metric_bounds": bounds_tag(self.task.metric_bounds),
                 **origin_tags("method", type(self.method)), **origin_tags("task", type(self.task))}
+
+
+def bounds_tag(bounds: tuple[float, float] | None) -> str:
+    """A metric's range as a run tag: ``"lo,hi"`` (``inf`` for no upper bound), or ``"none"``."""
+    return "none" if bounds is None else ",".join(repr(float(b)) for b in bounds)
 
 
 @dataclass

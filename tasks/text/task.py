@@ -286,6 +286,7 @@ def seven_window(name: str) -> tuple[float, float]:
 
 def _register_glue() -> None:
     chance = {"accuracy": None, "matthews": 0.0, "pearson": 0.0}
+    correlation = {"matthews", "pearson", "spearman"}  # in [-1, 1]; accuracy and F1 in [0, 1]
     positive_share = {"mrpc": 0.68, "qqp": 0.37}  # GLUE train label shares, for the F1 chance level
     for name, fmt in GLUE_FORMATS.items():
         level = chance.get(fmt.headline)
@@ -296,6 +297,7 @@ def _register_glue() -> None:
         attrs = {"format_name": name, "hub_config": name, "num_classes": max(fmt.num_labels, 1), "metric": fmt.headline,
                  "metric_names": tuple(fmt.metrics), "is_regression": fmt.is_regression,
                  "chance_level": level, "prune_window": seven_window(name),
+                 "metric_bounds": (-1.0, 1.0) if fmt.headline in correlation else (0.0, 1.0),
                  "capabilities": frozenset({"regression"} if fmt.is_regression else {"classification"}),
                  "data_summary": f"GLUE {fmt.directory}: hub nyu-mll/glue (config {name}), or glue_data TSV as data_dir",
                  "__doc__": f"GLUE {fmt.directory}: metrics {', '.join(fmt.metrics)}; headline {fmt.headline}."}
