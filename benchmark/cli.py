@@ -165,6 +165,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from .board_publish import LEADERBOARD_EXPERIMENT, build_and_publish
     from .tracking import default_tracking_uri
 
+    from .safe_files import UnsafePathError
     from .store import StoreError, mute_store_error_logs, redact
 
     mute_store_error_logs()
@@ -175,6 +176,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
                                       log_board=not args.no_mlflow)
     except StoreError as error:
         return _store_fault(error)
+    except UnsafePathError as error:  # a link planted in --out: nothing written through it
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     print(published.markdown)
     for path in published.files[:2]:
         print(f"written: {path}", file=sys.stderr)

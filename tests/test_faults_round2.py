@@ -61,3 +61,61 @@ def test_two_runners_logging_the_same_new_data_set_at_once_both_record_it(tmp_pa
     for run in runs:
         [logged] = tracker.client.get_run(run.run_id).inputs.dataset_inputs
         assert (logged.dataset.name, logged.dataset.digest) == ("fashion-mnist", "d1g3st")
+
+
+# --- links planted in the results folder ---------------------------------------------------------
+
+
+def published_board(tmp_path: Path, out: Path):
+    from test_board import fill_store
+
+    from benchmark.board_publish import build_and_publish
+
+    uri = sqlite_uri(tmp_path)
+    fill_store(uri)
+    return build_and_publish(uri, "board", out, log_board=False)
+
+
+@pytest.mark.parametrize("planted", ["board.md", "board.html", "board-plots"])
+def test_the_board_never_writes_through_a_link_out_of_its_folder(tmp_path, planted):
+    from benchmark.safe_files import UnsafePathError
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim = outside / "victim.txt"
+    victim.write_text("keep me")
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / planted).symlink_to(outside if planted.endswith("plots") else victim)
+    with pytest.raises(UnsafePathError, match="symbolic link"):
+        published_board(tmp_path, out)
+    assert victim.read_text() == "keep me"
+    assert sorted(p.name for p in outside.iterdir()) == ["victim.txt"]
+
+
+def test_the_leaderboard_command_refuses_a_planted_link_with_one_message(tmp_path, capsys):
+    from test_board import fill_store
+
+    from benchmark import cli
+
+    uri = sqlite_uri(tmp_path)
+    fill_store(uri)
+    out = tmp_path / "results"
+    out.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (out / "board.md").symlink_to(victim)
+    code = cli.main(["leaderboard", "--tracking-uri", uri, "--experiment", "board", "--out", str(out), "--no-mlflow"])
+    said = capsys.readouterr().err
+    assert code == 1 and "board.md" in said and "symbolic link" in said and "Traceback" not in said
+    assert victim.read_text() == "keep me"
+
+
+def test_a_board_in_a_clean_folder_is_written_whole(tmp_path):
+    out = tmp_path / "results"
+    published = published_board(tmp_path, out)
+    assert [p.name for p in published.files[:2]] == ["board.md", "board.html"]
+    assert published.files[0].read_text() == published.markdown
+    pngs = sorted((out / "board-plots").iterdir())
+    assert pngs and all(p.read_bytes().startswith(b"\x89PNG") for p in pngs)
+    assert not [p for p in out.rglob(".*.tmp")]
