@@ -119,3 +119,39 @@ def test_a_board_in_a_clean_folder_is_written_whole(tmp_path):
     pngs = sorted((out / "board-plots").iterdir())
     assert pngs and all(p.read_bytes().startswith(b"\x89PNG") for p in pngs)
     assert not [p for p in out.rglob(".*.tmp")]
+
+
+# --- secrets in URIs -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("postgresql://h/db?user=u&password=S3CRET", "postgresql://h/db?user=u&password=***"),
+    ("http://T0KEN@host:5000", "http://***@host:5000"),
+    ("https://alice:S3CRET@host/x?token=T0KEN&page=2", "https://alice:***@host/x?token=***&page=2"),
+    ("s3://b/k?X-Amz-Signature=S1G&X-Amz-Credential=AK%2Fx&x=1", "s3://b/k?X-Amz-Signature=***&X-Amz-Credential=***&x=1"),
+    ("mysql://u@h/db?ssl_key=/k&sslpassword=S3CRET", "mysql://***@h/db?ssl_key=***&sslpassword=***"),
+    ("host=h password=S3CRET dbname=d", "host=h password=*** dbname=d"),
+    ("run --tracking-uri=http://a:S3CRET@h --api_key=K3Y", "run --tracking-uri=http://a:***@h --api_key=***"),
+    ("Authorization: Bearer T0KEN.abc", "Authorization: Bearer ***"),
+    ("http://host:5000/path?experiment=3&author=me", "http://host:5000/path?experiment=3&author=me"),
+    ("sqlite:////tmp/mlflow.db", "sqlite:////tmp/mlflow.db"),
+])
+def test_redact_hides_every_secret_a_uri_can_hold(text, shown):
+    from benchmark.store import redact
+
+    assert redact(text) == shown
+
+
+@pytest.mark.parametrize("uri", ["postgresql://127.0.0.1:1/db?user=u&password=S3CRET", "http://T0KEN@127.0.0.1:1"])
+def test_a_store_error_never_prints_a_secret_of_the_uri(tmp_path, capsys, monkeypatch, uri):
+    from benchmark import cli
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text("name: tiny\nprofile: smoke\nseeds: [0]\nratios: [0.5]\ntasks: [fashion-mnist]\nmethods: [random]\n")
+    code = cli.main(["run", str(sweep), "--tracking-uri", uri])
+    captured = capsys.readouterr()
+    said = captured.out + captured.err
+    assert code == 3 and "tracking store" in said, said
+    assert "S3CRET" not in said and "T0KEN" not in said and "***" in said, said
