@@ -155,3 +155,107 @@ def test_a_store_error_never_prints_a_secret_of_the_uri(tmp_path, capsys, monkey
     said = captured.out + captured.err
     assert code == 3 and "tracking store" in said, said
     assert "S3CRET" not in said and "T0KEN" not in said and "***" in said, said
+
+
+# --- child servers: secrets out of argv, signals forwarded ------------------------------------------
+
+
+def test_the_server_child_gets_its_store_uri_in_the_environment_not_in_argv(tmp_path):
+    from benchmark.server import mlflow_child, server_command
+
+    child = server_command(tmp_path, backend_store_uri="postgresql://u:S3CRET@db/mlflow",
+                           artifacts_destination="s3://bucket/a?X-Amz-Signature=S1G")
+    assert "S3CRET" not in " ".join(child.argv) and "S1G" not in " ".join(child.argv)
+    assert child.env == {"MLFLOW_BACKEND_STORE_URI": "postgresql://u:S3CRET@db/mlflow",
+                         "MLFLOW_ARTIFACTS_DESTINATION": "s3://bucket/a?X-Amz-Signature=S1G"}
+    ui = mlflow_child("ui", "postgresql://u:S3CRET@db/mlflow", "127.0.0.1", 5000)
+    assert "S3CRET" not in " ".join(ui.argv) and ui.env["MLFLOW_BACKEND_STORE_URI"].endswith("@db/mlflow")
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (read from /proc: Linux)."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        children = [p for p, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def command_line(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def answers(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url + "/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.mark.slow  # a real MLflow server starts: 30-60 s on a loaded machine
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+@pytest.mark.parametrize("verb", ["server", "ui"])
+def test_sigterm_to_prunebench_stops_its_mlflow_child_and_no_argv_shows_the_store(tmp_path, verb):
+    """A real ``prunebench server`` / ``ui``: once it answers, no process of its tree shows the
+    store's URI on its command line; SIGTERM to prunebench (not to its group) stops the child
+    and its workers, and the port stops answering."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from benchmark.server import free_port, wait_healthy
+
+    port = free_port()
+    store = f"sqlite:///{tmp_path}/secret-store-name.db"
+    args = (["server", "--dir", str(tmp_path / "srv"), "--backend-store-uri", store, "--workers", "1"]
+            if verb == "server" else ["ui", "--tracking-uri", store])
+    root = Path(__file__).resolve().parent.parent
+    process = subprocess.Popen([sys.executable, "-m", "benchmark.cli", *args, "--port", str(port)],
+                               env={**os.environ, "PYTHONPATH": str(root)}, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    tree = []
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", timeout=180)
+        tree = descendants(process.pid)
+        assert tree, "the server runs in a child process"
+        shown = [command_line(pid) for pid in tree]
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        deadline = time.time() + 30
+        while time.time() < deadline and any(alive(pid) for pid in tree):
+            time.sleep(0.2)
+        assert not [pid for pid in tree if alive(pid)], [command_line(pid) for pid in tree if alive(pid)]
+        assert not answers(f"http://127.0.0.1:{port}")
+        assert not [line for line in shown if "secret-store-name" in line], shown
+    finally:
+        for pid in [process.pid, *tree]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        process.wait()
