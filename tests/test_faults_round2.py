@@ -259,3 +259,55 @@ def test_sigterm_to_prunebench_stops_its_mlflow_child_and_no_argv_shows_the_stor
             except ProcessLookupError:
                 pass
         process.wait()
+
+
+# --- run tags holding markup -------------------------------------------------------------------------
+
+
+MARKUP = {"task": "t<script>alert(1)</script>", "code_version": "v<img src=x onerror=alert(1)>",
+          "data_origin": "[click](javascript:alert(1)) *real*"}
+
+
+@pytest.fixture
+def tagged_board(tmp_path):
+    """A real store whose cells' tags task, code_version and data_origin hold HTML and markdown,
+    published everywhere: files, the board's run, the experiment description, summary runs."""
+    from benchmark.board_publish import build_and_publish
+
+    uri = sqlite_uri(tmp_path)
+    tracker = Tracker(uri, "tagged")
+    tags = {"family": "data", "provenance": "reconstructed", "metric": "accuracy", "chance_level": "0.1"}
+    for seed in (0, 1):
+        for method, ratio, family in (("none", 0.0, "reference"), ("random", 0.5, "data")):
+            run = tracker.start_cell(Cell("fashion-mnist", method, ratio, seed, "smoke", label=method), "tagged", {},
+                                     {**tags, "family": family})
+            for key, value in MARKUP.items():
+                tracker.client.set_tag(run.run_id, key, value)
+            run.finish({"test_accuracy": 0.8 + 0.01 * seed - 0.1 * ratio, "kept_fraction": 1 - ratio,
+                        "total_sample_passes_rel": 1 - ratio, "train_seconds": 1.0})
+    published = build_and_publish(uri, "tagged", tmp_path / "out", command="prunebench leaderboard `x` --y")
+    return tracker, published
+
+
+def raw_markup(text: str) -> list[str]:
+    import re
+
+    return re.findall(r"<script|<img|<b>|(?<!\\)\[click(?<!\\)\]|(?<!\\)\*real", text)
+
+
+def test_markup_in_run_tags_is_escaped_in_every_board(tagged_board):
+    tracker, published = tagged_board
+    assert "alert(1)" in published.markdown  # shown, as text
+    assert raw_markup(published.markdown) == [], published.markdown
+    assert "t&lt;script>alert(1)&lt;/script>" in published.markdown
+    assert "\\[click\\](javascript:alert(1)) \\*real\\*" in published.markdown
+    assert "Command: ``prunebench leaderboard `x` --y``" in published.markdown  # one code span, not two
+    html = published.files[1].read_text()
+    assert "<script>alert" not in html and "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    experiment = tracker.client.get_experiment(published.experiment_id)
+    note = experiment.tags["mlflow.note.content"]
+    assert "alert(1)" in note and raw_markup(note) == [], note
+    summaries = tracker.client.search_runs([published.experiment_id], "tags.run_type = 'summary'")
+    assert summaries
+    for run in summaries:
+        assert raw_markup(run.data.tags["mlflow.note.content"]) == [], run.data.tags["mlflow.note.content"]
