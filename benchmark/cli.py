@@ -304,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "with its profile's resources (pip install 'prunebench[ray]')")
     p.add_argument("--address", default=None,
                    help="with --executor ray: the cluster to join ('auto', or ray://HOST:10001); "
-                        "default: start a local Ray instance")
+                        "default: start a local Ray instance, listening on 127.0.0.1 only")
     p.add_argument("--max-in-flight", type=_int_in(1), default=None,
                    help="with --executor ray: cells claimed and submitted at once (default: the cluster's CPUs)")
     p.add_argument("--claim-ttl", type=_positive_seconds, default=600.0,

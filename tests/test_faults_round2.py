@@ -311,3 +311,68 @@ def test_markup_in_run_tags_is_escaped_in_every_board(tagged_board):
     assert summaries
     for run in summaries:
         assert raw_markup(run.data.tags["mlflow.note.content"]) == [], run.data.tags["mlflow.note.content"]
+
+
+# --- a local Ray instance ----------------------------------------------------------------------------
+
+
+def listening_addresses(pids: list[int]) -> list[str]:
+    """The local addresses of the TCP sockets the processes ``pids`` listen on (from /proc)."""
+    import ipaddress
+    import os
+
+    inodes = set()
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:
+            continue
+    found = []
+    for table, width in (("tcp", 8), ("tcp6", 32)):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] != "0A" or fields[9] not in inodes:  # 0A: LISTEN
+                continue
+            raw = bytes.fromhex(fields[1].split(":")[0])
+            # /proc prints each 32-bit word in host (little-endian) order
+            swapped = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            found.append(str(ipaddress.ip_address(swapped)))
+    return found
+
+
+def is_loopback(address: str) -> bool:
+    import ipaddress
+
+    ip = ipaddress.ip_address(address)
+    ip = ip.ipv4_mapped or ip if isinstance(ip, ipaddress.IPv6Address) else ip
+    return ip.is_loopback
+
+
+@pytest.mark.slow  # a local Ray instance starts: about 25 s here
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads /proc (Linux)")
+def test_a_local_ray_instance_listens_on_loopback_only(tmp_path, monkeypatch):
+    """``--executor ray`` without ``--address``: while the sweep runs, every TCP socket that Ray's
+    processes (GCS, raylet, workers, agents) and the driver listen on is bound to loopback."""
+    import os
+
+    ray = pytest.importorskip("ray")
+    from benchmark import ray_executor
+    from benchmark.cells import parse_sweep
+
+    seen = {}
+
+    def drive(ray_module, *args):
+        ray_module.get(ray_module.remote(lambda: 1).remote())  # a worker is up
+        seen["addresses"] = listening_addresses([os.getpid(), *descendants(os.getpid())])
+
+    monkeypatch.setattr(ray_executor, "_drive", drive)
+    sweep = parse_sweep({"name": "ray-bind", "profile": "smoke", "seeds": [0], "ratios": [0.5],
+                         "tasks": ["fashion-mnist"], "methods": ["random"]}, check_data=False)
+    assert not ray.is_initialized()
+    ray_executor.run_sweep_ray(sweep, Tracker(sqlite_uri(tmp_path), "ray-bind"), tmp_path / "cache", quiet=True)
+    assert len(seen["addresses"]) >= 3, seen  # GCS, raylet, a worker at least
+    assert [a for a in seen["addresses"] if not is_loopback(a)] == [], seen
+    assert not ray.is_initialized() and os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") is None
