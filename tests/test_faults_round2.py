@@ -376,3 +376,64 @@ def test_a_local_ray_instance_listens_on_loopback_only(tmp_path, monkeypatch):
     assert len(seen["addresses"]) >= 3, seen  # GCS, raylet, a worker at least
     assert [a for a in seen["addresses"] if not is_loopback(a)] == [], seen
     assert not ray.is_initialized() and os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") is None
+
+
+# --- sweep files: a size cap before parsing, duplicate keys -------------------------------------------
+
+
+SWEEP_TEXT = "name: ok\nprofile: smoke\nseeds: [0]\nratios: [0.5]\ntasks: [fashion-mnist]\nmethods: [random]\n"
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".toml"])
+def test_a_sweep_file_over_the_size_cap_is_refused_before_it_is_parsed(tmp_path, monkeypatch, suffix):
+    import tomllib
+
+    import yaml
+
+    from benchmark.cells import MAX_SWEEP_BYTES, SweepError, read_sweep_file
+
+    seeds = ", ".join(["7"] * (MAX_SWEEP_BYTES // 3 + 10))
+    path = tmp_path / f"sweep{suffix}"
+    path.write_text(f"seeds: [{seeds}]\n" if suffix == ".yaml" else f"seeds = [{seeds}]\n")
+    assert path.stat().st_size > MAX_SWEEP_BYTES
+
+    def never(*args, **kwargs):
+        raise AssertionError("the parser ran on a file over the cap")
+
+    for module, name in ((yaml, "safe_load"), (yaml, "load"), (tomllib, "loads")):
+        monkeypatch.setattr(module, name, never)
+    with pytest.raises(SweepError) as error:
+        read_sweep_file(path)
+    [problem] = error.value.problems
+    assert f"larger than {MAX_SWEEP_BYTES:,} bytes" in problem
+
+
+def test_the_size_cap_is_stated_in_the_readme():
+    from benchmark.cells import MAX_SWEEP_BYTES
+
+    assert MAX_SWEEP_BYTES == 1024 * 1024
+    assert "larger than 1 MiB" in (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+@pytest.mark.parametrize("text, key, lines", [
+    (SWEEP_TEXT + "name: other\n", "'name'", (7, 1)),
+    (SWEEP_TEXT.replace("methods: [random]", "methods:\n  - name: el2n\n    options: {proxy_runs: 1, proxy_runs: 2}"),
+     "'proxy_runs'", (8, 8)),
+])
+def test_a_key_given_twice_in_a_yaml_sweep_is_refused_naming_both_lines(tmp_path, text, key, lines):
+    from benchmark.cells import SweepError, read_sweep_file
+
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text)
+    with pytest.raises(SweepError) as error:
+        read_sweep_file(path)
+    [problem] = error.value.problems
+    assert f"line {lines[0]}" in problem and f"the key {key} is given twice (first at line {lines[1]})" in problem
+
+
+def test_a_merge_key_may_still_be_overridden(tmp_path):
+    from benchmark.cells import read_sweep_file
+
+    path = tmp_path / "sweep.yaml"
+    path.write_text("x: &base {epochs: 1, lr: 0.1}\ny: {<<: *base, epochs: 3}\n")
+    assert read_sweep_file(path)["y"] == {"epochs": 3, "lr": 0.1}
