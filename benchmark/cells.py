@@ -411,7 +411,9 @@ def parse_sweep(data: dict[str, Any], source: str = "<sweep>", check_data: bool 
     seeds = _check_seeds(data.get("seeds", [0]), problems)
     ratios = _check_ratios("sweep", data.get("ratios", [0.5]), problems)
 
-    tasks = [_parse_task(entry, profile, check_data, problems) for entry in _as_list(data, "tasks", problems)]
+    train_sizes: dict[str, int] = {}  # task -> training samples, where the task can tell before loading
+    tasks = [_parse_task(entry, profile, check_data, problems, train_sizes)
+             for entry in _as_list(data, "tasks", problems)]
     methods = [_parse_method(entry, problems) for entry in _as_list(data, "methods", problems)]
     tasks = [t for t in tasks if t is not None]
     methods = [m for m in methods if m is not None]
@@ -432,6 +434,8 @@ def parse_sweep(data: dict[str, Any], source: str = "<sweep>", check_data: bool 
 
     sweep = Sweep(name=name, profile=profile, budget=budget, seeds=seeds, ratios=ratios,
                   tasks=tuple(tasks), methods=tuple(methods), source=source)
+    if not problems:
+        problems.extend(_ratios_keeping_nothing(sweep, train_sizes))
     if sweep.cell_count() > MAX_CELLS:  # before anything builds the cells
         problems.append(f"sweep: {sweep.cell_count():,} cells ({len(tasks)} task(s) x {len(seeds)} seed(s) x "
                         f"methods and ratios) exceed the limit of {MAX_CELLS:,}; split it into several sweeps "
@@ -441,6 +445,32 @@ def parse_sweep(data: dict[str, Any], source: str = "<sweep>", check_data: bool 
     if problems:
         raise SweepError(source, problems)
     return sweep
+
+
+def _ratios_keeping_nothing(sweep: Sweep, train_sizes: dict[str, int]) -> list[str]:
+    """A data-pruning ratio that would keep no training sample of a task whose training size is
+    known before loading (the trainer would stop the cell with "the hooks selected no training
+    samples" after the data was read). The count is the method's own :meth:`n_keep`."""
+    problems = []
+    for task in sweep.tasks:
+        n = train_sizes.get(task.name)
+        if n is None:
+            continue
+        for method in sweep.methods:
+            method_cls = METHODS.get(method.name)
+            if getattr(method_cls, "family", "") != "data":
+                continue
+            for ratio in method.ratios or sweep.ratios:
+                try:
+                    kept = method_cls(ratio, 0, **method.options).n_keep(n)
+                except (TypeError, ValueError):
+                    continue  # its options are reported elsewhere
+                if kept < 1:
+                    largest = max((r / 10_000 for r in range(10_000) if n - round(r / 10_000 * n) >= 1), default=0)
+                    problems.append(f"method {method.label!r} on task {task.name!r}: ratio {ratio:g} keeps {kept} of "
+                                    f"the {n} training samples; every epoch needs at least one: use a ratio of at "
+                                    f"most {largest:g}")
+    return problems
 
 
 def _same_cell_twice(sweep: Sweep) -> list[str]:
@@ -475,7 +505,8 @@ def _entry(entry: Any, kind: str, keys: tuple[str, ...], problems: list[str]) ->
     return None
 
 
-def _parse_task(entry: Any, profile: str, check_data: bool, problems: list[str]) -> TaskEntry | None:
+def _parse_task(entry: Any, profile: str, check_data: bool, problems: list[str],
+                train_sizes: dict[str, int] | None = None) -> TaskEntry | None:
     entry = _entry(entry, "task", TASK_KEYS, problems)
     if entry is None:
         return None
@@ -503,8 +534,12 @@ def _parse_task(entry: Any, profile: str, check_data: bool, problems: list[str])
     if check_data:
         try:
             task.check_data()
+            size = task.train_size()
         except (DataNotFoundError, DataFormatError) as error:
             problems.append(f"task {name!r}: {error}")
+        else:
+            if size is not None and train_sizes is not None:
+                train_sizes[name] = size
     return TaskEntry(name, options, data_dir)
 
 

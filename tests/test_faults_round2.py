@@ -437,3 +437,67 @@ def test_a_merge_key_may_still_be_overridden(tmp_path):
     path = tmp_path / "sweep.yaml"
     path.write_text("x: &base {epochs: 1, lr: 0.1}\ny: {<<: *base, epochs: 3}\n")
     assert read_sweep_file(path)["y"] == {"epochs": 3, "lr": 0.1}
+
+
+# --- counts, ratios and split sizes, refused before any compute ----------------------------------------
+
+
+def sweep_problems(tasks, methods=("random",), ratios=(0.5,), check_data=False) -> list[str]:
+    from benchmark.cells import SweepError, parse_sweep
+
+    with pytest.raises(SweepError) as error:
+        parse_sweep({"name": "t", "profile": "smoke", "seeds": [0], "ratios": list(ratios), "tasks": tasks,
+                     "methods": list(methods)}, check_data=check_data)
+    return error.value.problems
+
+
+@pytest.mark.parametrize("task, methods, fragment", [
+    ({"name": "fashion-mnist", "options": {"epochs": 1_000_000_000}}, ["random"], "'epochs' must be at most 10,000"),
+    ({"name": "fashion-mnist", "options": {"batch_size": 10**9}}, ["random"], "'batch_size' must be at most"),
+    ({"name": "fashion-mnist", "options": {"eval_batch_size": 10**9}}, ["random"], "'eval_batch_size' must be at most"),
+    ({"name": "fashion-mnist", "options": {"train_limit": 10**12}}, ["random"], "'train_limit' must be at most"),
+    ({"name": "fashion-mnist", "options": {"model_options": {"width": 10**9}}}, ["random"],
+     "'model_options' must be a mapping whose integer values are in [0, 1,048,576]"),
+    ({"name": "cwru-sim", "options": {"window": 10**9}}, ["random"], "window must be an integer in [256, 1048576]"),
+    ("fashion-mnist", [{"name": "magnitude", "options": {"updates": 10**9}}], "updates must be an integer in [1, 100000]"),
+    ("fashion-mnist", [{"name": "seven", "options": {"pre_batches": 10**9}}], "pre_batches must be an integer in"),
+    ("fashion-mnist", [{"name": "ted", "options": {"stages": 10**9}}], "stages must be an integer in [1, 1000]"),
+])
+def test_every_count_option_has_an_upper_bound(task, methods, fragment):
+    problems = sweep_problems([task], methods)
+    assert any(fragment in p for p in problems), problems
+
+
+def fashion_folder(tmp_path: Path, n_train: int, n_test: int = 100) -> str:
+    from tasks.vision.fashion_mnist import write_synthetic
+
+    return str(write_synthetic(tmp_path / f"fm-{n_train}", n_train=n_train, n_test=n_test))
+
+
+def test_a_ratio_that_keeps_no_training_sample_is_refused_by_validate(tmp_path):
+    folder = fashion_folder(tmp_path, 640)  # smoke: 640 images, 64 carved out: 576 to train on
+    [problem] = sweep_problems([{"name": "fashion-mnist", "data_dir": folder}], ratios=(0.9999,), check_data=True)
+    assert "ratio 0.9999 keeps 0 of the 576 training samples" in problem and "at most 0.9991" in problem
+    from benchmark.cells import parse_sweep
+
+    kept = parse_sweep({"name": "t", "profile": "smoke", "seeds": [0], "ratios": [0.9991],
+                        "tasks": [{"name": "fashion-mnist", "data_dir": folder}], "methods": ["random"]})
+    assert len(kept.cells()) == 2  # the largest ratio it named keeps one sample: valid
+
+
+def test_a_fashion_mnist_folder_too_small_for_its_splits_is_refused_by_validate(tmp_path):
+    folder = fashion_folder(tmp_path, 5)
+    [problem] = sweep_problems([{"name": "fashion-mnist", "data_dir": folder}], check_data=True)
+    assert "validation split of task 'fashion-mnist' would hold 0 sample(s)" in problem
+    assert "at least 10 training images" in problem and folder in problem
+
+
+def test_a_split_too_small_fails_the_cell_with_the_message_not_a_torch_error(tmp_path):
+    """Past validate (a folder that shrank after it): loading the cell's splits names the split."""
+    from benchmark.execute import load_splits_with_provenance, plan_cell
+    from benchmark.task import DataFormatError
+
+    folder = fashion_folder(tmp_path, 5)
+    plan = plan_cell(Cell("fashion-mnist", "random", 0.5, 0, "smoke", label="random"), folder)
+    with pytest.raises(DataFormatError, match="validation split of task 'fashion-mnist' would hold 0"):
+        load_splits_with_provenance(plan, __import__("torch").device("cpu"))
