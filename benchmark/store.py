@@ -68,13 +68,26 @@ class StoreError(RuntimeError):
             # says most; MLflow's first line is often a generic preamble
             said = next((line for line in lines if "Error)" in line), lines[0] if lines else "")
             detail = f" ({type(cause).__name__}: {said[:MAX_DETAIL]})"
-        self.fix = fix or fix_for(cause)
+        self.fix = fix or fix_for(cause, uri)
         super().__init__(f"tracking store {self.uri}: {what}{detail}. Fix: {self.fix}")
 
 
-def fix_for(cause: BaseException | None) -> str:
+#: what a store says when its disk is full: SQLite, PostgreSQL, MySQL, the OS (an artifact write)
+_DISK_FULL = ("disk is full", "no space left", "diskfull", "disk full", "errno 28", "could not extend file",
+              "quota exceeded")
+
+
+def fix_for(cause: BaseException | None, uri: str = "") -> str:
     """The likely fix, from what the store said."""
+    import errno
+
     text = str(cause).lower() if cause is not None else ""
+    if any(mark in text for mark in _DISK_FULL) or getattr(cause, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+        filename = getattr(cause, "filename", None)
+        where = (Path(filename).parent if filename else sqlite_path(uri).parent if sqlite_path(uri) else
+                 "the store's database and artifacts (on its server)")
+        return (f"free space on the disk that holds {where}, then run the same command again to resume; "
+                "finished cells are kept")
     if "readonly" in text or "read-only" in text or "read only" in text:
         return ("make the store writable for this user (file and folder permissions, a read-only mount), "
                 "or pass --tracking-uri to a writable store; finished cells are kept")

@@ -501,3 +501,128 @@ def test_a_split_too_small_fails_the_cell_with_the_message_not_a_torch_error(tmp
     plan = plan_cell(Cell("fashion-mnist", "random", 0.5, 0, "smoke", label="random"), folder)
     with pytest.raises(DataFormatError, match="validation split of task 'fashion-mnist' would hold 0"):
         load_splits_with_provenance(plan, __import__("torch").device("cpu"))
+
+
+# --- a full disk: the cache, the store ---------------------------------------------------------------
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A folder on an 8 MiB tmpfs, which the test fills to the last byte (a real ENOSPC from the kernel);
+    skipped where mounting is not allowed (not root, a container without CAP_SYS_ADMIN)."""
+    import errno
+    import subprocess
+
+    mount = tmp_path / "full"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root): the /dev/full variant covers the cache")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def fill(folder: Path) -> None:
+    import errno
+    import os
+
+    with open(folder / "filler", "wb", buffering=0) as handle:  # unbuffered: nothing left to flush on close
+        try:
+            while True:
+                handle.write(b"\0" * 4096)
+        except OSError as error:
+            assert error.errno == errno.ENOSPC
+    assert os.statvfs(folder).f_bavail == 0
+
+
+@pytest.fixture(scope="module")
+def tiny_splits():
+    from helpers_tiny import tiny_task
+
+    task = tiny_task()
+    return task, task.load_splits()
+
+
+def el2n_scores(tiny_splits, cache_dir: Path):
+    import torch
+
+    from benchmark.context import RunContext
+    from benchmark.registry import METHODS
+
+    torch.set_num_threads(1)
+    task, splits = tiny_splits
+    method = METHODS.get("el2n")(0.5, 0, proxy_runs=1, score_epochs=1)
+    context = RunContext(task=task, splits=splits, device=torch.device("cpu"), seed=0, cache_dir=cache_dir)
+    method.prepare(context)
+    return method, context
+
+
+@pytest.fixture(scope="module")
+def el2n_reference(tiny_splits, tmp_path_factory):
+    method, _ = el2n_scores(tiny_splits, tmp_path_factory.mktemp("cache-ok"))
+    return method.scores.clone(), method.subset.clone()
+
+
+@pytest.mark.parametrize("disk", ["tmpfs", "dev-full"])
+def test_a_cache_on_a_full_disk_costs_the_cell_nothing_and_names_the_path(tiny_splits, el2n_reference, tmp_path,
+                                                                          capsys, monkeypatch, request, disk):
+    """EL2N scores its data, then cannot write its cache (the disk is full): the cell keeps the
+    scores it computed, with a warning naming the file and the cause. Before, torch.save failed
+    with "enforce fail at inline_container.cc" and the cell, its scores with it, was lost."""
+    import os
+
+    import torch
+
+    from benchmark.context import RunContext
+
+    if disk == "tmpfs":
+        cache = request.getfixturevalue("full_disk")
+        fill(cache)
+        target = None
+    else:  # portable: the file the cache is written through is /dev/full (every write: ENOSPC)
+        cache = tmp_path / "cache"
+        target = cache / "el2n" / "entry.pt"
+        target.parent.mkdir(parents=True)
+        (target.parent / f"entry.pt.{os.getpid()}.tmp").symlink_to("/dev/full")
+        monkeypatch.setattr(RunContext, "cache_path", lambda self, kind, key: target)
+    method, context = el2n_scores(tiny_splits, cache)
+    scores, subset = el2n_reference
+    assert torch.equal(method.scores, scores) and torch.equal(method.subset, subset)
+    assert context.scoring_sample_passes > 0  # charged as computed, not as cached
+    said = capsys.readouterr().err
+    assert "warning: cannot write the EL2N score cache" in said and "No space left on device" in said, said
+    assert str(cache) in said and "goes on with the result it computed" in said
+    if target is not None:
+        assert not target.exists()
+    else:
+        assert [p.name for p in cache.rglob("*") if p.is_file()] == ["filler"]
+
+
+def test_a_store_on_a_full_disk_stops_with_a_free_space_fix(full_disk, capsys):
+    """A real SQLite store on a full tmpfs: the sweep stops at once (exit 3) and the fix says to
+    free space where the store is, not "check the store"."""
+    from benchmark import cli
+    from benchmark.tracking import Tracker
+
+    uri = f"sqlite:///{full_disk}/mlflow.db"
+    Tracker(uri, "tiny")  # the store exists; then the disk fills up
+    fill(full_disk)
+    sweep = full_disk.parent / "s.yaml"
+    sweep.write_text(SWEEP_TEXT.replace("name: ok", "name: tiny"))
+    code = cli.main(["run", str(sweep), "--tracking-uri", uri, "--cache-dir", str(full_disk.parent / "c")])
+    said = capsys.readouterr().err
+    assert code == 3, said
+    [error] = [line for line in said.splitlines() if line.startswith("error:")]
+    assert "disk is full" in error and f"Fix: free space on the disk that holds {full_disk}" in error, error
+
+
+@pytest.mark.parametrize("cause", ["(sqlite3.OperationalError) database or disk is full",
+                                   "(psycopg2.errors.DiskFull) could not extend file: No space left on device",
+                                   "[Errno 28] No space left on device: '/srv/mlartifacts/1/abc'"])
+def test_every_form_of_a_full_store_gets_the_free_space_fix(cause):
+    from benchmark.store import StoreError
+
+    error = StoreError("postgresql://u:pw@db/mlflow", "cannot log", RuntimeError(cause))
+    assert "Fix: free space on" in str(error) and "pw" not in str(error), str(error)
