@@ -626,3 +626,30 @@ def test_every_form_of_a_full_store_gets_the_free_space_fix(cause):
 
     error = StoreError("postgresql://u:pw@db/mlflow", "cannot log", RuntimeError(cause))
     assert "Fix: free space on" in str(error) and "pw" not in str(error), str(error)
+
+
+# --- a local hub-layout folder edited after a first load ---------------------------------------------
+
+
+def test_an_edited_local_hub_folder_is_read_again_with_a_new_revision(tmp_path, monkeypatch):
+    import datasets
+    from helpers_hub import write_hub_repo
+
+    from tasks.hub import HubDataset
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
+    repo = tmp_path / "repo"
+    source = HubDataset("t", str(repo), "c")
+    write_hub_repo(repo, {"c": {"train": {"text": ["a", "b"], "label": [0, 1]}}})
+    first, first_tags = source.load({"train": "train"}, "-")
+    write_hub_repo(repo, {"c": {"train": {"text": ["x", "y", "z"], "label": [0, 1, 1]}}})
+    second, second_tags = source.load({"train": "train"}, "-")
+    assert list(first["train"]["text"]) == ["a", "b"] and list(second["train"]["text"]) == ["x", "y", "z"]
+    assert first_tags["data.hub_revision"] != second_tags["data.hub_revision"]
+    # the revision is the content's: the same files in another folder give the same one
+    copy = tmp_path / "copy"
+    write_hub_repo(copy, {"c": {"train": {"text": ["x", "y", "z"], "label": [0, 1, 1]}}})
+    same, same_tags = HubDataset("t", str(copy), "c").load({"train": "train"}, "-")
+    assert same_tags["data.hub_revision"] == second_tags["data.hub_revision"]
+    third, third_tags = source.load({"train": "train"}, "-")  # unchanged: the same revision again
+    assert third_tags["data.hub_revision"] == second_tags["data.hub_revision"]
