@@ -206,7 +206,7 @@ class Task:
             if name in sizes and sizes[name] < minimum:
                 where = f" (data in {self.data_dir})" if self.data_dir else ""
                 raise DataFormatError(
-                    f"the {'validation' if name == 'val' else name} split of task {self.name!r} would hold "
+                    f"the {'validation' if name == 'val' else name} split would hold "
                     f"{sizes[name]} sample(s){where}; it needs at least {minimum}. {self.split_rule}".rstrip())
 
     def data_provenance(self) -> dict[str, str]:
