@@ -5,7 +5,6 @@ import argparse
 import math
 import os
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
@@ -165,6 +164,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from .boards.publish import LEADERBOARD_EXPERIMENT, build_and_publish
     from .sweeps.tracking import default_tracking_uri
 
+    from .boards.safe_files import UnsafePathError
     from .sweeps.store import StoreError, mute_store_error_logs, redact
 
     mute_store_error_logs()
@@ -175,6 +175,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
                                       log_board=not args.no_mlflow)
     except StoreError as error:
         return _store_fault(error)
+    except UnsafePathError as error:  # a link planted in --out: nothing written through it
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     print(published.markdown)
     for path in published.files[:2]:
         print(f"written: {path}", file=sys.stderr)
@@ -254,13 +257,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     from .boards.in_mlflow import sweep_views
-    from .sweeps.server import wait_healthy
+    from .sweeps.server import forwarding_signals, mlflow_child, start_foreground, wait_healthy, wait_stopping
     from .sweeps.store import StoreError, redact
     from .sweeps.tracking import default_tracking_uri
 
     uri = args.tracking_uri or default_tracking_uri()
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-               "--host", args.host, "--port", str(args.port)]
+    child = mlflow_child("ui", uri, args.host, args.port)  # the URI in its environment, not in `ps`
     base = f"http://{args.host}:{args.port}"
     print(f"starting the MLflow UI for {redact(uri)} ...", file=sys.stderr)
     # read before the server starts (this opens, and if need be creates, the store under its
@@ -271,41 +273,36 @@ def cmd_ui(args: argparse.Namespace) -> int:
         return _store_fault(error)
     except KeyboardInterrupt:
         return 130
-    process = subprocess.Popen(command)
-    try:
+    process = start_foreground(child)
+    with forwarding_signals(process) as received:  # SIGTERM / Ctrl-C stop the UI too
         try:
             wait_healthy(base, process, timeout=args.start_timeout)
             if process.poll() is not None:  # another server answered on that port
                 raise RuntimeError(f"the MLflow UI exited; is port {args.port} taken? (--port)")
         except RuntimeError as error:
+            if received:  # stopped while starting
+                return wait_stopping(process, received)
             print(f"error: {error}", file=sys.stderr)
-            process.terminate()
-            return process.wait() or 1
+            return process.poll() or 1
         print(f"MLflow UI on {base} (Ctrl-C to stop)", file=sys.stderr)
         for name, url in views:
             print(f"  {name}: {url}", file=sys.stderr)
-        return process.wait()
-    except KeyboardInterrupt:
-        process.terminate()
-        process.wait()
-        return 0
+        return wait_stopping(process, received)
 
 
 def cmd_server(args: argparse.Namespace) -> int:
-    from .sweeps.server import server_command
+    from .sweeps.server import forwarding_signals, server_command, start_foreground, wait_stopping
     from .sweeps.store import redact
 
-    command = server_command(args.dir, args.host, args.port, args.workers, args.backend_store_uri,
-                             args.artifacts_destination)
+    child = server_command(args.dir, args.host, args.port, args.workers, args.backend_store_uri,
+                           args.artifacts_destination)
     Path(args.dir).mkdir(parents=True, exist_ok=True)
-    store, artifacts = (command[command.index(flag) + 1] for flag in ("--backend-store-uri", "--artifacts-destination"))
-    print(f"MLflow tracking server on http://{args.host}:{args.port} (store {redact(store)}, "
-          f"artifacts {redact(artifacts)}); "
+    print(f"MLflow tracking server on http://{args.host}:{args.port} (store {redact(child.store)}, "
+          f"artifacts {redact(child.artifacts)}); "
           f"point runners at it with --tracking-uri http://{args.host}:{args.port}. Ctrl-C to stop.", file=sys.stderr)
-    try:
-        return subprocess.call(command)
-    except KeyboardInterrupt:
-        return 0
+    process = start_foreground(child)  # the store URI in its environment, not in `ps`
+    with forwarding_signals(process) as received:  # SIGTERM / Ctrl-C stop the server and its workers
+        return wait_stopping(process, received)
 
 
 def cmd_download(args: argparse.Namespace) -> int:
@@ -369,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "with its profile's resources (pip install 'prunebench[ray]')")
     p.add_argument("--address", default=None,
                    help="with --executor ray: the cluster to join ('auto', or ray://HOST:10001); "
-                        "default: start a local Ray instance")
+                        "default: start a local Ray instance, listening on 127.0.0.1 only")
     p.add_argument("--max-in-flight", type=_int_in(1), default=None,
                    help="with --executor ray: cells claimed and submitted at once (default: the cluster's CPUs)")
     p.add_argument("--claim-ttl", type=_positive_seconds, default=600.0,

@@ -498,6 +498,367 @@ for _suffix in (".json", ".jsonl", ".json.gz"):
         lambda tmp, trials, suffix=_suffix: nested_alpaca(tmp, suffix))
 
 
+# --- issue 28: races, links, secrets, child servers, markup, limits, full disks, stale data ------------
+
+
+@probe("two runners log the same NEW data set input at once (the race forced between MLflow's look-up and insert)",
+       "`log_evidence` of run A while run B inserts the same data set row (in-process, a hook in the store)")
+def dataset_race(tmp, trials):
+    import threading
+
+    import mlflow.store.tracking.sqlalchemy_store as sql_store
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    from benchmark.sweeps import evidence_log as evidence
+    from benchmark.sweeps.cells import Cell
+    from benchmark.sweeps.store import StoreError
+    from benchmark.sweeps.tracking import Tracker
+
+    def same():
+        return DatasetInput(Dataset(name="fashion-mnist", digest="d1g3st", source_type="local", source='"/d"',
+                                    profile="{}"), tags=[InputTag("mlflow.data.context", "train")])
+
+    tracker = Tracker(f"sqlite:///{tmp}/mlflow.db", "probe")
+    runs = [tracker.start_cell(Cell("fashion-mnist", "random", r, 0, "smoke", label="random"), "probe", {}, {})
+            for r in (0.3, 0.5)]
+    real, raced = sql_store.uuid, []
+
+    class Window:
+        @staticmethod
+        def uuid4():
+            if not raced:
+                raced.append(True)
+                other = threading.Thread(target=lambda: runs[1].client.log_inputs(runs[1].run_id, datasets=[same()]))
+                other.start()
+                other.join()
+            return real.uuid4()
+
+    saved = (sql_store.uuid, evidence.write_artifacts, evidence.dataset_input)
+    sql_store.uuid, evidence.write_artifacts, evidence.dataset_input = Window, lambda *a: [], lambda p, e: same()
+    try:
+        evidence.log_evidence(runs[0], None, None, "probe", "v")
+    except StoreError as error:
+        return False, f"StoreError: {str(error)[:300]}"
+    finally:
+        sql_store.uuid, evidence.write_artifacts, evidence.dataset_input = saved
+    logged = [len(tracker.client.get_run(r.run_id).inputs.dataset_inputs) for r in runs]
+    return bool(raced) and logged == [1, 1], f"race forced: {bool(raced)}; data set inputs per run: {logged}"
+
+
+@probe("symlinks in the results folder (`probe.md -> a file outside`, `probe-plots -> a folder outside`)",
+       "`prunebench leaderboard --experiment probe --out results --no-mlflow`")
+def results_symlinks(tmp, trials):
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    prunebench("run", str(sweep_file(tmp)), "--tracking-uri", uri, "--quiet", "--cache-dir", str(tmp / "c"), cwd=tmp)
+    outside = tmp / "outside"
+    outside.mkdir()
+    (outside / "victim").write_text("keep")
+    outcomes = []
+    for planted, target in (("probe.md", outside / "victim"), ("probe-plots", outside)):
+        out = tmp / f"results-{planted}"
+        out.mkdir()
+        (out / planted).symlink_to(target)
+        result = prunebench("leaderboard", "--tracking-uri", uri, "--experiment", "probe", "--no-mlflow", "--out",
+                            str(out), cwd=tmp)
+        outcomes.append(refused(result, "symbolic link"))
+    untouched = (outside / "victim").read_text() == "keep" and sorted(p.name for p in outside.iterdir()) == ["victim"]
+    return all(h for h, _ in outcomes) and untouched, f"outside untouched: {untouched}; " + outcomes[0][1]
+
+
+@probe("secrets in URIs: `postgresql://h/db?user=u&password=SECRET`, a token as the user (`http://TOKEN@host`)",
+       "`prunebench run tiny.yaml --tracking-uri URI` (nothing answers)")
+def uri_secrets(tmp, trials):
+    from benchmark.sweeps.server import free_port
+
+    sweep = sweep_file(tmp)
+    outcomes = []
+    for uri in (f"postgresql://127.0.0.1:{free_port()}/db?user=u&password=SECRET", f"http://TOKEN@127.0.0.1:{free_port()}"):
+        result = prunebench("run", str(sweep), "--tracking-uri", uri, cwd=tmp,
+                            env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "3"})
+        text = result.stdout + result.stderr
+        outcomes.append((result.returncode == 3 and "SECRET" not in text and "TOKEN" not in text,
+                         said(result, "tracking store")))
+    return all(h for h, _ in outcomes), " / ".join(o[:200] for _, o in outcomes)
+
+
+def _descendants(pid: int) -> list[int]:
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    found, frontier = [], [pid]
+    while frontier:
+        frontier = [p for p, parent in parents.items() if parent in frontier]
+        found += frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def child_server(tmp: Path, verb: str) -> tuple[bool, str]:
+    """A real `prunebench server` / `ui` on a store whose file name is the secret: argv of its
+    process tree, then SIGTERM to prunebench alone."""
+    from benchmark.sweeps.server import free_port, wait_healthy
+
+    port = free_port()
+    store = f"sqlite:///{tmp}/SECRET-store.db"
+    args = (["server", "--dir", str(tmp / "srv"), "--backend-store-uri", store, "--workers", "1"] if verb == "server"
+            else ["ui", "--tracking-uri", store])
+    process = subprocess.Popen([sys.executable, "-m", "benchmark.cli", *args, "--port", str(port)],
+                               env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    tree = []
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", timeout=240)
+        tree = _descendants(process.pid)
+        shown = [pid for pid in tree if b"SECRET" in (Path("/proc") / str(pid) / "cmdline").read_bytes()]
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        deadline = time.time() + 30
+        while time.time() < deadline and any(_alive(p) for p in tree):
+            time.sleep(0.2)
+        left = [p for p in tree if _alive(p)]
+    finally:
+        for pid in [process.pid, *tree]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        process.wait()
+    return not shown and not left, (f"{len(tree)} child process(es); the store URI on the command line of "
+                                    f"{len(shown)}; after SIGTERM to prunebench (exit {process.returncode}) "
+                                    f"{len(left)} still running")
+
+
+probe("`prunebench server` with a secret in `--backend-store-uri`, then SIGTERM to prunebench",
+      "`prunebench server --backend-store-uri sqlite:///TMP/SECRET-store.db`; `ps`; `kill -TERM`")(
+    lambda tmp, trials: child_server(tmp, "server"))
+probe("`prunebench ui` with a secret in `--tracking-uri`, then SIGTERM to prunebench",
+      "`prunebench ui --tracking-uri sqlite:///TMP/SECRET-store.db`; `ps`; `kill -TERM`")(
+    lambda tmp, trials: child_server(tmp, "ui"))
+
+
+@probe("run tags `task`, `code_version`, `data_origin` holding HTML and markdown links",
+       "tags set on finished cells, then `prunebench leaderboard` (files and MLflow)")
+def markup_tags(tmp, trials):
+    import re
+
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    prunebench("run", str(sweep_file(tmp)), "--tracking-uri", uri, "--quiet", "--cache-dir", str(tmp / "c"), cwd=tmp)
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("probe")
+    for run in client.search_runs([experiment.experiment_id]):
+        client.set_tag(run.info.run_id, "task", "t<script>alert(1)</script>")
+        client.set_tag(run.info.run_id, "code_version", "v<img src=x onerror=alert(1)>")
+        client.set_tag(run.info.run_id, "data_origin", "[click](javascript:alert(1))")
+    board = prunebench("leaderboard", "--tracking-uri", uri, "--experiment", "probe", "--out", str(tmp / "out"), cwd=tmp)
+    raw = re.compile(r"<script|<img|(?<!\\)\[click")
+    texts = {"markdown": (tmp / "out" / "probe.md").read_text() if (tmp / "out" / "probe.md").is_file() else "<script",
+             "description": client.get_experiment(experiment.experiment_id).tags.get("mlflow.note.content", "")}
+    html = (tmp / "out" / "probe.html").read_text() if (tmp / "out" / "probe.html").is_file() else "<script>"
+    raw_in = [name for name, text in texts.items() if raw.search(text)] + (["html"] if "<script>alert" in html else [])
+    return board.returncode == 0 and not raw_in, f"leaderboard exit {board.returncode}; raw markup in: {raw_in or 'none'}"
+
+
+@probe("`--executor ray` without `--address`: the interfaces the local Ray instance listens on",
+       "`run_sweep_ray` (in-process), listening TCP sockets of its processes read from /proc")
+def ray_bind(tmp, trials):
+    import ipaddress
+
+    try:
+        import ray
+    except ImportError:
+        return None, "skipped: Ray is not installed"
+    from benchmark.sweeps import ray_executor
+    from benchmark.sweeps.cells import parse_sweep
+    from benchmark.sweeps.tracking import Tracker
+
+    def listening(pids):
+        inodes = set()
+        for pid in pids:
+            try:
+                inodes |= {os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1] for fd in os.listdir(f"/proc/{pid}/fd")
+                           if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:[")}
+            except OSError:
+                continue
+        found = []
+        for table in ("tcp", "tcp6"):
+            for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+                f = line.split()
+                if f[3] == "0A" and f[9] in inodes:
+                    raw = bytes.fromhex(f[1].split(":")[0])
+                    ip = ipaddress.ip_address(b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4)))
+                    found.append(ip.ipv4_mapped or ip if ip.version == 6 else ip)
+        return found
+
+    seen = {}
+
+    def drive(ray_module, *args):
+        ray_module.get(ray_module.remote(lambda: 1).remote())
+        seen["ips"] = listening([os.getpid(), *_descendants(os.getpid())])
+
+    real_drive, ray_executor._drive = ray_executor._drive, drive
+    try:
+        sweep = parse_sweep({"name": "probe", "profile": "smoke", "seeds": [0], "ratios": [0.5],
+                             "tasks": ["fashion-mnist"], "methods": ["random"]}, check_data=False)
+        ray_executor.run_sweep_ray(sweep, Tracker(f"sqlite:///{tmp}/mlflow.db", "probe"), tmp / "c", quiet=True)
+    finally:
+        ray_executor._drive = real_drive
+    ips = seen.get("ips", [])
+    wide = sorted({str(ip) for ip in ips if not ip.is_loopback})
+    return bool(ips) and not wide, f"{len(ips)} listening sockets; not on loopback: {wide or 'none'}"
+
+
+@probe("a 25 MB `seeds:` list (YAML)", "`prunebench validate sweep.yaml`")
+def huge_sweep(tmp, trials):
+    path = tmp / "sweep.yaml"
+    path.write_text("name: probe\nprofile: smoke\nratios: [0.5]\ntasks: [fashion-mnist]\nmethods: [random]\nseeds: ["
+                    + ", ".join(["1234567"] * 2_800_000) + "]\n")
+    began = time.time()
+    result = prunebench("validate", str(path), cwd=tmp, timeout=300)
+    held, outcome = refused(result, "larger than")
+    return held, f"{outcome} ({path.stat().st_size / 1e6:.0f} MB, {time.time() - began:.1f} s)"
+
+
+@probe("a duplicate YAML key (`name:` twice)", "`prunebench validate sweep.yaml`")
+def duplicate_key(tmp, trials):
+    path = sweep_file(tmp)
+    path.write_text(path.read_text() + "name: other\n")
+    return refused(prunebench("validate", str(path), cwd=tmp), "given twice")
+
+
+probe("`epochs: 1000000000`", "`prunebench validate sweep.yaml`")(
+    lambda tmp, trials: refused(prunebench("validate", str(sweep_file(tmp, epochs=1_000_000_000)), cwd=tmp),
+                                "at most 10,000"))
+@probe("`ratio: 0.9999` on 576 training samples (smoke Fashion-MNIST, 640 images)", "`prunebench validate sweep.yaml`")
+def ratio_keeps_nothing(tmp, trials):
+    from tasks.vision.fashion_mnist import write_synthetic
+
+    data = write_synthetic(tmp / "d640", n_train=640)
+    path = sweep_file(tmp, ratios=[0.9999])
+    path.write_text(path.read_text().replace(str(tmp / "data"), str(data)))
+    return refused(prunebench("validate", str(path), cwd=tmp), "keeps 0 of the 576")
+
+
+@probe("a Fashion-MNIST folder with 5 training images", "`prunebench validate sweep.yaml` (data_dir holds it)")
+def five_images(tmp, trials):
+    from tasks.vision.fashion_mnist import write_synthetic
+
+    data = write_synthetic(tmp / "five", n_train=5, n_test=5)
+    path = sweep_file(tmp)
+    path.write_text(path.read_text().replace(str(tmp / "data"), str(data)))
+    return refused(prunebench("validate", str(path), cwd=tmp), "validation split")
+
+
+def _mount_full_tmpfs(folder: Path) -> bool:
+    """An 8 MiB tmpfs at ``folder`` (the probe fills it); False where mounting is not allowed."""
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(folder)], capture_output=True).returncode:
+        return False
+    return True
+
+
+def _fill(folder: Path) -> None:
+    with open(folder / "filler", "wb", buffering=0) as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 4096)
+        except OSError:
+            pass
+
+
+@probe("the cache folder on a full disk (an 8 MiB tmpfs, filled; else a cache file written through /dev/full)",
+       "`EL2N.prepare` (scores computed, then the cache write fails)")
+def cache_full(tmp, trials):
+    import contextlib
+    import io
+
+    import torch
+
+    from benchmark.training.context import RunContext
+    from benchmark.api.registry import get_method
+    from tasks.vision.fashion_mnist import FashionMNIST, write_synthetic
+
+    task = FashionMNIST("smoke", data_dir=str(write_synthetic(tmp / "data")), epochs=1)
+    splits = task.load_splits()
+    cache = tmp / "full"
+    mounted = _mount_full_tmpfs(cache)
+    real_path = RunContext.cache_path
+    if mounted:
+        _fill(cache)
+    else:
+        target = cache / "el2n" / "entry.pt"
+        target.parent.mkdir(parents=True)
+        (target.parent / f"entry.pt.{os.getpid()}.tmp").symlink_to("/dev/full")
+        RunContext.cache_path = lambda self, kind, key: target
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            method = get_method("el2n")(0.5, 0, proxy_runs=1, score_epochs=1)
+            method.prepare(RunContext(task=task, splits=splits, device=torch.device("cpu"), seed=0, cache_dir=cache))
+    except Exception as error:
+        return False, f"the cell failed: {type(error).__name__}: {str(error)[:300]}"
+    finally:
+        RunContext.cache_path = real_path
+        if mounted:
+            subprocess.run(["umount", "-l", str(cache)], capture_output=True)
+    held = method.subset is not None and "No space left on device" in err.getvalue()
+    return held, f"({'tmpfs' if mounted else '/dev/full'}) " + said(err.getvalue(), "cannot write")
+
+
+@probe("the store on a full disk (a SQLite store on an 8 MiB tmpfs, filled)", "`prunebench run tiny.yaml`")
+def store_full(tmp, trials):
+    from benchmark.sweeps.tracking import Tracker
+
+    disk = tmp / "full"
+    if not _mount_full_tmpfs(disk):
+        return None, "skipped: cannot mount a tmpfs here (needs root)"
+    try:
+        uri = f"sqlite:///{disk}/mlflow.db"
+        Tracker(uri, "probe")
+        _fill(disk)
+        result = prunebench("run", str(sweep_file(tmp)), "--tracking-uri", uri, "--cache-dir", str(tmp / "c"), cwd=tmp)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+    return refused(result, "free space on")
+
+
+@probe("a local hub-layout folder edited after a first load", "`HubDataset.load` twice, the folder rewritten between")
+def hub_edited(tmp, trials):
+    import datasets
+
+    from tasks.hub import HubDataset
+
+    datasets.config.HF_DATASETS_CACHE = tmp / "hf-cache"
+    repo = tmp / "repo"
+
+    def write(texts):
+        (repo / "c").mkdir(parents=True, exist_ok=True)
+        datasets.Dataset.from_dict({"text": texts, "label": [0] * len(texts)}).to_parquet(
+            str(repo / "c" / "train-00000-of-00001.parquet"))
+        (repo / "README.md").write_text("---\nconfigs:\n- config_name: c\n  data_files:\n  - split: train\n"
+                                        "    path: c/train-*\n---\n")
+
+    source = HubDataset("probe", str(repo), "c")
+    write(["a", "b"])
+    first, first_tags = source.load({"train": "train"}, "-")
+    write(["x", "y", "z"])
+    second, second_tags = source.load({"train": "train"}, "-")
+    rows = list(second["train"]["text"])
+    revisions = (first_tags["data.hub_revision"], second_tags["data.hub_revision"])
+    return rows == ["x", "y", "z"] and revisions[0] != revisions[1], f"second load: {rows}; revisions {revisions}"
+
+
 # --- the report ----------------------------------------------------------------------------------------
 
 

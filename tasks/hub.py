@@ -11,11 +11,18 @@ A local copy in the hub's own repository layout (``<repo>/README.md`` declaring 
 the task's ``hub_id``, or point ``$PRUNEBENCH_HUB_ROOT`` at a folder holding ``<owner>/<name>/``
 copies (a mirror), which then stand in for the hub ids they are named after.
 
+A local copy's revision is the SHA-256 of its files (every file's path and bytes; names
+starting with ``.`` skipped): ``data.hub_revision`` then changes exactly when the folder does,
+and ``datasets`` prepares it into a cache folder named by that hash, so an edited folder is read
+again, never served from what ``datasets`` prepared from it before (``datasets`` keys a local
+folder's cache by its file names, not their contents).
+
 ``datasets`` is imported only when data is checked or read, so listing tasks stays cheap.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import socket
 from dataclasses import dataclass
@@ -57,6 +64,12 @@ class HubDataset:
     @property
     def is_local(self) -> bool:
         return Path(self.path).is_dir()
+
+    def local_revision(self) -> str | None:
+        """``sha256:<16 hex digits>`` of a local copy's files, None for a hub id."""
+        if not self.is_local:
+            return None
+        return "sha256:" + folder_digest(Path(self.path))
 
     def describe(self) -> str:
         where = f" (local copy {self.path})" if self.path != self.repo else ""
@@ -107,15 +120,19 @@ class HubDataset:
         steps of ``datasets.load_dataset``, with the builder kept for its revision."""
         import datasets
 
+        local = self.local_revision()
+        # a local copy is prepared into a cache folder of its content's hash: an edit is read again
+        where = ({"cache_dir": str(Path(datasets.config.HF_DATASETS_CACHE) / "prunebench-local" / local[7:])}
+                 if local else {})
         try:
-            builder = datasets.load_dataset_builder(self.path, self.config, revision=self.revision)
+            builder = datasets.load_dataset_builder(self.path, self.config, revision=self.revision, **where)
             builder.download_and_prepare()
             loaded = {name: builder.as_dataset(split=split) for name, split in splits.items()}
         except (ConnectionError, FileNotFoundError) as error:
             raise DataNotFoundError(self.missing_message(error, local_copy)) from error
         except ValueError as error:  # an unknown split or config
             raise DataFormatError(f"{self.describe()}: {error}") from error
-        return loaded, self.provenance(loaded, builder.hash)
+        return loaded, self.provenance(loaded, local or builder.hash)
 
     def download(self, cache_dir: Path | None = None) -> str:
         """Fetch every split into the Hugging Face cache (``cache_dir`` instead, when given);
@@ -150,6 +167,20 @@ class HubDataset:
             tags[f"data.hub_split.{benchmark_split}"] = str(dataset.split)
             tags[f"data.fingerprint.{benchmark_split}"] = dataset._fingerprint
         return tags
+
+
+def folder_digest(folder: Path) -> str:
+    """16 hex digits of SHA-256 over every file under ``folder`` (its relative path, size and
+    bytes, in sorted order); files and folders whose names start with ``.`` are skipped."""
+    digest = hashlib.sha256()
+    files = sorted(path for path in folder.rglob("*") if path.is_file()
+                   and not any(part.startswith(".") for part in path.relative_to(folder).parts))
+    for path in files:
+        digest.update(f"{path.relative_to(folder).as_posix()}\0{path.stat().st_size}\0".encode())
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
 
 
 def offline_mode() -> bool:

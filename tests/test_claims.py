@@ -113,10 +113,10 @@ def test_heartbeat_refreshes_the_tag(tmp_path):
 def test_server_command_defaults_to_a_local_sqlite_store(tmp_path):
     from benchmark.sweeps.server import server_command
 
-    command = server_command(tmp_path, port=5123)
-    assert command[command.index("--backend-store-uri") + 1] == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
-    assert command[command.index("--host") + 1] == "127.0.0.1"
-    assert command[command.index("--port") + 1] == "5123"
+    child = server_command(tmp_path, port=5123)
+    assert child.env["MLFLOW_BACKEND_STORE_URI"] == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    assert child.argv[child.argv.index("--host") + 1] == "127.0.0.1"
+    assert child.argv[child.argv.index("--port") + 1] == "5123"
 
 
 def test_policy_is_checked():

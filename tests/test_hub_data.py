@@ -162,8 +162,10 @@ def test_provenance_names_the_revision_and_the_fingerprints(glue_hub):
     task = get_task("rte")("smoke")
     task.read_examples()
     tags = task.data_provenance()
-    builder = datasets.load_dataset_builder(str(glue_hub), "rte")
-    assert tags["data.hub_revision"] == builder.hash and len(builder.hash) >= 8
+    from tasks.hub import folder_digest
+
+    # a local copy's revision is its files' hash (issue 28: datasets' builder hash is one constant)
+    assert tags["data.hub_revision"] == "sha256:" + folder_digest(glue_hub)
     assert tags["data.hub_revision_requested"] == "main"
     again = datasets.load_dataset(str(glue_hub), "rte", split="validation")
     assert tags["data.fingerprint.test"] == again._fingerprint
@@ -265,7 +267,7 @@ def test_a_hub_cell_records_its_data_in_its_mlflow_run(rt_hub, tmp_path, monkeyp
         tags = run.data.tags
         assert tags["data.hub_id"] == "cornell-movie-review-data/rotten_tomatoes"
         assert tags["data.hub_split.test"] == "test" and tags["data.fingerprint.train"] == expected_train
-        assert tags["data.hub_revision"] == datasets.load_dataset_builder(str(rt_hub)).hash
+        assert tags["data.hub_revision"] == "sha256:" + __import__("tasks.hub").hub.folder_digest(rt_hub)
         assert run.data.metrics["n_train"] == 30
 
 
@@ -380,7 +382,8 @@ def test_the_hugging_face_cache_is_honoured(tmp_path):
                          timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "18"
-    assert list((tmp_path / "empty-hf-home" / "datasets").glob("glue/sst2/*/*/glue-train.arrow"))
+    # a local copy is prepared under prunebench-local/<its content hash>/ (tasks/hub.py)
+    assert list((tmp_path / "empty-hf-home" / "datasets").glob("prunebench-local/*/glue/sst2/*/*/glue-train.arrow"))
 
 
 def test_download_fills_the_hugging_face_cache(tmp_path):

@@ -6,9 +6,18 @@ copied from another machine or version, or edited. :func:`load_entry` reads it w
 ``check``, which raises :class:`CacheEntryError` saying what is wrong; a bad entry is
 reported on stderr with its path, deleted, and the caller rebuilds it as if it had never
 been there.
+
+Writing is best effort: a cache that cannot be written (a full disk, a read-only or missing
+folder) costs the next cell a recomputation, never this cell its result. :func:`save_entry`
+encodes the entry in memory first (an encoding fault is the caller's bug and raises), then
+writes the bytes itself, so a disk fault arrives as the operating system's own error (``No
+space left on device``), not as torch's "enforce fail at inline_container.cc"; it is reported
+on stderr with the path and the cause, and the caller goes on with the value it computed.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import math
 import os
 import sys
@@ -40,13 +49,33 @@ def load_entry(path: Path, check: Callable[[Any], None], what: str = "cache entr
         return None
 
 
-def save_entry(path: Path, value: Any) -> None:
-    """Write ``value`` to ``path`` atomically: a reader never sees half a file."""
+def save_entry(path: Path, value: Any, what: str = "cache entry") -> bool:
+    """Write ``value`` to ``path`` atomically (a reader never sees half a file); True if written.
+    A write that fails is reported with the path and the cause and returns False: the caller keeps
+    its value, uncached."""
+    import io
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
     partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    torch.save(value, partial)
-    partial.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(partial, "wb") as handle:
+            handle.write(buffer.getbuffer())
+        partial.replace(path)
+        return True
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        cause = f"{error.strerror} (errno {errno.errorcode.get(error.errno, error.errno)})" if error.strerror else str(error)
+        fix = ("free space on the disk that holds it, or point --cache-dir ($PRUNEBENCH_CACHE) at a disk with room"
+               if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else
+               "make the folder writable, or point --cache-dir ($PRUNEBENCH_CACHE) elsewhere")
+        print(f"warning: cannot write the {what} {path}: {cause}; the cell goes on with the result it computed, "
+              f"which is not cached (the next cell that needs it computes it again). Fix: {fix}",
+              file=sys.stderr, flush=True)
+        return False
 
 
 def require(condition: bool, problem: str) -> None:

@@ -76,6 +76,12 @@ def is_finite(number: int | float) -> bool:
 OPTIMIZERS = ("sgd", "adamw")  # what the trainer builds
 SCHEDULES = ("cosine", "step", "constant")
 _AT_LEAST_ONE = ("epochs", "batch_size", "eval_batch_size")
+#: upper bounds of the recipe's counts: beyond them a value is a typo that would validate and then
+#: train for ever or allocate without end (``epochs: 1000000000``); papers train for a few hundred
+#: epochs in batches of at most a few thousand
+COUNT_LIMITS = {"epochs": 10_000, "batch_size": 1 << 20, "eval_batch_size": 1 << 20,
+                "train_limit": 10**9, "test_limit": 10**9}
+MAX_MODEL_COUNT = 1 << 20  # an integer model option (width, hidden, max_length ...): at most this
 
 
 def _check_value(name: str, value: Any, current: Any) -> None:
@@ -87,6 +93,11 @@ def _check_value(name: str, value: Any, current: Any) -> None:
         problem = f"one of {list(SCHEDULES)}"
     elif name in _AT_LEAST_ONE and value < 1:
         problem = "at least 1"
+    elif name in COUNT_LIMITS and value is not None and value > COUNT_LIMITS[name]:
+        problem = f"at most {COUNT_LIMITS[name]:,} (a larger count is a typo: it would run or allocate for ever)"
+    elif name == "model_options" and any(isinstance(v, int) and not isinstance(v, bool) and not 0 <= v <= MAX_MODEL_COUNT
+                                         for v in value.values()):
+        problem = f"a mapping whose integer values are in [0, {MAX_MODEL_COUNT:,}]"
     elif isinstance(current, float) and not (is_finite(value) and value >= 0):  # lr, momentum, ...
         problem = "a finite number >= 0"
     elif name == "milestones" and not all(
@@ -139,6 +150,11 @@ class Splits:
     test: Split
 
 
+#: the fewest samples each split may hold (a task may ask for more): an empty split fails deep in
+#: torch (a stride error, a mean of nothing) long after the data was read
+MIN_SPLIT_SIZES = {"train": 1, "val": 1, "test": 1}
+
+
 class Task:
     """Base class of every task. Subclasses set the class attributes and implement
     :meth:`load_splits` and :meth:`build_model`."""
@@ -160,6 +176,9 @@ class Task:
     profiles: ClassVar[dict[str, Recipe]] = {}
     #: one line on what the data is (shown by ``prunebench list``)
     data_summary: ClassVar[str] = ""
+    min_split_sizes: ClassVar[dict[str, int]] = MIN_SPLIT_SIZES
+    #: how the splits come from the data, for the message when one is too small
+    split_rule: ClassVar[str] = ""
 
     def __init__(self, profile: str = "cpu", data_dir: str | None = None, **recipe_overrides: Any):
         if profile not in self.profiles:
@@ -177,6 +196,21 @@ class Task:
 
     def load_splits(self) -> Splits:
         raise NotImplementedError
+
+    def train_size(self) -> int | None:
+        """The number of training samples :meth:`load_splits` will give, when the task can tell
+        without loading the data (from file headers and the recipe), else None. ``validate``
+        uses it to refuse a ratio that would keep no training sample."""
+        return None
+
+    def check_split_sizes(self, sizes: dict[str, int]) -> None:
+        """A DataFormatError naming the split, its size and the minimum if a split is too small."""
+        for name, minimum in self.min_split_sizes.items():
+            if name in sizes and sizes[name] < minimum:
+                where = f" (data in {self.data_dir})" if self.data_dir else ""
+                raise DataFormatError(
+                    f"the {'validation' if name == 'val' else name} split would hold "
+                    f"{sizes[name]} sample(s){where}; it needs at least {minimum}. {self.split_rule}".rstrip())
 
     def data_provenance(self) -> dict[str, str]:
         """Which data the last :meth:`load_splits` read, beyond the cell's own options (a hub

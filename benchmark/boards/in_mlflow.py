@@ -31,6 +31,7 @@ from typing import Any
 import pandas as pd
 
 from .leaderboard import EQUAL_COST, Board
+from ..sweeps.names import markdown_text
 from ..sweeps.tracking import SUMMARY, SUMMARY_FILTER, SUMMARY_TAG
 
 NOTE_TAG = "mlflow.note.content"
@@ -81,7 +82,9 @@ def _row(board: Board, task: str, family: str, label: str, ratio: float, metrics
               "data_origin": info["data_origin"], "board_generated": board.generated,
               "code_versions": ", ".join(sorted(cells.code_version.unique())),
               "cell_ids": ",".join(sorted(cells.cell_id))[:MAX_TAG],
-              NOTE_TAG: (f"Board row: test {info['metric']} of {label} at ratio {ratio:g} on {task}, over "
+              # the run's note is rendered as markdown by the UI: the free text in it escaped
+              NOTE_TAG: (f"Board row: test {markdown_text(info['metric'])} of {markdown_text(label)} at ratio "
+                         f"{ratio:g} on {markdown_text(task)}, over "
                          f"{len(cells)} finished cell(s) (their ids in the tag cell_ids). Rewritten by each "
                          f"`prunebench leaderboard`."), **tags},
         metrics={k: v for k, v in ((k, _value(v)) for k, v in metrics.items()) if v is not None})

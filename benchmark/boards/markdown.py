@@ -6,7 +6,7 @@ from tabulate import tabulate
 from .format import (BEST_MARK, LEGEND, cost_sections, detail_columns, detail_rows, normalised_grid, overview,
                            reference_line, task_heading)
 from .leaderboard import FAMILIES, FAMILY_TITLE, Board
-from ..sweeps.names import markdown_cell
+from ..sweeps.names import markdown_cell, markdown_code, markdown_text
 from ..sweeps.tracking import SUMMARY_FILTER
 
 
@@ -20,10 +20,11 @@ def render_markdown(board: Board) -> str:
     lines = [f"# Leaderboard: {board.experiment}", ""]
     if board.runs.empty:
         return "\n".join(lines + ["No finished cells yet."]) + "\n"
+    # run tags (code_version, task, data_origin, metric) are free text: escaped wherever they land
     lines += [f"Generated {board.generated} from {len(board.runs)} finished cells; "
-              f"code version(s): {', '.join(board.code_versions)}."]
+              f"code version(s): {markdown_text(', '.join(board.code_versions))}."]
     if board.command:
-        lines += ["", f"Command: `{board.command}`"]
+        lines += ["", f"Command: {markdown_code(board.command)}"]
     lines += ["", LEGEND, ""]
     for family in FAMILIES:
         headers, rows = normalised_grid(board, family)
@@ -31,7 +32,7 @@ def render_markdown(board: Board) -> str:
             lines += [f"## Normalised score, {FAMILY_TITLE[family]}", "", _table(headers, rows), ""]
     for task in board.tasks:
         info = board.task_info(task)
-        lines += [f"## {task_heading(board, task)}", "", reference_line(board, task), ""]
+        lines += [f"## {markdown_text(task_heading(board, task))}", "", reference_line(board, task), ""]
         for family in FAMILIES:
             table = board.tables.get((task, family))
             if table is None:
@@ -40,7 +41,7 @@ def render_markdown(board: Board) -> str:
             lines += [f"### {FAMILY_TITLE[family]}", "", _table(*overview(table)), "",
                       _table(detail_columns(family, info["metric"]), body), ""]
             for caption, headers, rows in cost_sections(board, task, family):
-                lines += [markdown_cell(caption), ""] + ([_table(headers, rows), ""] if headers else [])
+                lines += [markdown_text(caption), ""] + ([_table(headers, rows), ""] if headers else [])
     return "\n".join(lines) + "\n"
 
 
@@ -52,7 +53,7 @@ def render_note(board: Board, board_link: str = "", view_link: str = "") -> str:
     and each family's method x ratio overview (best marked); tasks that do not fit are named."""
     head = [f"## Leaderboard: {board.experiment}", "",
             f"{len(board.runs)} finished cells, generated {board.generated}; code version(s): "
-            f"{', '.join(board.code_versions)}. Mean ± std over seeds of the test metric at the end of training; "
+            f"{markdown_text(', '.join(board.code_versions))}. Mean ± std over seeds of the test metric at the end of training; "
             f"{BEST_MARK} marks the best method of a ratio when its paired difference to the next best is not "
             "noise (p < 0.05)."]
     view = f"[the board's view]({view_link})" if view_link else "the board's view"
@@ -63,7 +64,7 @@ def render_note(board: Board, board_link: str = "", view_link: str = "") -> str:
                 else "Detail tables, equal-cost comparisons and plots: the full board (HTML)."), ""]
     blocks = []
     for task in board.tasks:
-        lines = [f"### {task_heading(board, task)}", "", reference_line(board, task), ""]
+        lines = [f"### {markdown_text(task_heading(board, task))}", "", reference_line(board, task), ""]
         for family in FAMILIES:
             table = board.tables.get((task, family))
             if table is not None:
@@ -73,6 +74,6 @@ def render_note(board: Board, board_link: str = "", view_link: str = "") -> str:
     for shown, block in enumerate(blocks):
         if len(text) + len(block) > MAX_NOTE - 200:
             rest = board.tasks[shown:]
-            return text + f"\n… and {len(rest)} more task(s) ({', '.join(rest)[:500]}): see the full board.\n"
+            return text + f"\n… and {len(rest)} more task(s) ({markdown_text(', '.join(rest)[:500])}): see the full board.\n"
         text += "\n" + block
     return text

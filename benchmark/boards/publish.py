@@ -15,6 +15,7 @@ from .markdown import render_markdown, render_note
 from .plots import board_plots, slug
 from .leaderboard import Board, build_board, load_runs
 from ..sweeps.names import check_name
+from .safe_files import write_inside
 from ..sweeps.store import open_client, redact
 
 if TYPE_CHECKING:
@@ -41,16 +42,10 @@ def table_artifact(task: str, family: str) -> str:
 
 def write_files(board: Board, markdown: str, html: str, plots: dict[str, bytes], out_dir: Path) -> list[Path]:
     stem = check_name(board.experiment, "experiment name")  # never a path: the files stay in out_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = [out_dir / f"{stem}.md", out_dir / f"{stem}.html"]
-    written[0].write_text(markdown, encoding="utf-8")
-    written[1].write_text(html, encoding="utf-8")
-    if plots:
-        plot_dir = out_dir / f"{stem}-plots"
-        plot_dir.mkdir(exist_ok=True)
-        for name, png in plots.items():
-            (plot_dir / name).write_bytes(png)
-            written.append(plot_dir / name)
+    # write_inside follows no link below out_dir (a planted NAME.md -> ~/.bashrc is refused)
+    written = [write_inside(out_dir, f"{stem}.md", markdown), write_inside(out_dir, f"{stem}.html", html)]
+    for name, png in plots.items():
+        written.append(write_inside(out_dir, f"{stem}-plots/{name}", png))
     return written
 
 

@@ -52,6 +52,9 @@ MAX_SEED = 2**32  # numpy's legacy seeding and the methods' derived torch seeds 
 MAX_DEPTH = 20  # nesting of the whole sweep; real ones stay under 6
 MAX_VALUES = 100_000  # values in the whole sweep, aliases counted each time they are used
 MAX_CELLS = 20_000  # a paper-scale sweep is a few thousand cells; more is a typo (seeds: range(2000))
+#: bytes of a sweep file, checked before it is parsed: a real sweep is a few KB; parsing a 25 MB
+#: list takes minutes and a GB of memory before any other check can speak
+MAX_SWEEP_BYTES = 1024 * 1024
 
 _SHOW = reprlib.Repr()  # bounded reprs: a huge or deeply nested value must not flood the message
 _SHOW.maxstring = _SHOW.maxother = 80
@@ -179,9 +182,14 @@ def read_sweep_file(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise SweepError(str(path), [f"sweep file {str(path)!r} does not exist"])
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_SWEEP_BYTES + 1)  # never more than the cap, whatever stat says
     except OSError as error:
         raise SweepError(str(path), [f"cannot read the file: {error}"]) from None
+    if len(raw) > MAX_SWEEP_BYTES:
+        raise SweepError(str(path), [f"the file is larger than {MAX_SWEEP_BYTES:,} bytes (the limit for a sweep file, "
+                                     "checked before parsing); a sweep needs a few KB: list seeds and ratios, "
+                                     "do not generate them into the file"])
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -189,7 +197,7 @@ def read_sweep_file(path: str | Path) -> dict[str, Any]:
         raise SweepError(str(path), [f"line {line}: not UTF-8 text (byte {raw[error.start]:#04x}); "
                                      "save the sweep file as UTF-8"]) from None
     try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.load(text, Loader=UniqueKeyLoader)
     except tomllib.TOMLDecodeError as error:  # its message ends in "(at line L, column C)"
         raise SweepError(str(path), [f"cannot parse the file as TOML: {error}"]) from None
     except yaml.YAMLError as error:
@@ -203,14 +211,44 @@ def read_sweep_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A key given twice in one YAML mapping."""
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (``name:`` twice): YAML
+    would keep the later value without a word, TOML refuses it. A key a merge (``<<: *alias``)
+    brings in may be overridden, as YAML intends."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    seen = first.setdefault(key, key_node.start_mark)
+                except TypeError:  # an unhashable key: the base class reports it
+                    continue
+                if seen is not key_node.start_mark:
+                    raise DuplicateKeyError(
+                        None, None, f"the key {_show(key)} is given twice (first at line {seen.line + 1}); "
+                        "YAML would keep the later value silently: keep one", key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
+UniqueKeyLoader.add_constructor("tag:yaml.org,2002:map", UniqueKeyLoader.construct_yaml_map)
+
+
 def _yaml_problem(error: yaml.YAMLError, text: str) -> str:
     """'cannot parse ... at line L, column C: what' from PyYAML's error, without its
     '<unicode string>' stream name (the SweepError names the file)."""
     mark = getattr(error, "problem_mark", None)
     if mark is not None:
         what = "; ".join(p for p in (getattr(error, "context", None), getattr(error, "problem", None)) if p)
-        return (f"cannot parse the file as YAML at line {mark.line + 1}, column {mark.column + 1}: {what}; "
-                "check the indentation, brackets and quotes there")
+        fix = "" if isinstance(error, DuplicateKeyError) else "; check the indentation, brackets and quotes there"
+        return f"cannot parse the file as YAML at line {mark.line + 1}, column {mark.column + 1}: {what}{fix}"
     position = getattr(error, "position", None)  # ReaderError: a character YAML does not allow
     if position is not None:
         line = text[:position].count("\n") + 1
@@ -373,7 +411,9 @@ def parse_sweep(data: dict[str, Any], source: str = "<sweep>", check_data: bool 
     seeds = _check_seeds(data.get("seeds", [0]), problems)
     ratios = _check_ratios("sweep", data.get("ratios", [0.5]), problems)
 
-    tasks = [_parse_task(entry, profile, check_data, problems) for entry in _as_list(data, "tasks", problems)]
+    train_sizes: dict[str, int] = {}  # task -> training samples, where the task can tell before loading
+    tasks = [_parse_task(entry, profile, check_data, problems, train_sizes)
+             for entry in _as_list(data, "tasks", problems)]
     methods = [_parse_method(entry, problems) for entry in _as_list(data, "methods", problems)]
     tasks = [t for t in tasks if t is not None]
     methods = [m for m in methods if m is not None]
@@ -394,6 +434,8 @@ def parse_sweep(data: dict[str, Any], source: str = "<sweep>", check_data: bool 
 
     sweep = Sweep(name=name, profile=profile, budget=budget, seeds=seeds, ratios=ratios,
                   tasks=tuple(tasks), methods=tuple(methods), source=source)
+    if not problems:
+        problems.extend(_ratios_keeping_nothing(sweep, train_sizes))
     if sweep.cell_count() > MAX_CELLS:  # before anything builds the cells
         problems.append(f"sweep: {sweep.cell_count():,} cells ({len(tasks)} task(s) x {len(seeds)} seed(s) x "
                         f"methods and ratios) exceed the limit of {MAX_CELLS:,}; split it into several sweeps "
@@ -403,6 +445,32 @@ def parse_sweep(data: dict[str, Any], source: str = "<sweep>", check_data: bool 
     if problems:
         raise SweepError(source, problems)
     return sweep
+
+
+def _ratios_keeping_nothing(sweep: Sweep, train_sizes: dict[str, int]) -> list[str]:
+    """A data-pruning ratio that would keep no training sample of a task whose training size is
+    known before loading (the trainer would stop the cell with "the hooks selected no training
+    samples" after the data was read). The count is the method's own :meth:`n_keep`."""
+    problems = []
+    for task in sweep.tasks:
+        n = train_sizes.get(task.name)
+        if n is None:
+            continue
+        for method in sweep.methods:
+            method_cls = METHODS.get(method.name)
+            if getattr(method_cls, "family", "") != "data":
+                continue
+            for ratio in method.ratios or sweep.ratios:
+                try:
+                    kept = method_cls(ratio, 0, **method.options).n_keep(n)
+                except (TypeError, ValueError):
+                    continue  # its options are reported elsewhere
+                if kept < 1:
+                    largest = max((r / 10_000 for r in range(10_000) if n - round(r / 10_000 * n) >= 1), default=0)
+                    problems.append(f"method {method.label!r} on task {task.name!r}: ratio {ratio:g} keeps {kept} of "
+                                    f"the {n} training samples; every epoch needs at least one: use a ratio of at "
+                                    f"most {largest:g}")
+    return problems
 
 
 def _same_cell_twice(sweep: Sweep) -> list[str]:
@@ -437,7 +505,8 @@ def _entry(entry: Any, kind: str, keys: tuple[str, ...], problems: list[str]) ->
     return None
 
 
-def _parse_task(entry: Any, profile: str, check_data: bool, problems: list[str]) -> TaskEntry | None:
+def _parse_task(entry: Any, profile: str, check_data: bool, problems: list[str],
+                train_sizes: dict[str, int] | None = None) -> TaskEntry | None:
     entry = _entry(entry, "task", TASK_KEYS, problems)
     if entry is None:
         return None
@@ -465,8 +534,12 @@ def _parse_task(entry: Any, profile: str, check_data: bool, problems: list[str])
     if check_data:
         try:
             task.check_data()
+            size = task.train_size()
         except (DataNotFoundError, DataFormatError) as error:
             problems.append(f"task {name!r}: {error}")
+        else:
+            if size is not None and train_sizes is not None:
+                train_sizes[name] = size
     return TaskEntry(name, options, data_dir)
 
 

@@ -108,4 +108,24 @@ def log_evidence(run: "CellRun", plan: "CellPlan", evidence: Evidence, sweep: st
         write_artifacts(Path(folder), plan, evidence, sweep, code_version)
         guarded(run.uri, "cannot write the cell's evidence artifacts",
                 lambda: run.client.log_artifacts(run.run_id, folder))
-    guarded(run.uri, "cannot log the cell's data set input", lambda: run.client.log_inputs(run.run_id, datasets=inputs))
+    guarded(run.uri, "cannot log the cell's data set input", lambda: log_inputs_once(run, inputs))
+
+
+#: what a store says when two runners inserted the same data set row at once (SQLite, PostgreSQL,
+#: MySQL, and MLflow's server relaying one of them): the key is (experiment, name, digest)
+_LOST_INSERT_RACE = ("unique constraint failed: datasets", "dataset_pk", "duplicate key", "duplicate entry")
+INPUT_ATTEMPTS = 3
+
+
+def log_inputs_once(run: "CellRun", inputs: list) -> None:
+    """Log ``inputs`` to the run, tolerating another runner inserting the same data set row
+    between MLflow's look-up and its insert: MLflow's ``log_inputs`` reuses an existing row and
+    skips an existing edge, so the retry finds the other runner's row and only links it."""
+    for attempt in range(INPUT_ATTEMPTS):
+        try:
+            run.client.log_inputs(run.run_id, datasets=inputs)
+            return
+        except Exception as error:
+            said = str(error).lower()
+            if attempt + 1 == INPUT_ATTEMPTS or not any(mark in said for mark in _LOST_INSERT_RACE):
+                raise

@@ -91,6 +91,7 @@ def _load_splits_cached(task_name: str, profile: str, task_options: tuple,
                         data_dir: str | None) -> tuple[Splits, dict[str, str]]:
     task = get_task(task_name)(profile, data_dir=data_dir, **dict(task_options))
     splits = task.load_splits()
+    task.check_split_sizes({name: len(getattr(splits, name)) for name in ("train", "val", "test")})
     return splits, {**task.data_provenance(), "data.digest": splits_digest(splits)}
 
 

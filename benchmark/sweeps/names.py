@@ -5,7 +5,7 @@ A sweep's name is its MLflow experiment and the stem of its board files
 safe in a file name on every system: it can never hold a path separator or be ``..``,
 and so never points outside the output folder. Method labels are free text, shown in
 tables and plots: each renderer escapes them for its format (:func:`markdown_cell`,
-:func:`mathtext_safe`; HTML through ``html.escape``).
+:func:`markdown_text` for free text in prose, :func:`mathtext_safe`; HTML through ``html.escape``).
 """
 from __future__ import annotations
 
@@ -55,6 +55,26 @@ def markdown_cell(text: object) -> str:
     """``text`` as literal markdown table text: a ``|`` cannot open a column, nor ``<`` a tag
     (``>`` is left as it is: it opens nothing inside a cell, and rankings read ``a > b``)."""
     return one_line(text).replace("&", "&amp;").replace("<", "&lt;").replace("|", "\\|")
+
+
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]~])")
+
+
+def markdown_text(text: object) -> str:
+    """Free text (a run tag: task, data origin, code version, label) as literal markdown anywhere,
+    prose or table cell: what :func:`markdown_cell` escapes, and the punctuation that would start
+    emphasis, code, a link or an image (``*`` ``_`` `````` ``[`` ``]`` ``~`` ``\\``) backslash-escaped."""
+    return markdown_cell(_MARKDOWN_PUNCTUATION.sub(r"\\\1", one_line(text)))
+
+
+def markdown_code(text: object) -> str:
+    """``text`` as one inline code span, whatever backticks it holds (a fence longer than any
+    run of them, CommonMark's rule); markup inside a code span is shown, never interpreted."""
+    shown = one_line(text)
+    longest = max((len(run) for run in re.findall(r"`+", shown)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if shown.startswith("`") or shown.endswith("`") else ""
+    return f"{fence}{pad}{shown}{pad}{fence}"
 
 
 def mathtext_safe(text: object) -> str:

@@ -62,15 +62,55 @@ def run_sweep_ray(sweep: Sweep, tracker: Tracker, cache_dir: Path, address: str 
         todo = todo[:max_cells]
     progress = SweepProgress(len(todo), len(done), quiet=quiet)
     started_here = not ray.is_initialized()
-    if started_here:
-        # address None: a fresh local instance; "auto" or "ray://host:port": an existing cluster
+    restore = None
+    if started_here and address is None:
+        restore = start_local_ray(ray, quiet)  # bound to 127.0.0.1
+    elif started_here:
+        # "auto" or "ray://host:port": an existing cluster, reachable as its owner set it up
         ray.init(address=address, include_dashboard=False, log_to_driver=not quiet, ignore_reinit_error=True)
     try:
         _drive(ray, sweep, tracker, cache_dir, device, todo, progress, report, max_in_flight, resources or {})
     finally:
         if started_here:
             ray.shutdown()
+        if restore is not None:
+            restore()
     return report
+
+
+LOOPBACK = "127.0.0.1"
+#: Ray's switch for a single-machine instance (its default on Windows and macOS), read by ray
+#: when it is imported and by every process it starts: the node's address is then 127.0.0.1,
+#: and Ray's gRPC servers (GCS, raylet, object manager, workers) listen on 127.0.0.1 only when
+#: their node's address is 127.0.0.1. Without it, a local instance listens on all interfaces.
+SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def start_local_ray(ray, quiet: bool):
+    """A fresh local Ray instance that listens on 127.0.0.1 only (no dashboard); returns the
+    call that restores the environment once it is shut down. Raises if Ray bound elsewhere."""
+    import os
+
+    before = os.environ.get(SINGLE_MACHINE_ENV)
+    os.environ[SINGLE_MACHINE_ENV] = "0"
+    from ray._private import ray_constants  # read when ray was imported: maybe before the line above
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+    def restore() -> None:
+        if before is None:
+            os.environ.pop(SINGLE_MACHINE_ENV, None)
+        else:
+            os.environ[SINGLE_MACHINE_ENV] = before
+
+    ray.init(_node_ip_address=LOOPBACK, include_dashboard=False, log_to_driver=not quiet, ignore_reinit_error=True)
+    node = ray.util.get_node_ip_address()
+    if node != LOOPBACK:  # a Ray that no longer honours the switch: never serve on the network unasked
+        ray.shutdown()
+        restore()
+        raise RuntimeError(f"the local Ray instance took the address {node}, not {LOOPBACK}; start a cluster "
+                           "yourself (`ray start --head --node-ip-address 127.0.0.1`) and pass --address auto")
+    return restore
 
 
 def _drive(ray, sweep: Sweep, tracker: Tracker, cache_dir: Path, device: str, todo: list[Cell],

@@ -1,7 +1,18 @@
 """The shared MLflow tracking server: its command line, starting and stopping it, and
-waiting until it answers. Used by ``prunebench server``, the load script and the tests."""
+waiting until it answers. Used by ``prunebench server``, the load script and the tests.
+
+- The store's URI may hold a password (``postgresql://user:PASS@host/db``). A child's argv is
+  public (``ps`` shows it to every local user); its environment is not (``/proc/PID/environ``
+  is readable by its owner only). So the URIs go to ``mlflow server`` / ``mlflow ui`` in the
+  environment variables their own options read (``MLFLOW_BACKEND_STORE_URI``,
+  ``MLFLOW_ARTIFACTS_DESTINATION``: click ``envvar`` options of mlflow's CLI), never in argv.
+- ``prunebench server`` and ``prunebench ui`` run the child in its own process group and
+  forward SIGTERM, SIGINT and SIGHUP to that group (:func:`forwarding_signals`): stopping
+  prunebench stops the server and its workers, it never leaves one serving the port.
+"""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -9,17 +20,52 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 
+#: the environment variables ``mlflow server`` reads its store options from (mlflow/cli/__init__.py)
+STORE_ENV, ARTIFACTS_ENV = "MLFLOW_BACKEND_STORE_URI", "MLFLOW_ARTIFACTS_DESTINATION"
+STOP_GRACE_S = 20.0  # seconds a server has to stop after a forwarded signal before it is killed
+
+
+@dataclass
+class ChildServer:
+    """An ``mlflow server`` / ``mlflow ui`` to start: its argv (no secrets) and the environment
+    entries that carry its store and artifact URIs."""
+
+    argv: list[str]
+    env: dict[str, str]
+
+    @property
+    def store(self) -> str:
+        return self.env[STORE_ENV]
+
+    @property
+    def artifacts(self) -> str | None:
+        return self.env.get(ARTIFACTS_ENV)
+
+    def environment(self) -> dict[str, str]:
+        return {**os.environ, **self.env}
+
+
+def mlflow_child(verb: str, store: str, host: str, port: int, artifacts: str | None = None,
+                 workers: int | None = None) -> ChildServer:
+    """``python -m mlflow VERB`` on ``host:port``, its store (and artifacts) passed in the environment."""
+    argv = [sys.executable, "-m", "mlflow", verb, "--host", host, "--port", str(port)]
+    if workers is not None:
+        argv += ["--workers", str(workers)]
+    env = {STORE_ENV: store, **({ARTIFACTS_ENV: artifacts} if artifacts is not None else {})}
+    return ChildServer(argv, env)
+
+
 def server_command(directory: str | Path, host: str = "127.0.0.1", port: int = 5000, workers: int = 2,
-                   backend_store_uri: str | None = None, artifacts_destination: str | None = None) -> list[str]:
+                   backend_store_uri: str | None = None, artifacts_destination: str | None = None) -> ChildServer:
     """``mlflow server`` with a SQLite store and an artifact root in ``directory`` unless given."""
     directory = Path(directory).resolve()
     store = backend_store_uri or f"sqlite:///{directory / 'mlflow.db'}"
     artifacts = artifacts_destination or str(directory / "mlartifacts")
-    return [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store,
-            "--artifacts-destination", artifacts, "--host", host, "--port", str(port), "--workers", str(workers)]
+    return mlflow_child("server", store, host, port, artifacts, workers)
 
 
 def start_server(directory: str | Path, port: int, workers: int = 1, **kwargs) -> subprocess.Popen:
@@ -27,11 +73,55 @@ def start_server(directory: str | Path, port: int, workers: int = 1, **kwargs) -
     ends its workers too. Its output goes to ``directory/server.log``: a pipe nobody reads
     would fill up and block the server."""
     Path(directory).mkdir(parents=True, exist_ok=True)
+    child = server_command(directory, port=port, workers=workers, **kwargs)
     with open(Path(directory) / "server.log", "ab") as log:
-        process = subprocess.Popen(server_command(directory, port=port, workers=workers, **kwargs),
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(child.argv, env=child.environment(), stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
     process.log_path = Path(directory) / "server.log"
     return process
+
+
+def start_foreground(child: ChildServer) -> subprocess.Popen:
+    """``child`` with its output on this terminal, in its own process group (see :func:`forwarding_signals`)."""
+    return subprocess.Popen(child.argv, env=child.environment(), start_new_session=True)
+
+
+@contextlib.contextmanager
+def forwarding_signals(process: subprocess.Popen, signals=(signal.SIGTERM, signal.SIGINT, signal.SIGHUP)):
+    """While inside: SIGTERM, SIGINT or SIGHUP to this process is sent on to ``process``'s group
+    (the child runs in its own session, so a terminal's Ctrl-C reaches it only this way). On
+    leaving, by any path, the group is stopped if it still runs. Yields a list that holds the
+    signals forwarded."""
+    received: list[int] = []
+
+    def forward(signum, frame):
+        received.append(signum)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signum)
+
+    previous = {number: signal.signal(number, forward) for number in signals}
+    try:
+        yield received
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        if process.poll() is None:
+            stop_server(process)
+
+
+def wait_stopping(process: subprocess.Popen, received: list[int]) -> int:
+    """Wait for ``process``; once a signal was forwarded, give it :data:`STOP_GRACE_S` to stop,
+    then kill its group. 0 if it was stopped by a forwarded signal, else its exit status."""
+    while True:
+        try:
+            code = process.wait(timeout=STOP_GRACE_S if received else 1.0)
+            return 0 if received else code
+        except subprocess.TimeoutExpired:
+            if received:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                return 0
 
 
 def stop_server(process: subprocess.Popen) -> None:
@@ -52,12 +142,14 @@ def free_port() -> int:
 
 def wait_healthy(url: str, process: subprocess.Popen | None = None, timeout: float = 120) -> None:
     """Return once ``url/health`` answers 200; raise if ``process`` exits or time runs out."""
+    from .store import redact
+
     deadline = time.time() + timeout
     while time.time() < deadline:
         if process is not None and process.poll() is not None:
             log = getattr(process, "log_path", None)
             output = log.read_text(errors="replace")[-4000:] if log else process.stdout.read() if process.stdout else ""
-            raise RuntimeError(f"the tracking server exited before answering: {output}")
+            raise RuntimeError(f"the tracking server exited before answering: {redact(output)}")
         try:
             with urllib.request.urlopen(url + "/health", timeout=2) as response:
                 if response.status == 200:

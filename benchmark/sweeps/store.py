@@ -10,7 +10,8 @@ never printing its credentials.
   cannot be written) is not a fault of the cell that met it: every cell after it would meet it
   too. The tracking layer raises :class:`StoreError` for it, and the runner stops the sweep with
   that one message instead of failing each cell in turn.
-- URIs are shown through :func:`redact`, which replaces a password with ``***``.
+- URIs are shown through :func:`redact`, which replaces every secret a URI can hold with ``***``
+  (a password or token in the user-info part, parameters named like secrets, bearer tokens).
 """
 from __future__ import annotations
 
@@ -21,14 +22,38 @@ from typing import Any, Callable, Iterator, TypeVar
 
 T = TypeVar("T")
 
-# scheme://user:password@  ->  scheme://user:***@  (any URI inside a longer text)
-_CREDENTIALS = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]*):(?P<secret>[^\s@/]*)@")
+# scheme://user:password@ -> scheme://user:***@ ; scheme://TOKEN@ -> scheme://***@ (a bare user name
+# may be a token: GitHub, Hugging Face and many proxies take one there)
+_USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^\s:/@?#]*)(?::(?P<secret>[^\s@/?#]*))?@")
+# name=value in a query string (?user=u&password=S), a libpq DSN (host=h password=S) or an option
+_NAMED = re.compile(r"(?<![A-Za-z0-9_.])(?P<name>[A-Za-z][A-Za-z0-9_.\-]*)=(?P<value>[^&\s#;'\"]+)")
+#: words that make a parameter name a secret's (whole words of the name, split at _ . -)
+SECRET_WORDS = frozenset({"password", "passwd", "pwd", "pass", "secret", "token", "key", "apikey", "sig",
+                          "signature", "credential", "credentials", "auth", "authorization", "sas", "session"})
+SECRET_INSIDE = ("password", "passwd", "secret", "token", "apikey", "credential")  # sslpassword, accesstoken
+# tokens that need no name to be known: an HTTP bearer token, GitHub and Hugging Face tokens
+_TOKENS = re.compile(r"(?i)(?P<head>\bbearer\s+)[A-Za-z0-9._~+/=\-]+|\b(?:gh[pousr]|github_pat|hf)_[A-Za-z0-9_]{20,}")
 MAX_DETAIL = 300  # characters of the underlying error kept in a StoreError (not a 600-line SQL dump)
 
 
+def secret_name(name: str) -> bool:
+    """Whether a parameter called ``name`` holds a secret (``password``, ``X-Amz-Signature``, ``api_key``...)."""
+    lowered = name.lower()
+    return bool(SECRET_WORDS & set(re.split(r"[_.\-]", lowered))) or any(w in lowered for w in SECRET_INSIDE)
+
+
 def redact(text: str) -> str:
-    """``text`` with the password of every ``scheme://user:password@host`` URI in it replaced by ``***``."""
-    return _CREDENTIALS.sub(lambda m: f"{m['head']}:***@", str(text))
+    """``text`` with every secret of every URI in it replaced by ``***``: a password or a bare
+    token in the user-info part, the value of a parameter named like a secret (in a query
+    string, a DSN, an option), a bearer token. The one redaction every printed URI goes through."""
+    def userinfo(m: re.Match) -> str:
+        if m["secret"] is None:  # scheme://NAME@host: NAME may be a token
+            return f"{m['head']}***@"
+        return f"{m['head']}{m['user']}:***@"
+
+    text = _USERINFO.sub(userinfo, str(text))
+    text = _NAMED.sub(lambda m: f"{m['name']}=***" if secret_name(m["name"]) else m[0], text)
+    return _TOKENS.sub(lambda m: f"{m['head']}***" if m["head"] else "***", text)
 
 
 class StoreError(RuntimeError):
@@ -43,13 +68,26 @@ class StoreError(RuntimeError):
             # says most; MLflow's first line is often a generic preamble
             said = next((line for line in lines if "Error)" in line), lines[0] if lines else "")
             detail = f" ({type(cause).__name__}: {said[:MAX_DETAIL]})"
-        self.fix = fix or fix_for(cause)
+        self.fix = fix or fix_for(cause, uri)
         super().__init__(f"tracking store {self.uri}: {what}{detail}. Fix: {self.fix}")
 
 
-def fix_for(cause: BaseException | None) -> str:
+#: what a store says when its disk is full: SQLite, PostgreSQL, MySQL, the OS (an artifact write)
+_DISK_FULL = ("disk is full", "no space left", "diskfull", "disk full", "errno 28", "could not extend file",
+              "quota exceeded")
+
+
+def fix_for(cause: BaseException | None, uri: str = "") -> str:
     """The likely fix, from what the store said."""
+    import errno
+
     text = str(cause).lower() if cause is not None else ""
+    if any(mark in text for mark in _DISK_FULL) or getattr(cause, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+        filename = getattr(cause, "filename", None)
+        where = (Path(filename).parent if filename else sqlite_path(uri).parent if sqlite_path(uri) else
+                 "the store's database and artifacts (on its server)")
+        return (f"free space on the disk that holds {where}, then run the same command again to resume; "
+                "finished cells are kept")
     if "readonly" in text or "read-only" in text or "read only" in text:
         return ("make the store writable for this user (file and folder permissions, a read-only mount), "
                 "or pass --tracking-uri to a writable store; finished cells are kept")

@@ -115,7 +115,7 @@ class EL2N(DataPruner):
             self.scores = total / self.proxy_runs
             seconds = time.perf_counter() - start
             save_entry(path, {"scores": self.scores, "seconds": seconds, "sample_passes": passes,
-                              "forward_passes": forward, "key": str(key)})  # atomic: never half a file
+                              "forward_passes": forward, "key": str(key)}, "EL2N score cache")  # atomic; best effort
             context.charge(seconds, passes, cached=False, forward_passes=forward)
         self.subset = self.select(self.scores)
 

@@ -27,7 +27,7 @@ import time
 
 from benchmark.api.hooks import TrainState
 from benchmark.api.lazy import lazy_import
-from benchmark.api.method import DataPruner
+from benchmark.api.method import DataPruner, check_count
 from benchmark.api.registry import register_method
 from benchmark.api.sequence import counted_rows, per_sample
 
@@ -67,8 +67,7 @@ class TED(DataPruner):
         super().__init__(ratio, seed)
         if not 0 <= ema < 1 or not 0 <= grad_momentum < 1:
             raise ValueError(f"ema and grad_momentum must be in [0, 1), got {ema}, {grad_momentum}")
-        if stages < 1:
-            raise ValueError(f"stages must be >= 1, got {stages}")
+        check_count("stages", stages, 1, 1_000)
         if not 0 < until <= 1:
             raise ValueError(f"until is the fraction of the run by which pruning ends, in (0, 1]; got {until}")
         self.ema, self.grad_momentum, self.stages, self.until = ema, grad_momentum, stages, until

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from benchmark.api.hooks import TrainState
 from benchmark.api.masks import concatenated, flat_views, global_masks, select_masks
-from benchmark.api.method import ModelPruner
+from benchmark.api.method import ModelPruner, check_count
 from benchmark.api.registry import register_method
 
 SCHEDULES = ("auto", "oneshot", "gradual")
@@ -45,8 +45,7 @@ class Magnitude(ModelPruner):
             raise ValueError(f"magnitude schedule {schedule!r} is unknown; use one of {SCHEDULES}")
         if not 0 <= start < end <= 1:
             raise ValueError(f"need 0 <= start < end <= 1 (fractions of training steps), got {start}, {end}")
-        if updates < 1:
-            raise ValueError(f"updates must be >= 1, got {updates}")
+        check_count("updates", updates, 1, 100_000)
         self.schedule, self.start, self.end, self.updates = schedule, start, end, updates
         self.update_steps: dict[int, float] = {}
 

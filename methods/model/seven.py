@@ -35,7 +35,7 @@ import time
 from benchmark.api.hooks import TrainState
 from benchmark.api.lazy import lazy_import, no_grad
 from benchmark.api.masks import flat_views, select_masks
-from benchmark.api.method import ModelPruner
+from benchmark.api.method import ModelPruner, check_count
 from benchmark.api.registry import register_method
 
 torch = lazy_import("torch")
@@ -144,8 +144,7 @@ class Seven(ModelPruner):
         for name, alpha in (("alpha1", alpha1), ("alpha2", alpha2)):
             if not 0 <= alpha < 1:
                 raise ValueError(f"seven {name} must be in [0, 1), got {alpha}")
-        if pre_batches < 1:
-            raise ValueError(f"seven pre_batches must be >= 1, got {pre_batches}")
+        check_count("seven pre_batches", pre_batches, 1, 100_000)
         self.variant, self.start, self.length = variant, start, length
         self.alpha1, self.alpha2, self.pre_batches = alpha1, alpha2, pre_batches
         self.window_start = 0

@@ -56,6 +56,7 @@ torch = lazy_import("torch")
 nn = lazy_import("torch.nn")
 
 MIN_WINDOW = 256  # the CNN needs 128 inputs, and the FFT halves the window
+MAX_WINDOW = 1 << 20  # samples (87 s at 12 kHz): longer than any recording's usable stretch
 
 PROFILES = {
     "smoke": Recipe(model="cnn1d", epochs=2, batch_size=32, lr=0.05, augment=False, train_limit=320,
@@ -94,10 +95,10 @@ class CwruOptions:
                             f"got {self.test_load!r}")
         if self.classes not in CLASS_SETS or not integer(self.classes):
             problems.append(f"classes must be one of {CLASS_SETS}, got {self.classes!r}")
-        if not integer(self.window) or self.window < MIN_WINDOW:
-            problems.append(f"window must be an integer >= {MIN_WINDOW} samples, got {self.window!r}")
-        if self.stride is not None and (not integer(self.stride) or self.stride < 1):
-            problems.append(f"stride must be null (= window) or a positive integer, got {self.stride!r}")
+        if not integer(self.window) or not MIN_WINDOW <= self.window <= MAX_WINDOW:
+            problems.append(f"window must be an integer in [{MIN_WINDOW}, {MAX_WINDOW}] samples, got {self.window!r}")
+        if self.stride is not None and (not integer(self.stride) or not 1 <= self.stride <= MAX_WINDOW):
+            problems.append(f"stride must be null (= window) or an integer in [1, {MAX_WINDOW}], got {self.stride!r}")
         if self.split not in windows.PROTOCOLS:
             problems.append(f"split must be one of {windows.PROTOCOLS}, got {self.split!r}")
         if not isinstance(self.fft, bool):

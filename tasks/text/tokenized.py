@@ -79,7 +79,7 @@ def cached(label: str, key: str, build, what: str, root: Path | None = None, che
         return value
     print(f"tokenising {label}: {what} (cached for later runs) ...", file=sys.stderr, flush=True)
     value = build()
-    save_entry(path, value)  # atomic: concurrent runners never read half a file
+    save_entry(path, value, "token cache")  # atomic; best effort: a full disk costs a rebuild later, not this run
     return value
 
 

@@ -43,10 +43,29 @@ class ImageTask(Task):
     crop_padding: ClassVar[int] = 4
     horizontal_flip: ClassVar[bool] = True
     val_size: ClassVar[int] = 5000
+    split_rule: ClassVar[str] = ("The validation split is a tenth of the training images (at most 5000) and "
+                                 "train_limit / test_limit cut the files first: use a data folder with at least 10 "
+                                 "training images and 1 test image, and limits that keep them.")
 
     def read_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(x_train, y_train, x_test, y_test): uint8 NCHW images and int labels."""
         raise NotImplementedError
+
+    def file_sizes(self) -> tuple[int, int] | None:
+        """(training, test) images in the data files, from their headers; None if unknown."""
+        return None
+
+    def split_sizes(self, n_train_file: int, n_test_file: int) -> dict[str, int]:
+        """The sizes :meth:`load_splits` gives from files of these sizes (the same rule)."""
+        r = self.recipe
+        n = min(n_train_file, r.train_limit) if r.train_limit is not None else n_train_file
+        n_test = min(n_test_file, r.test_limit) if r.test_limit is not None else n_test_file
+        n_val = min(self.val_size, n // 10)
+        return {"train": n - n_val, "val": n_val, "test": n_test}
+
+    def train_size(self) -> int | None:
+        sizes = self.file_sizes()
+        return None if sizes is None else self.split_sizes(*sizes)["train"]
 
     def load_splits(self) -> Splits:
         x_train, y_train, x_test, y_test = self.read_arrays()

@@ -87,7 +87,8 @@ class FashionMNIST(ImageTask):
         )
 
     def check_data(self) -> None:
-        """The files exist and their headers declare 28x28 images (read before any compute)."""
+        """The files exist, their headers declare 28x28 images, and they hold enough images for
+        every split (read before any compute)."""
         directory = self.resolve_dir()
         for part in ("train", "test"):
             path = directory / FILES[f"{part}_images"]
@@ -95,6 +96,11 @@ class FashionMNIST(ImageTask):
             if len(shape) != 3 or shape[1:] != IMAGE_SHAPE:
                 raise DataFormatError(f"{path}: holds images of shape {shape[1:]}; Fashion-MNIST images are "
                                       f"{IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]} (is it another data set's file?)")
+        self.check_split_sizes(self.split_sizes(*self.file_sizes()))
+
+    def file_sizes(self) -> tuple[int, int]:
+        directory = self.resolve_dir()
+        return tuple(read_idx_shape(directory / FILES[f"{part}_images"])[0] for part in ("train", "test"))
 
     def read_arrays(self):
         directory = self.resolve_dir()
