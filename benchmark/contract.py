@@ -174,12 +174,15 @@ def check_final_masks(masks: Any, weights: dict[str, Any], hook: Any) -> dict[st
     return out
 
 
-def check_summary(figures: Any, hook: Any) -> dict[str, float]:
+def check_summary(figures: Any, hook: Any, measured: dict[str, float] | None = None) -> dict[str, float]:
     """``summary()``'s figures as ``{"method.<key>": float}``: in their own namespace, so that no
-    figure a method reports can take the place of one the harness measured."""
+    figure a method reports can take the place of one the harness measured. A key that names a
+    ``measured`` figure (``test_accuracy``, ``realised_sparsity`` ...) is a claim about it: one
+    that agrees is dropped (the measurement is on record), one that disagrees fails the cell."""
     point = "summary()"
     if not isinstance(figures, dict):
         raise MethodError(f"{who(hook)} {point} returned {_got(figures)}; expected a dict of name -> number")
+    measured = measured or {}
     out = {}
     for key, value in figures.items():
         if not isinstance(key, str) or not _METRIC_KEY.match(key):
@@ -188,7 +191,13 @@ def check_summary(figures: Any, hook: Any) -> dict[str, float]:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise MethodError(f"{who(hook)} {point} returned {key!r}: {_got(value)}; expected a real number")
         value = float(value)
-        if not math.isfinite(value) and not math.isnan(value):  # inf is no figure; NaN means 'none'
-            raise MethodError(f"{who(hook)} {point} returned {key!r}: {value}; expected a finite number")
+        if math.isinf(value):  # NaN is 'no figure'; an infinity is none either
+            raise MethodError(f"{who(hook)} {point} returned {key!r}: {value}; expected a finite number (or NaN)")
+        if key in measured:
+            if value == measured[key] or (math.isnan(value) and math.isnan(measured[key])):
+                continue
+            raise MethodError(f"{who(hook)} {point} returned {key!r} = {value!r}, but the harness measured "
+                              f"{measured[key]!r}; expected figures of the method's own (logged as "
+                              f"{SUMMARY_PREFIX}<key>), or measured ones that agree")
         out[f"{SUMMARY_PREFIX}{key}"] = value
     return out

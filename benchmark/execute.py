@@ -180,7 +180,7 @@ def _run_cell(plan: CellPlan, device: torch.device, cache_dir: Path, hooks: list
     if method.family == "model":
         metrics.update(measured_sparsity(model, task))
     # the method's own figures, in their namespace: none can replace a figure measured above
-    metrics.update(check_summary(third_party(method, "summary()", method.summary), method))
+    metrics.update(check_summary(third_party(method, "summary()", method.summary), method, dict(metrics)))
     masks = check_final_masks(third_party(method, "final_masks()", method.final_masks),
                               prunable_weights(model, exclude=task.head(model)), method)
     evidence = Evidence(recorder, masks, model, provenance, data_source=data_source(task, provenance),
