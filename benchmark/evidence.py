@@ -282,4 +282,22 @@ def log_evidence(run: "CellRun", plan: "CellPlan", evidence: Evidence, sweep: st
         write_artifacts(Path(folder), plan, evidence, sweep, code_version)
         guarded(run.uri, "cannot write the cell's evidence artifacts",
                 lambda: run.client.log_artifacts(run.run_id, folder))
-    guarded(run.uri, "cannot log the cell's data set input", lambda: run.client.log_inputs(run.run_id, datasets=inputs))
+    guarded(run.uri, "cannot log the cell's data set input", lambda: log_inputs_once_raced(run, inputs))
+
+
+#: how a store says a row with the same unique key was written first (SQLite, PostgreSQL, MySQL)
+_UNIQUE_KEY_RACE = ("UNIQUE constraint failed", "duplicate key value", "Duplicate entry")
+
+
+def log_inputs_once_raced(run: "CellRun", inputs: list, attempts: int = 3) -> None:
+    """Log the run's data set inputs. MLflow looks the data set up, then inserts it if absent: two
+    runners recording the same data set at once can both find it absent, and the second insert
+    fails on the store's unique key (experiment, name, digest). That is a race between runners, not
+    a store fault: a new try finds the row the other runner wrote. Any other error is raised."""
+    for attempt in range(attempts):
+        try:
+            run.client.log_inputs(run.run_id, datasets=inputs)
+            return
+        except Exception as error:
+            if attempt == attempts - 1 or not any(text in str(error) for text in _UNIQUE_KEY_RACE):
+                raise
