@@ -159,3 +159,36 @@ def test_a_plugin_calling_sys_exit_at_import_fails_to_load_and_list_goes_on(tmp_
     assert result.stdout.splitlines() == [
         "failed to load: plugin module pb_exits (entry point 'exits' in prunebench.methods) raised SystemExit: 3",
         "True"]
+
+
+@pytest.mark.slow
+def test_the_ray_executor_isolates_hostile_cells_too(tmp_path):
+    """The Ray driver builds each cell's method before its claim (plan_cell was outside the
+    failure boundary there too); a hook's SystemExit runs in a Ray worker."""
+    pytest.importorskip("ray")
+    site = tmp_path / "site"
+    info = site / "pb_hostile-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: pb_hostile\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[prunebench.methods]\n"
+                                           "hostile-raise-in-init = hostile_plugins.raise_in_init\n"
+                                           "hostile-system-exit = hostile_plugins.system_exit_in_hook\n")
+    data = write_synthetic(tmp_path / "data")
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump({
+        "name": "hostile-ray", "profile": "smoke", "seeds": [0, 1], "ratios": [0.5],
+        "tasks": [{"name": "fashion-mnist", "data_dir": str(data), "options": {"epochs": 1}}],
+        "methods": ["random", "hostile-raise-in-init", "hostile-system-exit"]}))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(TESTS), str(ROOT)]), "OMP_NUM_THREADS": "1",
+           "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    result = subprocess.run([sys.executable, "-m", "benchmark.cli", "run", "sweep.yaml", "--tracking-uri", uri,
+                             "--executor", "ray", "--max-in-flight", "1", "--quiet"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 1, result.stderr[-3000:]
+    failed = [line for line in result.stderr.splitlines() if line.strip().startswith("failed ")]
+    assert len(failed) == 3, result.stderr[-3000:]
+    assert sum("method 'hostile-raise-in-init' raised in __init__" in line for line in failed) == 1
+    assert sum("method 'hostile-system-exit' raised in on_epoch_end: SystemExit: 3" in line for line in failed) == 2
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("hostile-ray").experiment_id], max_results=100)
+    assert sorted(r.data.tags["status"] for r in runs) == ["failed"] * 3 + ["finished"] * 5
