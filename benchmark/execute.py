@@ -16,8 +16,8 @@ from .contract import built, check_final_masks, check_summary, third_party
 from .cost_stats import cost_passes
 from .evidence import Evidence, EvidenceRecorder, data_source, splits_digest
 from .flops import parameter_counts, weight_layer_flops
-from .masks import prunable_weights, sparsity
 from .hooks import Hook
+from .masks import prunable_weights, sparsity
 from .memory import PeakMemory
 from .method import Method
 from .origin import origin_tags, provenance_of

@@ -137,7 +137,7 @@ class Registry:
         for module in modules:
             if module in self._imported:
                 continue
-            error = import_with_time_limit(lambda: importlib.import_module(module))
+            error = import_with_time_limit(lambda name=module: importlib.import_module(name))
             if error is not None:  # one broken module must not hide the others
                 self._failed(module, f"failed to load: module {module} {error}", self._discovered().get(module) or [])
             self._imported.add(module)  # not on Ctrl-C: the next lookup tries again
@@ -205,7 +205,7 @@ def import_with_time_limit(load: Callable[[], Any]) -> str | None:
     if threading.current_thread().name == _IMPORT_THREAD:  # an import that looks a name up: the outer
         try:                                                # limit covers it (a thread per level could
             load()                                          # deadlock on the outer module's lock)
-        except BaseException as error:  # noqa: BLE001
+        except BaseException as error:
             return f"raised {_error_text(error)}"
         return None
     limit = import_time_limit()
@@ -215,7 +215,7 @@ def import_with_time_limit(load: Callable[[], Any]) -> str | None:
         try:
             load()
             outcome.append(None)
-        except BaseException as error:  # noqa: BLE001 - a plugin's sys.exit must not end `list`
+        except BaseException as error:  # a plugin's sys.exit must not end `list`
             outcome.append(error)
 
     thread = threading.Thread(target=target, name=_IMPORT_THREAD, daemon=True)

@@ -2,9 +2,10 @@
 
 A cell that raises is recorded as failed (with its traceback) and the sweep goes
 on: whatever it raises (``SystemExit`` included), building its method or task included,
-except ``KeyboardInterrupt`` (Ctrl-C, and SIGTERM as :class:`Terminated`), which stops the
-sweep. A method's own errors and contract violations come named (:mod:`.contract`). Ctrl-C marks the current cell interrupted and stops; a killed process leaves
-its cell 'running', which the next run closes as interrupted and runs again.
+but ``KeyboardInterrupt`` (Ctrl-C, and SIGTERM as :class:`Terminated`). A method's own errors
+and contract violations come named (:mod:`.contract`). Ctrl-C marks the current cell
+interrupted and stops; a killed process leaves its cell 'running', which the next run
+closes as interrupted and runs again.
 Only 'finished' cells are skipped, so a re-run never duplicates or loses one.
 Several runners may work on one sweep at once: each takes a cell only through a
 claim (see :mod:`.claims`) and leaves the cells other runners hold.

@@ -9,12 +9,18 @@ import re
 
 import pytest
 import torch
+from helpers_tiny import fit, one_cpu_thread, prunable, small_cnn, tiny_task  # noqa: F401  (fixture)
 
-from benchmark.contract import (MethodError, check_final_masks, check_indices, check_mask, check_summary,
-                                third_party)
+from benchmark.contract import (
+    MethodError,
+    check_final_masks,
+    check_indices,
+    check_mask,
+    check_summary,
+    third_party,
+)
 from benchmark.hooks import Hook
 from benchmark.method import DataPruner, ModelPruner
-from helpers_tiny import fit, one_cpu_thread, prunable, small_cnn, tiny_task  # noqa: F401  (fixture)
 
 N = 270  # the tiny task's training samples
 
@@ -79,7 +85,7 @@ def test_integer_indices_of_any_width_on_any_device_are_taken_as_indices(tiny):
     """uint8 would index as a mask; int32 from a device: both are converted to int64 indices."""
     task, splits = tiny
     chosen = torch.arange(0, 250, 2, dtype=torch.uint8)
-    model, result = fit(task, [Returns(lambda n: chosen)], splits=splits)
+    _, result = fit(task, [Returns(lambda n: chosen)], splits=splits)
     assert result.active_sizes == [125]
     assert check_indices(torch.tensor([3, 1], dtype=torch.int32), 5, Returns(None)).dtype == torch.int64
 

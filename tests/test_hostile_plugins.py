@@ -13,21 +13,22 @@ import textwrap
 import time
 from pathlib import Path
 
+# each import registers its hostile method in the global registry
+import hostile_plugins.overwrite_metric
+import hostile_plugins.raise_in_init
+import hostile_plugins.repeat_indices
+import hostile_plugins.system_exit_in_hook
+import hostile_plugins.wrong_mask_shape  # noqa: F401
 import pytest
 import torch
 import yaml
+from helpers_tiny import one_cpu_thread  # noqa: F401  (fixture)
 from mlflow.tracking import MlflowClient
 
-import hostile_plugins.overwrite_metric  # noqa: F401  (each import registers its method)
-import hostile_plugins.raise_in_init  # noqa: F401
-import hostile_plugins.repeat_indices  # noqa: F401
-import hostile_plugins.system_exit_in_hook  # noqa: F401
-import hostile_plugins.wrong_mask_shape  # noqa: F401
 from benchmark.cells import parse_sweep
 from benchmark.leaderboard import build_board, load_runs
 from benchmark.runner import run_sweep
 from benchmark.tracking import Tracker
-from helpers_tiny import one_cpu_thread  # noqa: F401  (fixture)
 from tasks.vision.fashion_mnist import write_synthetic
 
 ROOT = Path(__file__).resolve().parent.parent

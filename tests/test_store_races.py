@@ -3,10 +3,9 @@ purpose: a SQLAlchemy event runs the other runner's write between this runner's 
 its insert, the window a loaded machine opens by chance."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
+from helpers_tiny import one_cpu_thread  # noqa: F401  (fixture)
 from mlflow.tracking import MlflowClient
 from sqlalchemy import event
 from sqlalchemy.orm import Session
@@ -15,7 +14,6 @@ from benchmark.cells import Cell
 from benchmark.evidence import log_evidence
 from benchmark.execute import plan_cell, run_cell
 from benchmark.tracking import Tracker
-from helpers_tiny import one_cpu_thread  # noqa: F401  (fixture)
 from tasks.vision.fashion_mnist import write_synthetic
 
 
