@@ -209,3 +209,39 @@ def test_a_harness_hooks_errors_pass_unchanged():
         third_party(Logger(), "on_epoch_end", Logger().on_epoch_end, None, {})
     with pytest.raises(KeyboardInterrupt):  # Ctrl-C from a method still stops the sweep
         third_party(Returns(None), "on_epoch_start", lambda: (_ for _ in ()).throw(KeyboardInterrupt()))
+
+
+# --- costs and sparsity come from the harness ----------------------------------------------------
+
+def test_scoring_charged_below_what_went_through_the_context_is_raised_to_it(tiny):
+    """A method that trains a proxy and scores through the context but charges nothing is
+    charged what the harness counted: one epoch on 270 samples, one forward pass over them."""
+    from benchmark.context import RunContext
+
+    task, splits = tiny
+    context = RunContext(task=task, splits=splits, device=torch.device("cpu"), seed=0, cache_dir=None)
+    model, passes = context.train_proxy(seed=1, epochs=1)
+    context.predict(model)
+    context.charge(0.0, 0, cached=False)  # the method's claim: free
+    context.floor_to_measured()
+    assert (passes, context.scoring_sample_passes, context.scoring_forward_passes) == (N, N, N)
+    assert context.scoring_seconds == context.measured_seconds > 0
+    context.charge(5.0, 10 * N, cached=False)  # charging more (work of its own) stands
+    context.floor_to_measured()
+    assert context.scoring_sample_passes == 11 * N
+
+
+def test_realised_sparsity_is_measured_from_the_trained_weights(tiny):
+    from benchmark.execute import measured_sparsity
+
+    task, _ = tiny
+    model = small_cnn()
+    weights = prunable(model)
+    with torch.no_grad():
+        for w in weights.values():
+            w.view(-1)[::4] = 0.0  # every fourth entry (none was zero before)
+    total = sum(w.numel() for w in weights.values())
+    zeros = sum(len(range(0, w.numel(), 4)) for w in weights.values())
+    figures = measured_sparsity(model, task)
+    assert figures == {"realised_sparsity": zeros / total, "prunable_params": float(total),
+                       "prunable_params_remaining": float(total - zeros)}
