@@ -862,6 +862,153 @@ def hub_edited(tmp, trials):
 # --- the report ----------------------------------------------------------------------------------------
 
 
+# --- issue 28: hostile methods (tests/hostile_plugins/, installed as entry-point plugins) ----------
+
+HOSTILE = ROOT / "tests" / "hostile_plugins"
+
+
+def hostile_site(tmp: Path, modules: dict[str, str]) -> dict:
+    """An environment in which ``modules`` ({method name: module under tests/hostile_plugins}) are
+    entry-point plugins of a package installed in ``tmp/site``."""
+    info = tmp / "site" / "pb_hostile-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: pb_hostile\nVersion: 0.1\n")
+    points = "".join(f"{name} = hostile_plugins.{module}\n" for name, module in modules.items())
+    (info / "entry_points.txt").write_text(f"[prunebench.methods]\n{points}")
+    return {"PYTHONPATH": os.pathsep.join([str(tmp / "site"), str(HOSTILE.parent), str(ROOT)])}
+
+
+def hostile_sweep(tmp: Path, name: str, module: str, needle: str, seeds=(0,)) -> tuple[bool, str]:
+    """Held if ``prunebench run`` fails the hostile cells with ``needle`` naming the method, every
+    other cell finishes, and the board built afterwards holds no hostile cell."""
+    env = hostile_site(tmp, {name: module})
+    sweep = sweep_file(tmp, methods=["random", name], seeds=seeds)
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    result = prunebench("run", str(sweep), "--tracking-uri", uri, "--cache-dir", str(tmp / "c"), "--quiet",
+                        cwd=tmp, env=env, timeout=600)
+    board = prunebench("leaderboard", "--tracking-uri", uri, "--experiment", "probe", "--out", str(tmp / "out"),
+                       "--no-mlflow", cwd=tmp, env=env)
+    text = result.stdout + result.stderr
+    failed = [line for line in text.splitlines() if line.strip().startswith("failed ") and needle in line]
+    others = 2 * len(seeds)  # the reference and random, per seed
+    finished = statuses(uri, "probe").count("finished")
+    board_text = (tmp / "out" / "probe.md").read_text() if (tmp / "out" / "probe.md").exists() else ""
+    hostile_finished = finished - others
+    held = result.returncode == 1 and failed and hostile_finished == 0 and name not in board_text \
+        and board.returncode == 0
+    return bool(held), (f"exit {result.returncode}; {finished} cells finished ({others} honest), "
+                        f"board {'free of' if name not in board_text else 'SHOWS'} {name}: {said(result, needle)}")
+
+
+@probe("a method's `summary()` returns `{\"test_accuracy\": 1.0}`", "`prunebench run` with it (entry point), then `leaderboard`")
+def summary_overwrites_metric(tmp, trials):
+    return hostile_sweep(tmp, "hostile-overwrite-metric", "overwrite_metric", "summary() returned 'test_accuracy'")
+
+
+@probe("`on_epoch_start` returns one index repeated n/2 times", "`prunebench run` with it (entry point), then `leaderboard`")
+def repeated_indices(tmp, trials):
+    return hostile_sweep(tmp, "hostile-repeat-indices", "repeat_indices", "of which only 1 are distinct")
+
+
+@probe("a mask of the wrong but broadcastable shape (`zeros(1)`)", "`prunebench run` with it (entry point), then `leaderboard`")
+def wrong_mask_shape(tmp, trials):
+    return hostile_sweep(tmp, "hostile-wrong-mask-shape", "wrong_mask_shape", "expected exactly its weight's shape")
+
+
+@probe("a method's `__init__` raises for one seed (of 2)", "`prunebench run` with it (entry point), then `leaderboard`")
+def raise_in_init(tmp, trials):
+    env = hostile_site(tmp, {"hostile-raise-in-init": "raise_in_init"})
+    sweep = sweep_file(tmp, methods=["random", "hostile-raise-in-init"], seeds=[0, 1])
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    result = prunebench("run", str(sweep), "--tracking-uri", uri, "--cache-dir", str(tmp / "c"), "--quiet",
+                        cwd=tmp, env=env)
+    states = statuses(uri, "probe")
+    held = result.returncode == 1 and states.count("finished") == 5 and states.count("failed") == 1 \
+        and "raised in __init__" in result.stderr
+    return held, f"exit {result.returncode}; statuses {states}: {said(result, 'raised in __init__')}"
+
+
+@probe("a hook raises `SystemExit(3)`", "`prunebench run` with it (entry point), then `leaderboard`")
+def system_exit_in_hook(tmp, trials):
+    return hostile_sweep(tmp, "hostile-system-exit", "system_exit_in_hook", "SystemExit: 3")
+
+
+@probe("an entry-point plugin that hangs at import", "`PRUNEBENCH_IMPORT_TIMEOUT_S=5 prunebench list`, "
+       "`validate` of a sweep naming another plugin")
+def hang_at_import(tmp, trials):
+    env = {**hostile_site(tmp, {"hostile-hang-at-import": "hang_at_import",
+                                "hostile-repeat-indices": "repeat_indices"}), "PRUNEBENCH_IMPORT_TIMEOUT_S": "5"}
+    began = time.time()
+    listed = prunebench("list", "methods", cwd=tmp, env=env, timeout=300)
+    other = prunebench("validate", str(sweep_file(tmp, methods=["random", "hostile-repeat-indices"])), cwd=tmp,
+                       env=env, timeout=300)
+    seconds = time.time() - began
+    needle = "import took longer than 5 s"
+    held = listed.returncode == 0 and needle in listed.stdout and other.returncode == 0
+    return held, f"list exit {listed.returncode}, validate exit {other.returncode} in {seconds:.0f} s: {said(listed, needle)}"
+
+
+@probe("two runners, one clock 5 minutes fast, finishing in the order that kept both",
+       "in-process: A claims with its heartbeat 300 s ahead, B takes the cell over, B (higher run id) then A finish")
+def clock_skew(tmp, trials):
+    import benchmark.sweeps.claims as claims
+    import benchmark.sweeps.tracking as tracking
+    from benchmark.sweeps.cells import Cell
+    from benchmark.sweeps.tracking import Tracker
+
+    cell = Cell("fashion-mnist", "random", 0.5, 0, "smoke")
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    fast, slow = Tracker(uri, "probe"), Tracker(uri, "probe")
+    real = claims.claim_tags
+    tracking.claim_tags = lambda: {**real(), "heartbeat": f"{time.time() + 300:.3f}"}
+    try:
+        run_a = fast.try_claim(cell, "probe", {}, {})
+    finally:
+        tracking.claim_tags = real
+    run_b = slow.try_claim(cell, "probe", {}, {})
+    if run_a is None or run_b is None:
+        return False, "the fast runner's claim was not taken over"
+    lower, higher = sorted([run_a, run_b], key=lambda r: r.run_id)
+    higher.finish({"test_accuracy": 0.5})
+    lower.finish({"test_accuracy": 0.6})
+    states = statuses(uri, "probe")
+    return states == ["finished", "superseded"], f"statuses of the cell's runs: {states}"
+
+
+@probe("`leaderboard` killed right after creating a summary run", "in-process: Ctrl-C at a summary run's first "
+       "write, then `leaderboard` again")
+def killed_leaderboard(tmp, trials):
+    from mlflow.tracking import MlflowClient
+
+    from benchmark.boards.publish import build_and_publish
+
+    sweep = sweep_file(tmp, methods=["random"])
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    prunebench("run", str(sweep), "--tracking-uri", uri, "--cache-dir", str(tmp / "c"), "--quiet", cwd=tmp)
+    real = MlflowClient.log_batch
+    killed = []
+
+    def kill_once(self, run_id, *args, **kwargs):
+        if not killed and MlflowClient(uri).get_run(run_id).data.tags.get("summary_key"):
+            killed.append(run_id)
+            raise KeyboardInterrupt
+        return real(self, run_id, *args, **kwargs)
+
+    MlflowClient.log_batch = kill_once
+    try:
+        build_and_publish(uri, "probe", None)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        MlflowClient.log_batch = real
+    build_and_publish(uri, "probe", None)
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("probe").experiment_id], "tags.run_type = 'summary'")
+    bad = [r for r in runs if r.info.status != "FINISHED" or not r.data.params]
+    return bool(killed) and not bad and len(runs) == 2, (f"{len(runs)} summary runs after the second leaderboard, "
+                                                         f"{len(bad)} running or without params")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trials", type=int, default=5, help="trials of each concurrent-start probe (default 5)")

@@ -129,3 +129,53 @@ def test_ui_base_is_the_server_without_credentials():
     assert ui_base("http://user:secret@tracking.example:5001/mlflow/") == "http://tracking.example:5001/mlflow"
     assert ui_base("sqlite:////tmp/mlflow.db") == "http://127.0.0.1:5000"
     assert ui_base("postgresql://u:p@db/x") == "http://127.0.0.1:5000"
+
+
+def test_a_leaderboard_killed_while_creating_summary_runs_is_repaired_by_the_next(store, monkeypatch):
+    """Issue 28: a `leaderboard` killed right after creating a summary run left it RUNNING with
+    no params through every later `leaderboard`. The kill is made on purpose: the first write
+    after the run's creation raises KeyboardInterrupt, as Ctrl-C there would."""
+    uri, client = store
+    from mlflow.tracking import MlflowClient as Client
+
+    real_log_batch = Client.log_batch
+    calls = {"n": 0}
+
+    def killed_once(self, run_id, *args, **kwargs):
+        # the board run in 'leaderboards' is made first; the kill lands on a summary run's first batch
+        if client.get_run(run_id).data.tags.get("summary_key") and calls["n"] == 0:
+            calls["n"] += 1
+            raise KeyboardInterrupt
+        return real_log_batch(self, run_id, *args, **kwargs)
+
+    monkeypatch.setattr(Client, "log_batch", killed_once)
+    with pytest.raises(KeyboardInterrupt):
+        build_and_publish(uri, "board", None)
+    monkeypatch.setattr(Client, "log_batch", real_log_batch)
+    experiment_id = client.get_experiment_by_name("board").experiment_id
+    assert not summaries(client, experiment_id)  # the half-made run is not shown as a board row
+
+    build_and_publish(uri, "board", None)
+    after = summaries(client, experiment_id)
+    assert len(after) == len({r.data.tags[KEY_TAG] for r in after}) == len(KNOWN)
+    for run in after:
+        task, family, method, ratio = json.loads(run.data.tags[KEY_TAG])
+        assert run.info.status == "FINISHED", run.data.tags[KEY_TAG]
+        assert run.data.params == {"task": task, "family": family, "method": method, "ratio": f"{ratio:g}"}
+
+
+def test_a_summary_run_left_running_without_params_is_remade(store):
+    """The state a killed `leaderboard` left before pending runs: a summary run, RUNNING, no params."""
+    uri, client = store
+    build_and_publish(uri, "board", None)
+    experiment_id = client.get_experiment_by_name("board").experiment_id
+    victim = summaries(client, experiment_id)[0]
+    key = victim.data.tags[KEY_TAG]
+    client.delete_run(victim.info.run_id)
+    broken = client.create_run(experiment_id, tags={"run_type": "summary", KEY_TAG: key}).info.run_id
+
+    build_and_publish(uri, "board", None)
+    after = {r.data.tags[KEY_TAG]: r for r in summaries(client, experiment_id)}
+    assert len(after) == len(KNOWN) and broken not in {r.info.run_id for r in after.values()}
+    assert after[key].info.status == "FINISHED" and after[key].data.params["method"] == json.loads(key)[2]
+    assert all(r.info.status == "FINISHED" for r in after.values())

@@ -99,6 +99,41 @@ def test_duplicate_finished_runs_resolve_to_the_lowest_run_id(tmp_path):
     assert t.client.get_run(second).data.tags["superseded_by"] == first
 
 
+@pytest.mark.parametrize("second", ["lower id", "higher id"])
+def test_a_runner_with_a_clock_five_minutes_fast_leaves_one_finished_run(tmp_path, monkeypatch, second):
+    """Issue 28: runner A's clock is 5 minutes fast, so runner B finds A's claim's heartbeat in
+    the future, judges it invalid and runs the cell too. Whichever finishes second (the race is
+    set up on purpose, both orders), exactly one finished run stands and the other is superseded."""
+    import benchmark.sweeps.claims as claims
+    import benchmark.sweeps.tracking as tracking
+
+    fast = tracker(tmp_path)
+    slow = Tracker(fast.tracking_uri, "claims", claims=fast.claims)
+    real_tags = claims.claim_tags
+    monkeypatch.setattr(tracking, "claim_tags", lambda: {**real_tags(), "heartbeat": f"{time.time() + 300:.3f}"})
+    run_a = fast.try_claim(CELL, "s", {}, {})
+    monkeypatch.setattr(tracking, "claim_tags", real_tags)
+    run_b = slow.try_claim(CELL, "s", {}, {})  # A's heartbeat is 300 s ahead (> 60 s allowed): invalid
+    assert run_a is not None and run_b is not None
+    lower, higher = sorted([run_a, run_b], key=lambda r: r.run_id)
+    first, last = (higher, lower) if second == "lower id" else (lower, higher)
+    first.finish({"test_accuracy": 0.5})
+    last.finish({"test_accuracy": 0.6})
+
+    runs = {r.info.run_id: r.data.tags for r in fast.runs_of_cell(CELL.id)}
+    assert Counter(t["status"] for t in runs.values()) == {"finished": 1, "superseded": 1}
+    assert runs[lower.run_id]["status"] == "finished"  # the lowest run id stands, whoever finished first
+    assert runs[higher.run_id]["superseded_by"] == lower.run_id
+    assert last.superseded is (last is higher)
+
+
+def test_resolving_marks_every_loser_whoever_calls_it(tmp_path):
+    t = tracker(tmp_path)
+    ids = sorted(rival(t, status="finished") for _ in range(3))
+    assert resolve_duplicates(t.client, t.runs_of_cell(CELL.id), ids[2]) is False
+    assert [t.client.get_run(i).data.tags["status"] for i in ids] == ["finished", "superseded", "superseded"]
+
+
 def test_heartbeat_refreshes_the_tag(tmp_path):
     t = tracker(tmp_path)
     run_id = rival(t, heartbeat=0.0)

@@ -165,8 +165,13 @@ class Masker:
         self._handles: list = []
 
     def set(self, masks: dict[str, torch.Tensor]) -> None:
-        """Install new masks (a removed weight may never come back: masks are ANDed)."""
-        for name, mask in masks.items():
+        """Install new masks (a removed weight may never come back: masks are ANDed). Each must
+        name a prunable weight and have exactly its shape, and be boolean (or hold only 0 and 1):
+        :func:`benchmark.api.contract.check_mask`, checked before any is installed."""
+        from .contract import check_mask
+
+        checked = {name: check_mask(name, mask, self.weights) for name, mask in masks.items()}
+        for name, mask in checked.items():
             mask = mask.to(device=self.weights[name].device, dtype=torch.bool)
             previous = self.masks.get(name)
             self.masks[name] = mask if previous is None else mask & previous

@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .contract import checks_instances_of
 from .hooks import Hook, TrainState
 from .lazy import lazy_import
 from .masks import Masker, count_removed, prunable_weights, sparsity
@@ -90,6 +91,9 @@ class Method(Hook):
     def generator(self, salt: int = 0) -> torch.Generator:
         """A CPU generator for this method's own randomness, independent of training's."""
         return torch.Generator().manual_seed(10_007 * self.seed + 7919 * salt + 12345)
+
+
+checks_instances_of(Method)  # what a Method's hooks return is checked (benchmark.api.contract)
 
 
 def check_count(name: str, value: Any, low: int, high: int) -> int:

@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import math
+import os
 import re
+import threading
 from typing import Any, Callable
 
 from .discovery import discover
@@ -134,11 +137,9 @@ class Registry:
         for module in modules:
             if module in self._imported:
                 continue
-            try:
-                importlib.import_module(module)
-            except Exception as error:  # one broken module must not hide the others
-                self._failed(module, f"failed to load: module {module} raised {_error_text(error)}",
-                             self._discovered().get(module) or [])
+            error = import_with_time_limit(lambda name=module: importlib.import_module(name))
+            if error is not None:  # one broken module must not hide the others
+                self._failed(module, f"failed to load: module {module} {error}", self._discovered().get(module) or [])
             self._imported.add(module)  # not on Ctrl-C: the next lookup tries again
 
     def _load(self) -> None:
@@ -150,13 +151,11 @@ class Registry:
         from importlib import metadata  # not needed to look a built-in up
 
         for entry_point in metadata.entry_points(group=self.entry_point_group):
-            try:
-                entry_point.load()
-            except Exception as error:  # a broken plugin must not hide the built-ins
+            error = import_with_time_limit(entry_point.load)
+            if error is not None:  # a broken plugin must not hide the built-ins
                 self._failed(entry_point.name,
                              f"failed to load: plugin module {entry_point.value} (entry point "
-                             f"{entry_point.name!r} in {self.entry_point_group}) raised {_error_text(error)}",
-                             [entry_point.name])
+                             f"{entry_point.name!r} in {self.entry_point_group}) {error}", [entry_point.name])
 
     def _failed(self, key: str, message: str, names: list[str]) -> None:
         self._errors[key] = message
@@ -176,6 +175,56 @@ class Registry:
 
 def _error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
+
+
+IMPORT_TIME_LIMIT_ENV = "PRUNEBENCH_IMPORT_TIMEOUT_S"
+DEFAULT_IMPORT_TIME_LIMIT_S = 60.0
+_IMPORT_THREAD = "prunebench-import"
+
+
+def import_time_limit() -> float:
+    """Seconds a module's or plugin's import may take (``$PRUNEBENCH_IMPORT_TIMEOUT_S``, else 60:
+    ample for a module that imports torch on a loaded machine)."""
+    raw = os.environ.get(IMPORT_TIME_LIMIT_ENV, "")
+    try:
+        value = float(raw) if raw else DEFAULT_IMPORT_TIME_LIMIT_S
+    except ValueError:
+        raise RegistryError(f"{IMPORT_TIME_LIMIT_ENV}={raw!r} is not a number of seconds; unset it or give "
+                            f"one such as 60") from None
+    if not math.isfinite(value) or value <= 0:
+        raise RegistryError(f"{IMPORT_TIME_LIMIT_ENV}={raw!r} must be a positive number of seconds")
+    return value
+
+
+def import_with_time_limit(load: Callable[[], Any]) -> str | None:
+    """Run ``load`` (an import) in a daemon thread for at most :func:`import_time_limit` seconds;
+    None if it succeeded, else what went wrong ("raised ...", "import took longer than N s").
+    Python's import lock is per module, so a plugin stuck in its import holds up no other
+    import; its thread is left behind (a daemon: it does not keep the process alive). Anything
+    the import raises, SystemExit included, is reported, never propagated."""
+    if threading.current_thread().name == _IMPORT_THREAD:  # an import that looks a name up: the outer
+        try:                                                # limit covers it (a thread per level could
+            load()                                          # deadlock on the outer module's lock)
+        except BaseException as error:
+            return f"raised {_error_text(error)}"
+        return None
+    limit = import_time_limit()
+    outcome: list[BaseException | None] = []
+
+    def target() -> None:
+        try:
+            load()
+            outcome.append(None)
+        except BaseException as error:  # a plugin's sys.exit must not end `list`
+            outcome.append(error)
+
+    thread = threading.Thread(target=target, name=_IMPORT_THREAD, daemon=True)
+    thread.start()
+    thread.join(limit)
+    if thread.is_alive():
+        return f"import took longer than {limit:g} s (still running; set {IMPORT_TIME_LIMIT_ENV} to wait longer)"
+    error = outcome[0] if outcome else RuntimeError("the import thread ended without a result")
+    return None if error is None else f"raised {_error_text(error)}"
 
 
 def _qualname(cls: type) -> str:

@@ -11,7 +11,9 @@
   logged (nesting would rewrite every cell's parent tag), and the table sorts and filters rows.
   Each ``leaderboard`` updates them in place (found by their key; metrics logged again at the
   next step, a figure that went away logged as NaN), removes the rows that left the board and
-  any duplicate, so re-running it never piles up copies. Cells are told apart by their
+  any duplicate, so re-running it never piles up copies. A new one shows only once whole (made
+  pending, filled and terminated, then tagged a summary run), and a half-made one a killed
+  ``leaderboard`` left (pending, or RUNNING without its params) is deleted and made again. Cells are told apart by their
   ``cell_id`` tag: a summary run has none and is never read as a cell.
 - **Description**: the experiment's ``mlflow.note.content`` holds the compact board
   (:func:`benchmark.boards.markdown.render_note`), which the runs page shows above the table.
@@ -32,7 +34,7 @@ import pandas as pd
 
 from .leaderboard import EQUAL_COST, Board
 from ..sweeps.names import markdown_text
-from ..sweeps.tracking import SUMMARY, SUMMARY_FILTER, SUMMARY_TAG
+from ..sweeps.tracking import SUMMARY, SUMMARY_FILTER, SUMMARY_PENDING, SUMMARY_TAG
 
 NOTE_TAG = "mlflow.note.content"
 KEY_TAG = "summary_key"
@@ -181,16 +183,53 @@ class Synced:
     removed: int = 0
 
 
+PENDING = SUMMARY_PENDING  # the run type of a summary run until it is complete
+PENDING_FILTER = f"tags.{SUMMARY_TAG} = '{PENDING}'"
+
+
+def _complete(run: Any, row: SummaryRow | None) -> bool:
+    """Whether a summary run is whole: terminated, with its row's params (a run whose row left
+    the board counts as whole: it is removed anyway)."""
+    if row is None:
+        return True
+    return run.info.status == "FINISHED" and run.data.params == row.params
+
+
+def _create_summary_run(client: Any, experiment_id: str, row: SummaryRow, now: int) -> str:
+    """Create ``row``'s summary run so that it shows only once whole: it is made as a pending
+    run (outside the board's filter and view), its params, metrics and tags go in one batch, it
+    is terminated, and the last write turns it into a summary run. A `leaderboard` killed on the
+    way leaves a pending run, which the next one deletes."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    tags = {**row.tags, "board_refresh": "0"}
+    run_id = client.create_run(experiment_id, run_name=row.name, tags={**tags, SUMMARY_TAG: PENDING},
+                               start_time=now).info.run_id
+    client.log_batch(run_id, params=[Param(k, v) for k, v in row.params.items()],
+                     metrics=[Metric(k, v, now, 0) for k, v in row.metrics.items()])
+    client.set_terminated(run_id, "FINISHED", end_time=now)
+    client.log_batch(run_id, tags=[RunTag(SUMMARY_TAG, SUMMARY)])
+    return run_id
+
+
 def sync_summary_runs(client: Any, experiment_id: str, rows: list[SummaryRow]) -> Synced:
     """Make the experiment's summary runs exactly ``rows``: update those found by key, create
     the missing, delete (MLflow's soft delete) the rows that left the board and duplicates."""
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, RunTag
 
     existing: dict[str, Any] = {}
     synced = Synced()
-    for run in sorted(_search_all(client, experiment_id, SUMMARY_FILTER), key=lambda r: r.info.start_time):
+    # a summary run a killed `leaderboard` left half-made: still pending, or (before pending
+    # runs existed) RUNNING without its params. It is deleted here and made again below.
+    for run in _search_all(client, experiment_id, PENDING_FILTER):
+        client.delete_run(run.info.run_id)
+        synced.removed += 1
+    wanted = {row.key: row for row in rows}
+    found = _search_all(client, experiment_id, SUMMARY_FILTER)
+    for run in sorted(found, key=lambda r: (not _complete(r, wanted.get(r.data.tags.get(KEY_TAG))),
+                                            r.info.start_time)):
         key = run.data.tags.get(KEY_TAG)
-        if key in existing or key is None:
+        if key in existing or key is None or (key in wanted and not _complete(run, wanted[key])):
             client.delete_run(run.info.run_id)
             synced.removed += 1
         else:
@@ -199,11 +238,7 @@ def sync_summary_runs(client: Any, experiment_id: str, rows: list[SummaryRow]) -
     for row in rows:
         run = existing.pop(row.key, None)
         if run is None:
-            run_id = client.create_run(experiment_id, run_name=row.name, tags={**row.tags, "board_refresh": "0"},
-                                       start_time=now).info.run_id
-            client.log_batch(run_id, params=[Param(k, v) for k, v in row.params.items()],
-                             metrics=[Metric(k, v, now, 0) for k, v in row.metrics.items()])
-            client.set_terminated(run_id, "FINISHED", end_time=now)
+            _create_summary_run(client, experiment_id, row, now)
             synced.created += 1
             continue
         # the next step, so the new value is the latest one whatever the timestamps; a figure the

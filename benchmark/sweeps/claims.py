@@ -26,8 +26,9 @@ loses its claims to the others; the cell then ends with two finished runs, resol
 
 A dead claim is closed as ``interrupted`` by whoever finds it. If a runner judged dead was in
 fact alive (paused longer than the TTL) and finishes, the cell can end with two finished
-runs; :func:`resolve_duplicates` keeps the one with the lowest run id and marks the others
-``superseded``, and the leaderboard reads one run per cell.
+runs; :func:`resolve_duplicates` keeps the one with the lowest run id and marks every other
+``superseded`` (whichever runner finishes second does it, so no clock decides), and the
+leaderboard reads one run per cell.
 """
 from __future__ import annotations
 
@@ -124,11 +125,18 @@ class Heartbeat:
 
 
 def resolve_duplicates(client: Any, runs: list[Any], own_run_id: str) -> bool:
-    """Among a cell's finished runs, the lowest run id stands; returns whether ours does,
-    after marking it ``superseded`` if not."""
+    """Among a cell's finished runs, the lowest run id stands: every other one is marked
+    ``superseded`` (ours or not), so that whichever runner finishes second leaves one
+    finished run, whatever the clocks. Returns whether ours stands.
+
+    Called by each runner right after writing its own ``finished``; the last of them to read
+    sees every finished run (each read starts after its own write returned), so it resolves
+    them all. The winner depends on run ids only, so two runners resolving at once agree."""
     finished = sorted(r.info.run_id for r in runs if is_finished(r))
-    if not finished or finished[0] == own_run_id or own_run_id not in finished:
-        return True
-    client.set_tag(own_run_id, "status", "superseded")
-    client.set_tag(own_run_id, "superseded_by", finished[0])
-    return False
+    if not finished:
+        return False  # ours was overwritten meanwhile (superseded, or closed by another runner)
+    winner = finished[0]  # the lowest id ever finished is never marked: never zero finished runs
+    for loser in finished[1:]:
+        client.set_tag(loser, "status", "superseded")
+        client.set_tag(loser, "superseded_by", winner)
+    return winner == own_run_id

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from ..api.contract import third_party
 from ..api.hooks import Hook, TrainState
 
 if TYPE_CHECKING:
@@ -75,8 +76,11 @@ class EvidenceRecorder(Hook):
 
     def on_epoch_start(self, state: TrainState) -> None:
         self._batches: list[torch.Tensor] = []
+        self._scores = third_party(self.method, "ranking_scores()", self._read_scores)
+
+    def _read_scores(self) -> np.ndarray | None:
         scores = self.method.ranking_scores()
-        self._scores = None if scores is None else scores.detach().float().cpu().numpy().copy()
+        return None if scores is None else scores.detach().float().cpu().numpy().copy()
 
     def on_batch_loss(self, state, indices, logits, losses, targets, features) -> None:
         self._batches.append(indices.cpu())  # the trainer's indices are host tensors: no copy, no wait

@@ -12,10 +12,12 @@ import torch
 
 from .cells import Cell
 from ..training.context import RunContext
+from ..api.contract import built, check_final_masks, check_summary, third_party
 from ..training.cost import cost_passes
 from .evidence import Evidence, EvidenceRecorder, data_source, splits_digest
 from ..training.flops import parameter_counts, weight_layer_flops
 from ..api.hooks import Hook
+from ..api.masks import prunable_weights, sparsity
 from ..training.memory import PeakMemory
 from ..api.method import Method
 from ..api.origin import origin_tags, provenance_of
@@ -81,9 +83,21 @@ def scoring_cost(context: RunContext, train_passes: int, train_seconds: float) -
 
 
 def plan_cell(cell: Cell, data_dir: str | None = None) -> CellPlan:
-    task = get_task(cell.task)(cell.profile, data_dir=data_dir, **dict(cell.task_options))
-    method = get_method(cell.method)(cell.ratio, cell.seed, **dict(cell.method_options))
+    """The cell's task and method, built; what their constructors raise names them."""
+    task_cls, method_cls = get_task(cell.task), get_method(cell.method)
+    task = built("task", cell.task, lambda: task_cls(cell.profile, data_dir=data_dir, **dict(cell.task_options)))
+    method = built("method", cell.method, lambda: method_cls(cell.ratio, cell.seed, **dict(cell.method_options)))
     return CellPlan(cell, task, method)
+
+
+def measured_sparsity(model: torch.nn.Module, task: Task) -> dict[str, float]:
+    """The model-pruning figures of the board, measured from the trained weights (the task's
+    prunable weights, its head excluded), never taken from the method."""
+    weights = prunable_weights(model, exclude=task.head(model))
+    total = sum(w.numel() for w in weights.values())
+    zero_fraction = sparsity(weights)
+    return {"realised_sparsity": zero_fraction, "prunable_params": float(total),
+            "prunable_params_remaining": float(round(total * (1 - zero_fraction)))}
 
 
 @functools.lru_cache(maxsize=2)
@@ -123,7 +137,7 @@ def _run_cell(plan: CellPlan, device: torch.device, cache_dir: Path, hooks: list
     context = RunContext(task=task, splits=splits, device=device, seed=cell.seed, cache_dir=Path(cache_dir),
                          proxy_hooks=list(proxy_hooks))
     t0 = time.perf_counter()
-    method.prepare(context)
+    third_party(method, "prepare", method.prepare, context)
     prepare_wall = time.perf_counter() - t0
 
     recorder = EvidenceRecorder(method)  # right after the method: it reads the scores just ranked by
@@ -132,10 +146,11 @@ def _run_cell(plan: CellPlan, device: torch.device, cache_dir: Path, hooks: list
     charged_before_fit = context.scoring_seconds
     result = trainer.fit(model)
     # scoring a method does inside training (SEVEN_pre) is charged as scoring, not twice
-    train_seconds = result.train_seconds - (context.scoring_seconds - charged_before_fit)
+    train_seconds = result.train_seconds - min(context.scoring_seconds - charged_before_fit, result.train_seconds)
     t0 = time.perf_counter()
     test = trainer.evaluate(model, splits.test)
     test_seconds = time.perf_counter() - t0
+    context.floor_to_measured()
 
     n_train = len(splits.train)
     full_passes = task.recipe.epochs * n_train  # what the full-data cell trains on
@@ -169,8 +184,13 @@ def _run_cell(plan: CellPlan, device: torch.device, cache_dir: Path, hooks: list
         val_key = f"val_{task.metric}"
         if val_key in last:  # best over epochs is allowed on validation only, never on test
             metrics[f"best_{val_key}"] = max(h[val_key] for h in state.history)
-    metrics.update(method.summary())
-    evidence = Evidence(recorder, method.final_masks(), model, provenance, data_source=data_source(task, provenance),
+    if method.family == "model":
+        metrics.update(measured_sparsity(model, task))
+    # the method's own figures, in their namespace: none can replace a figure measured above
+    metrics.update(check_summary(third_party(method, "summary()", method.summary), method, dict(metrics)))
+    masks = check_final_masks(third_party(method, "final_masks()", method.final_masks),
+                              prunable_weights(model, exclude=task.head(model)), method)
+    evidence = Evidence(recorder, masks, model, provenance, data_source=data_source(task, provenance),
                         split_sizes={"train": n_train, "val": len(splits.val), "test": len(splits.test)},
                         device=str(device))
     return CellResult(metrics, tags={"scores_cached": str(context.scores_cached).lower(), **provenance},

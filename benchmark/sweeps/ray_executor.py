@@ -23,7 +23,8 @@ from typing import Any
 from .cells import Cell, Sweep
 from .execute import plan_cell, run_cell
 from .progress import SweepProgress
-from .runner import SweepReport, pending_cells, record_finished
+from .runner import SweepReport, pending_cells, record_failed, record_finished
+from .store import StoreError
 from .tracking import CellRun, EpochLogger, Tracker
 
 
@@ -126,9 +127,19 @@ def _drive(ray, sweep: Sweep, tracker: Tracker, cache_dir: Path, device: str, to
         while queue or in_flight:
             while queue and len(in_flight) < limit:
                 cell = queue.pop(0)
-                plan = plan_cell(cell, data_dirs.get(cell.task))
+                try:  # a method's or task's __init__ is the cell's code: its failure is the cell's
+                    plan = plan_cell(cell, data_dirs.get(cell.task))
+                    params, tags = plan.params(), plan.tags()
+                except StoreError:
+                    raise
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as error:
+                    progress.start_cell(f"{cell.display}  [{cell.id}]")
+                    record_failed(report, progress, tracker, sweep.name, cell, None, error)
+                    continue
                 began = time.perf_counter()
-                run = tracker.try_claim(cell, sweep.name, plan.params(), plan.tags())
+                run = tracker.try_claim(cell, sweep.name, params, tags)
                 claim_seconds[cell.id] = time.perf_counter() - began
                 if run is None:
                     report.busy.append(cell.id)

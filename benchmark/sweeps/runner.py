@@ -1,8 +1,11 @@
 """Run a sweep: skip finished cells, run the rest one by one, isolate failures.
 
 A cell that raises is recorded as failed (with its traceback) and the sweep goes
-on. Ctrl-C marks the current cell interrupted and stops; a killed process leaves
-its cell 'running', which the next run closes as interrupted and runs again.
+on: whatever it raises (``SystemExit`` included), building its method or task included,
+but ``KeyboardInterrupt`` (Ctrl-C, and SIGTERM as :class:`Terminated`). A method's own errors
+and contract violations come named (:mod:`.contract`). Ctrl-C marks the current cell
+interrupted and stops; a killed process leaves its cell 'running', which the next run
+closes as interrupted and runs again.
 Only 'finished' cells are skipped, so a re-run never duplicates or loses one.
 Several runners may work on one sweep at once: each takes a cell only through a
 claim (see :mod:`.claims`) and leaves the cells other runners hold.
@@ -64,9 +67,9 @@ def run_sweep(sweep: Sweep, tracker: Tracker, device: torch.device, cache_dir: P
 
     for cell in todo:
         progress.start_cell(f"{cell.display}  [{cell.id}]")
-        plan = plan_cell(cell, data_dirs.get(cell.task))
-        run = None
+        plan = run = None
         try:
+            plan = plan_cell(cell, data_dirs.get(cell.task))  # a method's or task's __init__: the cell's code
             began = time.perf_counter()
             run = tracker.try_claim(cell, sweep.name, plan.params(), plan.tags())
             claim_seconds = time.perf_counter() - began
@@ -88,15 +91,30 @@ def run_sweep(sweep: Sweep, tracker: Tracker, device: torch.device, cache_dir: P
             close_quietly(run)
             progress.end_cell("stopped: the tracking store failed (see below)")
             raise
-        except Exception as error:  # isolate the failure, record it, go on
-            report.failed[cell.id] = f"{type(error).__name__}: {error}"
-            progress.end_cell(f"FAILED ({type(error).__name__}: {error})")
-            if run is not None:
-                run.fail(error, traceback.format_exc())  # a StoreError from it stops the sweep
+        except BaseException as error:  # Exception, SystemExit ...: the cell's fault; record it, go on
+            record_failed(report, progress, tracker, sweep.name, cell, run, error)
             continue
         metric = f"test_{plan.task.metric}"
         record_finished(report, progress, cell, run, f"{metric} {result.metrics[metric]:.4f}")
     return report
+
+
+def record_failed(report: SweepReport, progress: SweepProgress, tracker: Tracker, sweep: str, cell: Cell,
+                  run, error: BaseException) -> None:
+    """Record ``cell`` as failed with ``error``'s traceback. A cell that failed before its claim
+    (its method or task could not be built) is claimed now, to record the failure in its run;
+    held by another runner meanwhile, it is left to it. A StoreError on the way stops the sweep."""
+    text = traceback.format_exc()
+    if run is None:
+        run = tracker.try_claim(cell, sweep, {}, {})
+        if run is None:
+            report.busy.append(cell.id)
+            progress.end_cell(f"FAILED before its claim ({type(error).__name__}: {error}); "
+                              f"held or finished by another runner: left to it")
+            return
+    report.failed[cell.id] = f"{type(error).__name__}: {error}"
+    progress.end_cell(f"FAILED ({type(error).__name__}: {error})")
+    run.fail(error, text)
 
 
 def close_quietly(run) -> None:

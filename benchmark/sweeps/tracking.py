@@ -45,6 +45,7 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"  # MLflow's own: what the UI's exp
 MODEL_TRAINING = "custom_model_development"
 #: a run the board writes into a sweep's experiment (see :mod:`benchmark.boards.in_mlflow`): never a cell
 SUMMARY_TAG, SUMMARY = "run_type", "summary"
+SUMMARY_PENDING = "summary-pending"  # a summary run being made (see board_mlflow._create_summary_run)
 SUMMARY_FILTER = f"tags.{SUMMARY_TAG} = '{SUMMARY}'"
 
 
@@ -115,8 +116,8 @@ def adopt_experiment(client: Any, tracking_uri: str, experiment: Any, kind: str)
     foreign = tagged is not None
     if not foreign:
         sample = client.search_runs([experiment.experiment_id], max_results=50)
-        foreign = any(KIND_MARKER[kind] not in run.data.tags and run.data.tags.get(SUMMARY_TAG) != SUMMARY
-                      for run in sample)
+        foreign = any(KIND_MARKER[kind] not in run.data.tags
+                      and run.data.tags.get(SUMMARY_TAG) not in (SUMMARY, SUMMARY_PENDING) for run in sample)
     if foreign:
         raise StoreError(tracking_uri, f"experiment {name!r} was not made by prunebench for {kind} "
                          f"(its runs are another tool's)", fix=(

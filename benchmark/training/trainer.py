@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..api.contract import check_indices, check_weights, third_party
 from ..api.hooks import Hook, TrainState
 from ..api.task import BUDGETS, Split, Splits, Task
 
@@ -139,7 +140,7 @@ class Trainer:
         start = time.perf_counter()
 
         for hook in self.hooks:
-            hook.on_run_start(state)
+            third_party(hook, "on_run_start", hook.on_run_start, state)
         while not self._finished(state):
             epoch_start = time.perf_counter()
             active = self._active_samples(state)
@@ -151,10 +152,10 @@ class Trainer:
             metrics["epoch_seconds"] = time.perf_counter() - epoch_start
             state.history.append(metrics)
             for hook in self.hooks:
-                hook.on_epoch_end(state, metrics)
+                third_party(hook, "on_epoch_end", hook.on_epoch_end, state, metrics)
             state.epoch += 1
         for hook in self.hooks:
-            hook.on_run_end(state)
+            third_party(hook, "on_run_end", hook.on_run_end, state)
         total = time.perf_counter() - start
         return TrainResult(state, total - eval_seconds, eval_seconds, active_sizes)
 
@@ -170,11 +171,12 @@ class Trainer:
     def _active_samples(self, state: TrainState) -> torch.Tensor:
         """The training indices of this epoch: every sample, unless a hook chooses (the last one
         that returns indices wins)."""
-        active = torch.arange(len(self.splits.train))
+        n = len(self.splits.train)
+        active = torch.arange(n)
         for hook in self.hooks:
-            chosen = hook.on_epoch_start(state)
-            if chosen is not None:
-                active = chosen.cpu()
+            chosen = third_party(hook, "on_epoch_start", hook.on_epoch_start, state)
+            if chosen is not None:  # checked where received: the kept fraction is counted from it
+                active = check_indices(chosen, n, hook)
         if len(active) == 0:
             raise RuntimeError(f"epoch {state.epoch}: the hooks selected no training samples")
         return active
@@ -239,9 +241,10 @@ class Trainer:
         losses = self.task.per_sample_loss(logits, y)
         weights = None
         for hook in self.hooks:
-            w = hook.on_batch_loss(state, indices, logits.detach(), losses.detach(), y,
-                                   features.detach() if features is not None else None)
+            w = third_party(hook, "on_batch_loss", hook.on_batch_loss, state, indices, logits.detach(),
+                            losses.detach(), y, features.detach() if features is not None else None)
             if w is not None:
+                w = check_weights(w, losses, hook)
                 weights = w if weights is None else weights * w
         loss = (losses * weights.to(losses.device)).mean() if weights is not None else losses.mean()
         tally.add(loss, losses, state.step)  # a non-finite loss fails the cell at the epoch's end
@@ -251,7 +254,7 @@ class Trainer:
         state.step += 1
         state.sample_passes += len(indices)
         for hook in self.hooks:
-            hook.on_step_end(state)
+            third_party(hook, "on_step_end", hook.on_step_end, state)
 
     @torch.no_grad()
     def predict(self, model: nn.Module, split: Split, reduce=None) -> torch.Tensor:
