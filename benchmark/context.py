@@ -29,11 +29,11 @@ class RunContext:
     scores_cached: bool = False
     proxy_hooks: list[Hook] = field(default_factory=list)  # observers of proxy training (progress lines)
 
-    def train_proxy(self, seed: int, epochs: int) -> tuple[nn.Module, int]:
-        """Train a fresh model on all training data for ``epochs`` epochs (no evaluation).
-        Returns the model and the sample-passes it cost."""
+    def train_proxy(self, seed: int, epochs: int, hooks: list[Hook] = ()) -> tuple[nn.Module, int]:
+        """Train a fresh model on all training data for ``epochs`` epochs (no evaluation), with
+        ``hooks`` observing it (a dynamics recorder). Returns the model and the sample-passes it cost."""
         trainer = Trainer(self.task, self.splits, self.device, seed=seed, epochs=epochs, evaluate_each_epoch=False,
-                          hooks=self.proxy_hooks)
+                          hooks=[*self.proxy_hooks, *hooks])
         model = trainer.build_model()
         result = trainer.fit(model)
         return model, result.state.sample_passes

@@ -1,0 +1,1 @@
+"""Data-pruning methods (one module each)."""
