@@ -8,7 +8,8 @@ for High Pruning Rates", ICLR 2023), as in ``haizhongzheng/Coverage-centric-core
    to ``max * 1.0001`` (``max + 1e-4 |max|`` here, the same for a positive maximum; the
    reference's product would drop the maximum from every stratum when it is negative), stratum
    k holding ``low + k step <= s < low + (k+1) step``; the budget goes from the smallest stratum
-   up, each taking ``min(its size, remaining // strata left)``; a uniform random draw inside
+   up, each taking ``min(its size, remaining // strata left)`` (equal-size strata in stratum
+   order; the reference's unstable sort may order them otherwise); a uniform random draw inside
    each stratum (the method's own seeded generator; the reference draws from torch's global RNG).
 
 ``score``: ``"aum"`` (default; the CCS code's accumulated probability margin summed over the
@@ -60,12 +61,14 @@ def strata(scores: torch.Tensor, bins: int) -> torch.Tensor:
     return member
 
 
-def budgets(sizes: list[int], total: int) -> list[int]:
-    """Per-stratum budgets: from the smallest stratum up (ties by stratum), each
-    ``min(size, remaining // strata left)``."""
+def budgets(sizes: list[int], total: int, order: list[int] | None = None) -> list[int]:
+    """Per-stratum budgets: from the smallest stratum up, each ``min(size, remaining // strata
+    left)``. Equal-size strata go in stratum order unless ``order`` is given (the reference's
+    unstable argsort orders them otherwise, which moves a unit of budget between equal strata)."""
     out = [0] * len(sizes)
     remaining = total
-    for rank, b in enumerate(sorted(range(len(sizes)), key=lambda b: (sizes[b], b))):
+    order = order if order is not None else sorted(range(len(sizes)), key=lambda b: (sizes[b], b))
+    for rank, b in enumerate(order):
         out[b] = min(sizes[b], remaining // (len(sizes) - rank))
         remaining -= out[b]
     return out
