@@ -78,6 +78,13 @@ def per_sample_dynamics(logits: torch.Tensor, targets: torch.Tensor,
     return figures, p
 
 
+def recorder_bytes(n: int, classes: int, epochs: int) -> int:
+    """What :class:`DynamicsRecorder` holds during a run: the tables (float32, ``correct`` as
+    bool), the bool ``seen`` table and the float32 previous-epoch softmax."""
+    tables = (len(TABLES) - 1) * 4 + 1 + 1  # float32 tables, then correct and seen (bool)
+    return epochs * n * tables + n * classes * 4
+
+
 class DynamicsRecorder(Hook):
     """Records :data:`TABLES` for every training sample at every epoch of a full-data run."""
 
@@ -214,10 +221,8 @@ class DynamicsMethod(DataPruner):
 
     def _set_proxy_epochs(self, proxy_epochs: int | None) -> None:
         if proxy_epochs is not None:
-            try:
-                check_count("proxy_epochs", proxy_epochs, 1, 10_000)
-            except ValueError as error:
-                raise ValueError(f"method {self.name!r}: {error}; leave it unset to record the task's epochs") from None
+            check_count_option(self.name, "proxy_epochs", proxy_epochs, 1, 10_000,
+                               " (or leave it unset to record the task's epochs)")
         self.proxy_epochs = proxy_epochs
         self.scores: torch.Tensor | None = None
         self.subset: torch.Tensor | None = None
@@ -244,3 +249,11 @@ class DynamicsMethod(DataPruner):
 def option_error(method: str, option: str, value, fix: str) -> ValueError:
     """One clear message naming the method, the option's value and the fix."""
     return ValueError(f"method {method!r} option {option}={value!r} is not supported; {fix}")
+
+
+def check_count_option(method: str, option: str, value, low: int, high: int, hint: str = "") -> int:
+    """``value`` if it is an integer in [low, high], else :func:`option_error`."""
+    try:
+        return check_count(option, value, low, high)
+    except ValueError:
+        raise option_error(method, option, value, f"use an integer in [{low}, {high}]{hint}") from None

@@ -25,9 +25,8 @@ pruning, up to 0.3 at 90%); the default 0.1 is one value, not a tuned one.
 """
 from __future__ import annotations
 
-from benchmark.dynamics import DynamicsMethod, option_error
+from benchmark.dynamics import DynamicsMethod, check_count_option, option_error
 from benchmark.lazy import lazy_import
-from benchmark.method import check_count
 from benchmark.registry import register_method
 from benchmark.task import is_finite
 
@@ -103,10 +102,7 @@ class CCS(DynamicsMethod):
             raise option_error("ccs", "score", score, f"use one of {SCORES}")
         if not (is_finite(cut) and 0 <= cut < 1):
             raise option_error("ccs", "cut", cut, "use a fraction in [0, 1) (the reference's --mis-ratio)")
-        try:
-            check_count("bins", bins, 1, 100_000)
-        except ValueError as error:
-            raise option_error("ccs", "bins", bins, f"{error}; the reference uses 50") from None
+        check_count_option("ccs", "bins", bins, 1, 100_000, "; the reference uses 50")
         self.score_name, self.cut, self.bins = score, float(cut), bins
         self._set_proxy_epochs(proxy_epochs)
 

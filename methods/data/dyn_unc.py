@@ -16,9 +16,8 @@ the fraction removed and ``n - round(ratio * n)`` are kept (DUAL: ``int(keep * n
 """
 from __future__ import annotations
 
-from benchmark.dynamics import DynamicsMethod, option_error
+from benchmark.dynamics import DynamicsMethod, check_count_option
 from benchmark.lazy import lazy_import
-from benchmark.method import check_count
 from benchmark.registry import register_method
 
 from .forgetting import keep_top
@@ -46,11 +45,7 @@ class DynUnc(DynamicsMethod):
 
     def __init__(self, ratio: float, seed: int = 0, *, window: int = 10, proxy_epochs: int | None = None):
         super().__init__(ratio, seed)
-        try:
-            check_count("window", window, 2, 10_000)
-        except ValueError as error:
-            raise option_error("dyn-unc", "window", window, f"{error}; the reference uses 10") from None
-        self.window = window
+        self.window = check_count_option("dyn-unc", "window", window, 2, 10_000, "; the reference uses 10")
         self._set_proxy_epochs(proxy_epochs)
 
     def score(self, record):

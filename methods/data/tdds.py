@@ -24,9 +24,8 @@ batch's mean loss is multiplied by the mean normalised score of the batch.
 """
 from __future__ import annotations
 
-from benchmark.dynamics import DynamicsMethod, option_error
+from benchmark.dynamics import DynamicsMethod, check_count_option, option_error
 from benchmark.lazy import lazy_import
-from benchmark.method import check_count
 from benchmark.registry import register_method
 from benchmark.task import is_finite
 
@@ -54,10 +53,7 @@ class TDDS(DynamicsMethod):
                  decay: float = 0.9, reweight: bool = False, proxy_epochs: int | None = None):
         super().__init__(ratio, seed)
         for option, value in (("trajectory_len", trajectory_len), ("window", window)):
-            try:
-                check_count(option, value, 2, 10_000)
-            except ValueError as error:
-                raise option_error("tdds", option, value, f"{error}; the reference uses 10") from None
+            check_count_option("tdds", option, value, 2, 10_000, "; the reference uses 10")
         if window > trajectory_len:
             raise option_error("tdds", "window", window, f"use a window <= trajectory_len ({trajectory_len})")
         if not (is_finite(decay) and 0 < decay < 1):
