@@ -135,7 +135,11 @@ def run_deepcore(root: Path, run: dict) -> dict:
     methods = types.ModuleType("deepcore.methods"); methods.__path__ = [str(repo / "deepcore" / "methods")]
     early = types.ModuleType("deepcore.methods.earlytrain")
     early.EarlyTrain = type("EarlyTrain", (), {})
-    sys.modules.update({"deepcore": pkg, "deepcore.methods": methods, "deepcore.methods.earlytrain": early})
+    nets = types.ModuleType("deepcore.nets"); nets.__path__ = []
+    nets_utils = types.ModuleType("deepcore.nets.nets_utils")
+    nets_utils.MyDataParallel = type("MyDataParallel", (), {})
+    sys.modules.update({"deepcore": pkg, "deepcore.methods": methods, "deepcore.methods.earlytrain": early,
+                        "deepcore.nets": nets, "deepcore.nets.nets_utils": nets_utils})
     import importlib
     forgetting = importlib.import_module("deepcore.methods.forgetting").Forgetting
     uncertainty = importlib.import_module("deepcore.methods.uncertainty").Uncertainty
@@ -171,6 +175,36 @@ def run_deepcore(root: Path, run: dict) -> dict:
             if not balance:
                 out[f"uncertainty_{method}_scores"] = np.asarray(result["scores"]).tolist()
             out[f"uncertainty_{method}_keep_0.7_balance_{balance}"] = sorted(result["indices"].tolist())
+
+    # GraNd's scoring pass on a stand-in model: fixed logits, and the features as the recorded embedding
+    grand = importlib.import_module("deepcore.methods.grand").GraNd
+    features = torch.tensor(run["features"])
+
+    class Recorded(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding_recorder = types.SimpleNamespace(record_embedding=False, embedding=None)
+            self.head = nn.Linear(FEATURES, C)
+
+        def get_last_layer(self):
+            return self.head
+
+        def forward(self, x):
+            if self.embedding_recorder.record_embedding:
+                self.embedding_recorder.embedding = features[x.long()]
+            return final[x.long()].clone()
+
+    g = object.__new__(grand)
+    g.args, g.n_train, g.dst_train, g.model = args, N, dst, Recorded()
+    g.model_optimizer = torch.optim.SGD(g.model.parameters(), lr=0.1)
+    g.criterion = nn.CrossEntropyLoss()  # as EarlyTrain.run builds it: the batch mean
+    g.train_indx, g.balance, g.fraction, g.coreset_size = np.arange(N), False, 0.7, round(N * 0.7)
+    g.repeat, g.random_seed, g.num_classes = 2, 0, C
+    g.run = g.finish_run  # each repeat: only the scoring pass (on the same stand-in model)
+    result = g.select()
+    out["grand_scores"] = np.asarray(result["scores"]).tolist()
+    out["grand_keep_0.7"] = sorted(result["indices"].tolist())
+    out["grand_scoring_batch"] = BATCH
     return out
 
 
@@ -260,6 +294,7 @@ PER_METHOD = {
     "forgetting": {"ccs": ("forgetting",), "deepcore": ("forgetting",)},
     "aum": {"ccs": ("accumulated_margin", "aum_")},
     "uncertainty": {"deepcore": ("uncertainty_",)},
+    "grand": {"deepcore": ("grand_",)},
     "ccs": {"ccs": ("ccs_", "el2n", "accumulated_margin", "forgetting")},
     "tdds": {"tdds": ("tdds_",)},
     "dyn_unc": {"dual": ("dynunc_",)},

@@ -198,3 +198,52 @@ def test_a_smoke_sweep_with_every_static_method_finishes_on_one_proxy_run(tmp_pa
     lines = capsys.readouterr().err.splitlines()
     proxy = [line for line in lines if line.startswith("    proxy epoch ")]
     assert len(proxy) == 2  # the smoke profile's 2 epochs, once: one recorded run for all 14 cells
+
+
+# --- GraNd: its own early-training proxies ---------------------------------------------------------
+
+
+def test_grand_scores_equal_autograd_per_sample_norms_and_are_cached(tiny, tmp_path, monkeypatch):
+    from benchmark.trainer import Trainer
+    from methods.data.grand import PROXY_SEED, GraNd
+
+    task, splits = tiny
+    few = type(splits)(type(splits.train)(splits.train.x[:24], splits.train.y[:24]), splits.val, splits.test)
+    ctx = RunContext(task=task, splits=few, device=cpu(), seed=0, cache_dir=tmp_path)
+    full, last = GraNd(0.5, gradient="full", score_epochs=0), GraNd(0.5, score_epochs=0)
+    full.prepare(ctx)
+    last.prepare(RunContext(task=task, splits=few, device=cpu(), seed=0, cache_dir=tmp_path))
+    model = Trainer(task, few, cpu(), seed=PROXY_SEED).build_model().eval()  # run 0's seed, untrained
+    x = task.prepare_batch(few.train.x, train=False, generator=None)
+    expected_full, expected_last = [], []
+    for i in range(len(x)):
+        model.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x[i: i + 1]), few.train.y[i: i + 1])
+        loss.backward()
+        expected_full.append(sum(p.grad.pow(2).sum() for p in model.parameters()).sqrt().item())
+        expected_last.append(sum(p.grad.pow(2).sum() for p in model.head.parameters()).sqrt().item())
+    # two proxy runs, averaged: run 1 has its own seed
+    model1 = Trainer(task, few, cpu(), seed=2 * PROXY_SEED).build_model().eval()
+    for i in range(len(x)):
+        model1.zero_grad()
+        torch.nn.functional.cross_entropy(model1(x[i: i + 1]), few.train.y[i: i + 1]).backward()
+        expected_full[i] = (expected_full[i] + sum(p.grad.pow(2).sum() for p in model1.parameters()).sqrt().item()) / 2
+        expected_last[i] = (expected_last[i] + sum(p.grad.pow(2).sum() for p in model1.head.parameters()).sqrt().item()) / 2
+    np.testing.assert_allclose(full.scores.numpy(), expected_full, rtol=1e-4)
+    np.testing.assert_allclose(last.scores.numpy(), expected_last, rtol=1e-4)
+    dropped = ~torch.isin(torch.arange(24), last.subset)
+    assert len(last.subset) == 12 and last.scores[last.subset].min() >= last.scores[dropped].max()  # the highest
+    # a second cell reads the cache and is charged what it cost
+    monkeypatch.setattr(RunContext, "train_proxy", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
+    again = RunContext(task=task, splits=few, device=cpu(), seed=0, cache_dir=tmp_path)
+    GraNd(0.3, score_epochs=0).prepare(again)
+    assert again.scores_cached and again.scoring_forward_passes == 2 * 24
+
+
+def test_grand_bad_options():
+    from methods.data.grand import GraNd
+
+    for bad, named in (({"gradient": "input"}, "gradient='input'"), ({"proxy_runs": 0}, "proxy_runs=0"),
+                       ({"score_epochs": -1}, "score_epochs=-1")):
+        with pytest.raises(ValueError, match=f"'grand' option {named}"):
+            GraNd(0.5, **bad)

@@ -234,3 +234,19 @@ def test_moderate_equals_the_authors_code(record, ratio, keep):
     method = prepared(Moderate(ratio), record)
     np.testing.assert_allclose(method.scores.numpy(), figures["distances"], rtol=1e-5, atol=1e-6)
     assert method.subset.tolist() == figures[f"keep_{keep}"]
+
+
+# --- GraNd ---------------------------------------------------------------------------------------
+
+
+def test_grand_last_layer_norm_equals_deepcore_times_its_batch_size(record):
+    from methods.data.forgetting import keep_top
+    from methods.data.grand import last_layer_grad_norm
+
+    figures = reference("grand", DEEPCORE)
+    ours = last_layer_grad_norm(record["final_logits"], record["targets"], record["final_features"])
+    # DeepCore differentiates the batch-mean loss: its scores are ours / batch size (8 for every batch here)
+    np.testing.assert_allclose(ours.numpy() / figures["grand_scoring_batch"], figures["grand_scores"], rtol=1e-5,
+                               atol=1e-7)  # theirs in float32: 1 - p cancels for confident samples
+    kept = keep_top(ours, 40 - round(0.3 * 40), None)
+    assert_same_up_to_ties(kept, figures["grand_keep_0.7"], ours)
