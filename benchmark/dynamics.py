@@ -121,17 +121,16 @@ class DynamicsRecorder(Hook):
         return {name: table.cpu() for name, table in self.tables.items()}
 
 
-@torch.no_grad()
 def final_pass(task: Task, model, split, device, features: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Unaugmented eval-mode logits (and penultimate features when asked) for ``split``, in order."""
-    from .trainer import autocast_for  # the trainer imports torch at module level
+    from .trainer import autocast_for  # the trainer imports torch at module level (`list` must not)
 
     model.eval()
     logits_out, features_out = [], []
     batch = task.recipe.eval_batch_size
     for first in range(0, len(split), batch):
         x = task.prepare_batch(split.x[first: first + batch], train=False, generator=None)
-        with autocast_for(device):
+        with torch.no_grad(), autocast_for(device):
             if features:
                 h = model.features(x)
                 logits = task.head(model)(h)
