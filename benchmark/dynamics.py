@@ -201,6 +201,14 @@ def recorded_dynamics(context: RunContext, seed: int, epochs: int) -> dict[str, 
     return record
 
 
+def sequence_refusal(method: str, task_cls: type[Task]) -> str | None:
+    """Why a method that scores one prediction per sample cannot run on a token-sequence task."""
+    if "sequence" in task_cls.capabilities:
+        return (f"method {method!r} scores one prediction per sample; task {task_cls.name!r} predicts "
+                "token sequences: use el2n, emp or ted there")
+    return None
+
+
 class DynamicsMethod(DataPruner):
     """A static data pruner whose scores are a function of one recorded proxy run.
 
@@ -212,11 +220,7 @@ class DynamicsMethod(DataPruner):
 
     @classmethod
     def incompatibility(cls, task_cls: type[Task]) -> str | None:
-        reason = super().incompatibility(task_cls)
-        if reason is None and "sequence" in task_cls.capabilities:
-            return (f"method {cls.name!r} scores one prediction per sample from a recorded run; task "
-                    f"{task_cls.name!r} predicts token sequences: use el2n, emp or ted there")
-        return reason
+        return super().incompatibility(task_cls) or sequence_refusal(cls.name, task_cls)
 
     def _set_proxy_epochs(self, proxy_epochs: int | None) -> None:
         if proxy_epochs is not None:

@@ -169,12 +169,15 @@ def test_moderate_needs_features_and_sequence_tasks_are_refused():
         name = "test-tokens"
         capabilities = frozenset({"classification", "sequence", "features"})
 
-    reason = Moderate.incompatibility(NoFeatures)
-    assert reason and "moderate" in reason and "features" in reason
+    from methods.data.grand import GraNd
+
+    for needs_features in (Moderate, GraNd):
+        reason = needs_features.incompatibility(NoFeatures)
+        assert reason and repr(needs_features.name) in reason and "features" in reason
+        assert needs_features.incompatibility(type(tiny_task())) is None
     assert Forgetting.incompatibility(NoFeatures) is None
-    for cls in STATIC:
-        assert "sequence" in cls.incompatibility(Tokens)
-    assert Moderate.incompatibility(type(tiny_task())) is None
+    for cls in (*STATIC, GraNd):
+        assert repr(cls.name) in cls.incompatibility(Tokens) and "sequence" in cls.incompatibility(Tokens)
 
 
 @pytest.mark.slow  # about 35 s: 15 cells and their MLflow runs

@@ -29,7 +29,7 @@ import time
 from typing import TYPE_CHECKING
 
 from benchmark.cache_files import load_entry, save_entry
-from benchmark.dynamics import DynamicsMethod, check_count_option, final_pass, option_error
+from benchmark.dynamics import check_count_option, final_pass, option_error, sequence_refusal
 from benchmark.lazy import lazy_import
 from benchmark.method import DataPruner
 from benchmark.registry import register_method
@@ -79,7 +79,10 @@ def full_grad_norm(task, model, split, device, batch: int = 64) -> torch.Tensor:
 class GraNd(DataPruner):
     provenance = "reference-code"
     requires = frozenset({"classification", "features"})
-    incompatibility = DynamicsMethod.incompatibility  # one prediction per sample: no sequence tasks
+
+    @classmethod
+    def incompatibility(cls, task_cls):
+        return super().incompatibility(task_cls) or sequence_refusal(cls.name, task_cls)
 
     def __init__(self, ratio: float, seed: int = 0, *, proxy_runs: int = 2, score_epochs: int | None = None,
                  gradient: str = "last_layer", class_balanced: bool = False):

@@ -31,8 +31,16 @@ def median_distances(features: torch.Tensor, labels: torch.Tensor) -> torch.Tens
     centre = torch.empty_like(h)
     for cls in torch.unique(labels):
         members = labels == cls
-        centre[members] = torch.quantile(h[members], 0.5, dim=0)  # linear interpolation = numpy's median
+        centre[members] = numpy_median(h[members])
     return (h - centre).norm(dim=1)
+
+
+def numpy_median(rows: torch.Tensor) -> torch.Tensor:
+    """Column-wise median as numpy's: the mean of the two middle values for an even count
+    (torch.median takes the lower one; torch.quantile refuses large inputs)."""
+    ordered = rows.sort(dim=0).values
+    middle = len(rows) // 2
+    return ordered[middle] if len(rows) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def moderate_band(distance: torch.Tensor, n_keep: int) -> torch.Tensor:
