@@ -3,15 +3,17 @@
 Time: one proxy epoch of a task's cpu profile (Fashion-MNIST's CNN, rt-polarity's text
 encoder), with the recorder hook against without it, interleaved (ABBA) over ``--repeats``
 pairs, same seed and data; reports the median of each and the median of the per-pair ratios,
-in wall and CPU seconds. ``--train-limit`` trims the training set (the recorder's work per batch
-is proportional to the batch, as training's is, so the ratio does not depend on n).
+in wall and CPU seconds. The training set may be trimmed (the recorder's work per batch is
+proportional to the batch, as training's is, so the ratio does not depend on n).
 
 Memory: the recorder's buffers for CIFAR-100 at the paper profile (50,000 samples, 100
 classes, 200 epochs), allocated for real on the CPU and summed from the tensors it holds,
 against :func:`benchmark.dynamics.recorder_bytes`.
 
-    python scripts/bench_dynamics.py [--tasks fashion-mnist rt-polarity] [--repeats 3]
-        [--train-limit 10000] [--threads 1] [--out results/bench-dynamics.md]
+    python scripts/bench_dynamics.py [--tasks fashion-mnist:3000 rt-polarity:320] [--repeats 3]
+        [--threads 1] [--out results/bench-dynamics.md]
+
+(``task:N`` trims that task's training set to N samples; ``task`` alone uses its cpu profile's.)
 """
 from __future__ import annotations
 
@@ -70,26 +72,28 @@ def cifar100_paper_memory() -> tuple[int, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", nargs="+", default=["fashion-mnist", "rt-polarity"])
+    parser.add_argument("--tasks", nargs="+", default=["fashion-mnist:3000", "rt-polarity:320"])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--train-limit", type=int, default=10_000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench-dynamics.md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
-    rows = [time_task(name, args.repeats, args.train_limit) for name in args.tasks]
+    rows = []
+    for spec in args.tasks:
+        name, _, limit = spec.partition(":")
+        rows.append(time_task(name, args.repeats, int(limit) if limit else None))
     actual, computed = cifar100_paper_memory()
     load_after = os.getloadavg()
     lines = [
         "# The training-dynamics recorder: time and memory",
         "",
         f"Written by `python scripts/bench_dynamics.py --tasks {' '.join(args.tasks)} --repeats {args.repeats} "
-        f"--train-limit {args.train_limit} --threads {args.threads}` on {platform.processor() or platform.machine()}, "
+        f"--threads {args.threads}` on {platform.processor() or platform.machine()}, "
         f"torch {torch.__version__}, {args.threads} thread(s); load average {load_before[0]:.1f} before, "
         f"{load_after[0]:.1f} after (a shared machine: other jobs ran meanwhile).",
         "",
-        "One proxy epoch of the task's cpu profile (training set trimmed to `--train-limit`), with the "
+        "One proxy epoch of the task's cpu profile (training set trimmed to the `task:N` given), with the "
         "recorder hook against without it, alternated ABBA; medians over the pairs. Target: at most +5%.",
         "",
         "| task | model | n | classes | batch | epoch without (s) | epoch with (s) | with / without (wall) "

@@ -280,7 +280,7 @@ def main() -> None:
         for name, prefixes in sources.items():
             repo, commit = REPOS[name]
             figures = {k: v for k, v in produced[name].items() if k.startswith(prefixes)}
-            entries.append({"repository": repo, "commit": commit, "figures": figures})
+            entries.append({"repository": repo, "commit": commit, "ran": RAN[name], "figures": figures})
         (FIXTURES / f"{method}_reference.json").write_text(json.dumps({
             "method": method, "input": "tests/fixtures/dynamics_reference_input.json",
             "produced_by": f"scripts/reference_fixtures.py (this project at {here.stdout.strip()}), which runs "
@@ -288,6 +288,28 @@ def main() -> None:
             "sources": entries}, indent=1))
         print(f"wrote tests/fixtures/{method}_reference.json from", ", ".join(REPOS[n][0] for n in sources))
 
+
+#: what was run of each repository (their functions, our input and stand-ins)
+RAN = {
+    "ccs": "generate_importance_score.py: training_dynamics_metrics and EL2N(max_epoch=10) on the run logged as "
+           "their Trainer logs it (log_softmax per iteration; float32 here, their Trainer stores fp16); "
+           "core/data/Coreset.py: score_monotonic_selection (keep 0.7: forgetting descending, AUM ascending), "
+           "mislabel_mask (AUM ascending, 4 of 40) then stratified_sampling (keep 20) with torch.randperm "
+           "replaced by the identity (the figures name the strata sizes their loop asked permutations for)",
+    "deepcore": "deepcore/methods/forgetting.py: Forgetting.before_run, after_loss per minibatch as visited, "
+                "select (fraction 0.7, balance False and True); uncertainty.py: Uncertainty.finish_run "
+                "(LeastConfidence, Entropy, Margin; balance False and True) on a stand-in model that returns the "
+                "final logits; grand.py: GraNd.select (repeat 2, each repeat its finish_run scoring pass) on a "
+                "stand-in model with the final logits and the features as its recorded embedding, selection_batch 8",
+    "tdds": "importance_evaluation.py: generate() with (trajectory_len, window_size) = (10, 10), (10, 5), (12, 4), "
+            "decay 0.9, on the visited logits and indexes; data_subset.py's kept mask[int(0.3 n):] and its "
+            "min-max normalised score per sample (train_subset.py's loss weights)",
+    "dual": "exp_cifar/importance_evaluation.py: dynunc() (window_size 10 and 5) on the true-class probabilities "
+            "as its rearrange() builds them (softmax of the logits put back in sample order); data_subset.py's "
+            "kept mask[-int(0.7 n):]",
+    "moderate": "selection.py: get_median, get_distance, get_prune_idx (args.rate = kept fraction 0.7, 0.5, 0.25) "
+                "on the fixed features; kept = all samples minus the ids it returns (train.py drops them)",
+}
 
 #: which reference figures test which method: {method: {source: key prefixes}}
 PER_METHOD = {

@@ -191,7 +191,7 @@ def test_a_smoke_sweep_with_every_static_method_finishes_on_one_proxy_run(tmp_pa
 
     if not Path(DEBIAN_DIR).is_dir():
         pytest.skip("needs Debian's dataset-fashion-mnist")
-    names = [cls.name for cls in STATIC]
+    names = [cls.name for cls in STATIC] + ["grand"]
     sweep = parse_sweep({"name": "static", "profile": "smoke", "seeds": [0], "ratios": [0.3, 0.7],
                          "tasks": [{"name": "fashion-mnist", "options": {"train_limit": 320}}], "methods": names})
     report = run_sweep(sweep, Tracker(f"sqlite:///{tmp_path}/mlflow.db", "static"), torch.device("cpu"),
@@ -200,7 +200,9 @@ def test_a_smoke_sweep_with_every_static_method_finishes_on_one_proxy_run(tmp_pa
     assert len(report.finished) == len(sweep.cells()) == 1 + 2 * len(names)
     lines = capsys.readouterr().err.splitlines()
     proxy = [line for line in lines if line.startswith("    proxy epoch ")]
-    assert len(proxy) == 2  # the smoke profile's 2 epochs, once: one recorded run for all 14 cells
+    # the smoke profile's 2 epochs once (one recorded run for the 14 cells of the seven methods
+    # that read it), and grand's own proxies: 2 runs of 1 epoch (a quarter of 2, at least 1)
+    assert len(proxy) == 2 + 2
 
 
 # --- GraNd: its own early-training proxies ---------------------------------------------------------
