@@ -123,7 +123,7 @@ def main() -> None:
         "The last column is measured inside each recorded run (CPU time spent in the recorder's hook over "
         "the epoch's CPU time, median over the runs): on a busy shared machine the difference of two runs "
         "(the ratio columns) swings by more than the recorder costs, while this share is far less "
-        "disturbed by what else runs. Ratios below 1 (the recorded runs faster) are that noise, not a gain. Ratios below 1 (the recorded runs faster) are that noise, not a gain.",
+        "disturbed by what else runs. Ratios below 1 (the recorded runs faster) are that noise, not a gain.",
         "",
         "Memory for CIFAR-100 at the paper profile (50,000 samples x 100 classes x 200 epochs), from the "
         "recorder's buffers allocated for real: "

@@ -58,7 +58,7 @@ def synthetic_run(seed: int = 0) -> dict:
     final = base + rng.normal(0, 0.3, (N, C))
     final[np.arange(N), y] += drift * E
     features = rng.normal(0, 1, (N, FEATURES)) + y[:, None] * 0.5
-    as32 = lambda a: np.asarray(a, dtype=np.float32).tolist()  # noqa: E731
+    as32 = lambda a: np.asarray(a, dtype=np.float32).tolist()
     return {"n": N, "classes": C, "epochs": E, "batch_size": BATCH, "targets": y.tolist(),
             "orders": [o.tolist() for o in orders], "visited_logits": [as32(z) for z in logits],
             "final_logits": as32(final), "features": as32(features)}

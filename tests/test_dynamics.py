@@ -116,7 +116,6 @@ def test_one_proxy_run_serves_every_static_method_and_each_cell_is_charged(tiny,
 
 
 def test_a_corrupt_or_mismatched_cache_is_deleted_and_rebuilt(tiny, tmp_path, capsys):
-    task, splits = tiny
     ctx = context_for(tiny, tmp_path)
     first = recorded_dynamics(ctx, seed=0, epochs=1)
     path = ctx.cache_path("dynamics", dynamics_key(ctx, 0, 1))
