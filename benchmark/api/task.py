@@ -163,7 +163,8 @@ class Task:
     family: ClassVar[str] = ""  # vision | glue | sft | cwru ...
     data_origin: ClassVar[str] = "real"  # real | simulated
     pretrained: ClassVar[bool] = False  # fine-tunes a pre-trained model?
-    capabilities: ClassVar[frozenset[str]] = frozenset({"classification"})
+    #: "features": the model follows the feature convention above (Moderate needs it)
+    capabilities: ClassVar[frozenset[str]] = frozenset({"classification", "features"})
     num_classes: ClassVar[int] = 0
     metric: ClassVar[str] = "accuracy"  # headline metric, higher is better
     chance_level: ClassVar[float] = 0.0

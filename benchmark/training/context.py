@@ -35,12 +35,12 @@ class RunContext:
     measured_forward_passes: int = 0
     measured_seconds: float = 0.0
 
-    def train_proxy(self, seed: int, epochs: int) -> tuple[nn.Module, int]:
-        """Train a fresh model on all training data for ``epochs`` epochs (no evaluation).
-        Returns the model and the sample-passes it cost."""
+    def train_proxy(self, seed: int, epochs: int, hooks: list[Hook] = ()) -> tuple[nn.Module, int]:
+        """Train a fresh model on all training data for ``epochs`` epochs (no evaluation), with
+        ``hooks`` observing it (a dynamics recorder). Returns the model and the sample-passes it cost."""
         began = time.perf_counter()
         trainer = Trainer(self.task, self.splits, self.device, seed=seed, epochs=epochs, evaluate_each_epoch=False,
-                          hooks=self.proxy_hooks)
+                          hooks=[*self.proxy_hooks, *hooks])
         model = trainer.build_model()
         result = trainer.fit(model)
         self.measured_sample_passes += result.state.sample_passes

@@ -10,7 +10,9 @@ Selection ``mode``:
 - ``hardest`` (paper): keep the highest scores;
 - ``offset``: drop the ``offset`` fraction of hardest samples first, then keep the next hardest;
 - ``stratified`` (CCS, Zheng et al. 2023): cut the ``cut`` fraction of hardest samples,
-  then stratified sampling over ``bins`` equal-width score strata.
+  then stratified sampling over ``bins`` equal-width score strata. An approximation of CCS on
+  Data Diet EL2N scores, kept for compatibility; CCS as its reference runs it (AUM cut-off,
+  AUM / EL2N / forgetting strata from one recorded run) is the ``ccs`` method.
 
 Scores are cached per (task, profile, task options, seed, proxy settings) and reused
 for every ratio and mode; their cost (proxy training + scoring) is charged to every

@@ -50,3 +50,12 @@ def stratified(scores: torch.Tensor, n_keep: int, cut: int, bins: int, generator
         left = pool[~torch.isin(pool, picked)]
         picked = torch.cat([picked, left[torch.randperm(len(left), generator=generator)[:remaining]]])
     return torch.sort(picked).values
+
+
+def keep_per_class(scores: torch.Tensor, labels: torch.Tensor, quotas: dict[int, int]) -> torch.Tensor:
+    """Inside each class keep its ``quotas[class]`` highest scores (ties by lower index); sorted indices."""
+    picked = []
+    for cls, quota in quotas.items():
+        members = torch.nonzero(labels == cls).flatten()
+        picked.append(members[hardest_first(scores[members])[:quota]])
+    return torch.sort(torch.cat(picked)).values if picked else torch.empty(0, dtype=torch.long)

@@ -298,7 +298,7 @@ def _register_glue() -> None:
                  "metric_names": tuple(fmt.metrics), "is_regression": fmt.is_regression,
                  "chance_level": level, "prune_window": seven_window(name),
                  "metric_bounds": (-1.0, 1.0) if fmt.headline in correlation else (0.0, 1.0),
-                 "capabilities": frozenset({"regression"} if fmt.is_regression else {"classification"}),
+                 "capabilities": frozenset({"regression"} if fmt.is_regression else {"classification", "features"}),
                  "data_summary": f"GLUE {fmt.directory}: hub nyu-mll/glue (config {name}), or glue_data TSV as data_dir",
                  "__doc__": f"GLUE {fmt.directory}: metrics {', '.join(fmt.metrics)}; headline {fmt.headline}."}
         register_task(name)(type(f"Glue{name.upper()}", (GlueTask,), attrs))
