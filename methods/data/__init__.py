@@ -1,0 +1,1 @@
+"""Data-pruning methods: each module registers one method with ``@register_method``."""
