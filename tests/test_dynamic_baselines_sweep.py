@@ -1,7 +1,10 @@
-"""A smoke sweep with the dynamic baselines (infobatch, ucb, epsilon-greedy) finishes, and the kept
-fraction and cost its cells log are the ones the trainer measured."""
+"""The dynamic baselines (infobatch, ucb, epsilon-greedy) as a user meets them: listed by `prunebench
+list`, runnable on every task, and a smoke sweep with them finishes with the kept fraction and cost
+the trainer measured."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,16 +12,37 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from benchmark.cells import parse_sweep
+from benchmark.registry import METHODS, TASKS
 from benchmark.runner import run_sweep
 from benchmark.tracking import Tracker
 from tasks.vision.fashion_mnist import DEBIAN_DIR
 
-pytestmark = pytest.mark.skipif(not Path(DEBIAN_DIR).is_dir(), reason="needs Debian's dataset-fashion-mnist")
-
 EPOCHS = 4  # the smoke profile's 2 would leave InfoBatch no pruning epoch after the first (delta 0.875)
 
 
+DYNAMIC = {"infobatch": ("reference-code", "delta, ratio_of"), "ucb": ("reconstructed", "c, alpha, bonus"),
+           "epsilon-greedy": ("reconstructed", "epsilon, alpha")}
+
+
+def test_prunebench_list_shows_them_with_family_provenance_and_options():
+    listed = subprocess.run([sys.executable, "-m", "benchmark.cli", "list", "methods"], capture_output=True,
+                            text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split()[0]: line for line in listed.stdout.splitlines() if line.startswith("  ")}
+    for name, (provenance, options) in DYNAMIC.items():
+        assert "family=data" in rows[name] and f"provenance={provenance} " in rows[name]
+        assert rows[name].endswith(f"options: {options}")
+
+
+@pytest.mark.parametrize("task", ["fashion-mnist", "rt-polarity", "stsb", "rt-instruct", "cwru"])
+def test_they_need_only_per_sample_losses_which_every_task_has(task):
+    for name in DYNAMIC:
+        assert METHODS.get(name).requires == frozenset()
+        assert METHODS.get(name).incompatibility(TASKS.get(task)) is None
+
+
 @pytest.mark.slow
+@pytest.mark.skipif(not Path(DEBIAN_DIR).is_dir(), reason="needs Debian's dataset-fashion-mnist")
 def test_smoke_sweep_with_the_dynamic_baselines_finishes_with_measured_costs(tmp_path):
     sweep = parse_sweep({"name": "dyn", "profile": "smoke", "seeds": [0], "ratios": [0.5],
                          "tasks": [{"name": "fashion-mnist", "options": {"epochs": EPOCHS}}],
