@@ -123,7 +123,8 @@ def test_own_generator_agrees_on_pool_counts_weights_and_schedule(config):
 
 def test_first_pruning_free_epoch_is_the_references():
     for config in CONFIGS:
-        full = [r["epoch"] for r in config["epochs_run"] if r["epoch"] > 0 and len(r["yielded"]) == FIXTURE["n_samples"]]
+        full = [r["epoch"] for r in config["epochs_run"]
+                if r["epoch"] > 0 and len(r["yielded"]) == FIXTURE["n_samples"]]
         first = min(e for e in range(config["epochs"]) if not is_pruning_epoch(e, config["epochs"], config["delta"]))
         assert full[0] == first == int(config["epochs"] * config["delta"])
 

@@ -1,1 +1,1 @@
-"""Data-pruning methods: each module registers one method with ``@register_method``."""
+"""Data-pruning methods, each registered with ``@register_method``, and the helpers they share."""

@@ -1,4 +1,4 @@
-"""Epsilon-greedy: dynamic data pruning that exploits the highest estimated losses and explores at random (Raju et al. 2021).
+"""Epsilon-greedy: dynamic data pruning, the highest estimated losses plus a random share (Raju et al. 2021).
 
 Provenance: ``reconstructed`` (no public code; see :mod:`methods.data.loss_estimates` for the
 running loss estimates and their update). Each epoch after the first, of the

@@ -1,4 +1,4 @@
-"""UCB: dynamic data pruning that keeps the samples with the highest upper confidence bound on their loss (Raju et al. 2021).
+"""UCB: dynamic data pruning by the highest upper confidence bound on each sample's loss (Raju et al. 2021).
 
 Provenance: ``reconstructed`` (no public code; see :mod:`methods.data.loss_estimates` for the
 running estimates and their update). Each epoch after the first, sample i's score is
