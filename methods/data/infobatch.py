@@ -144,8 +144,8 @@ class InfoBatch(DataPruner):
         weights[kept] = 1.0 / keep
         self.weights = weights.to(self.scores.device)
         self.pruning_epochs += 1
-        self.pool_fractions.append(len(pool) / n)
-        if len(pool):
+        if len(pool):  # epoch 0's pool is empty by construction: it would only dilute the means
+            self.pool_fractions.append(len(pool) / n)
             self.keep_ratios.append(keep)
         self.upkeep_seconds += time.perf_counter() - start
         return torch.nonzero(chosen).flatten()
@@ -162,6 +162,8 @@ class InfoBatch(DataPruner):
         return self.scores
 
     def summary(self) -> dict[str, float]:
+        """``pruning_epochs``: epochs the pruning rule ran (epoch 0 included, its pool empty);
+        the pool's share of the data and the fraction of it kept, averaged over the epochs with a pool."""
         out = {"score_upkeep_seconds": self.upkeep_seconds, "pruning_epochs": float(self.pruning_epochs)}
         if self.pool_fractions:
             out["well_learned_fraction_mean"] = float(np.mean(self.pool_fractions))
