@@ -52,14 +52,13 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
 from benchmark.hooks import TrainState
 from benchmark.lazy import lazy_import
 from benchmark.masks import count_removed
 from benchmark.method import DataPruner
 from benchmark.registry import register_method
 
+np = lazy_import("numpy")  # `prunebench list` imports this module: no numpy (nor torch) then
 torch = lazy_import("torch")
 
 #: every score starts here (the reference's ``torch.ones(n) * 3``): none is below the mean in epoch 0
