@@ -11,6 +11,9 @@ import torch
 import benchmark.api.masks as masks_module
 from benchmark.training.trainer import Trainer
 from helpers_tiny import cpu, one_cpu_thread, tiny_task  # noqa: F401
+from methods.data.epsilon_greedy import EpsilonGreedy
+from methods.data.infobatch import InfoBatch
+from methods.data.ucb import UCB
 from methods.data.emp import EMP
 from methods.model.magnitude import Magnitude
 from methods.data.random_data import RandomData
@@ -81,6 +84,9 @@ METHODS = {
     "emp": lambda: [EMP(0.5, 0)],
     "emp-infobatch": lambda: [EMP(0.5, 0, infobatch=True)],
     "ted": lambda: [TED(0.5, 0)],
+    "infobatch": lambda: [InfoBatch(0.5, 0, delta=1.0)],
+    "ucb": lambda: [UCB(0.5, 0)],
+    "epsilon-greedy": lambda: [EpsilonGreedy(0.5, 0)],
     "magnitude-gradual": lambda: [Magnitude(0.5, 0, schedule="gradual", updates=4)],
     "random-weights": lambda: [RandomWeights(0.5, 0)],
     "seven-global": lambda: [Seven(0.5, 0, start=0.0, length=0.5)],
