@@ -188,6 +188,11 @@ class Task:
         """Targets matching a prepared batch ``x`` (a sequence task trims them as it trims ``x``)."""
         return y
 
+    def token_mask(self, x: torch.Tensor) -> torch.Tensor | None:
+        """For a prepared batch of sequences, the ``[B, T]`` mask of its real (not padding)
+        tokens, which calibration statistics count; None when every position counts."""
+        return None
+
     def example_input(self, split: Split) -> torch.Tensor:
         """One unaugmented example as model input; used to count the model's FLOPs."""
         return self.prepare_batch(split.x[:1], train=False, generator=None)

@@ -1,0 +1,1 @@
+"""Model-pruning methods (weights removed)."""
