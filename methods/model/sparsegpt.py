@@ -19,7 +19,7 @@ reference's ``topk`` leaves their order unspecified).
 """
 from __future__ import annotations
 
-from benchmark.lazy import lazy_import
+from benchmark.lazy import lazy_import, no_grad
 from benchmark.masks import count_removed, lowest_k_mask
 from benchmark.registry import register_method
 from benchmark.sparsity_patterns import Pattern, check_count_rule, nm_keep_mask, threshold_keep_mask
@@ -63,7 +63,7 @@ def _block_mask(block, diag, ratio: float, count_rule: str):
     return ~lowest_k_mask(saliency, count_removed(ratio, saliency.numel()))
 
 
-@torch.no_grad()
+@no_grad
 def sparsegpt_prune(weight, hessian, ratio: float, pattern: Pattern, blocksize: int = 128, percdamp: float = 0.01,
                     count_rule: str = "harness"):
     """OBS pruning of ``weight [out, in]`` (not modified) with ``hessian [in, in]`` (consumed).
@@ -121,7 +121,7 @@ class SparseGPT(PostTrainingPruner):
     def observer(self, name: str, module) -> Hessian:
         return Hessian(module.in_features, module.weight.device)
 
-    @torch.no_grad()
+    @no_grad
     def prune_layer(self, name: str, module, observer: Hessian):
         W, keep, losses = sparsegpt_prune(module.weight, observer.matrix(), self.ratio, self.pattern,
                                           self.blocksize, self.percdamp, self.count_rule)

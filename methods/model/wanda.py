@@ -17,7 +17,7 @@ the reference does (:mod:`benchmark.calibration`); options are those of
 """
 from __future__ import annotations
 
-from benchmark.lazy import lazy_import
+from benchmark.lazy import lazy_import, no_grad
 from benchmark.registry import register_method
 from benchmark.sparsity_patterns import nm_keep_mask, row_keep_mask
 
@@ -53,7 +53,7 @@ class Wanda(PostTrainingPruner):
     def observer(self, name: str, module) -> InputNorms:
         return InputNorms(module.in_features, module.weight.device)
 
-    @torch.no_grad()
+    @no_grad
     def prune_layer(self, name: str, module, observer: InputNorms):
         scores = wanda_scores(module.weight, observer.norms())
         keep = nm_keep_mask(scores, self.pattern) if self.pattern.structured else row_keep_mask(scores, self.ratio)
