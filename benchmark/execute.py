@@ -40,6 +40,7 @@ class CellPlan:
         return {"family": self.method.family, "provenance": provenance_of(type(self.method)),
                 "data_origin": self.task.data_origin, "task_family": self.task.family,
                 "metric": self.task.metric, "chance_level": repr(float(self.task.chance_level)),
+                "metric_higher_is_better": str(bool(self.task.higher_is_better)).lower(),
                 **origin_tags("method", type(self.method)), **origin_tags("task", type(self.task))}
 
 

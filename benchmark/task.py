@@ -149,7 +149,11 @@ class Task:
     pretrained: ClassVar[bool] = False  # fine-tunes a pre-trained model?
     capabilities: ClassVar[frozenset[str]] = frozenset({"classification"})
     num_classes: ClassVar[int] = 0
-    metric: ClassVar[str] = "accuracy"  # headline metric, higher is better
+    metric: ClassVar[str] = "accuracy"  # headline metric
+    higher_is_better: ClassVar[bool] = True  # False for a loss or a perplexity
+    #: the task's protocol evaluates the pre-trained model without training (perplexity after
+    #: one-shot pruning): its dense reference trains no epoch; the recipe serves recovery fine-tuning
+    post_training: ClassVar[bool] = False
     chance_level: ClassVar[float] = 0.0
     #: where a gradual model-pruning method (SEVEN) ramps sparsity: (start, length) as
     #: fractions of the run, so that a shortened run keeps the shape of the reference one

@@ -8,8 +8,9 @@
   progress ``p`` through a window from ``start`` to ``end`` of the training steps,
   updated at ``updates`` evenly spaced steps; the last update (at ``end``) reaches
   ``ratio`` exactly, then training goes on with the mask fixed.
-- ``auto`` (default): ``oneshot`` for tasks that fine-tune a pre-trained model,
-  ``gradual`` for models trained from scratch (docs/methods.md).
+- ``auto`` (default): ``posttrain`` for a post-training task (perplexity), ``oneshot`` for
+  tasks that fine-tune a pre-trained model, ``gradual`` for models trained from scratch
+  (docs/methods.md).
 
 - ``posttrain``: one-shot post-training pruning (no calibration data needed): prune once,
   then train ``finetune_epochs`` epochs with the mask fixed (default 0: the pruned
@@ -104,13 +105,14 @@ class Magnitude(ModelPruner):
         return {name: threshold_keep_mask(w.detach().abs(), sparsity) for name, w in self._weights.items()}
 
     def train_epochs(self, task) -> int | None:
-        return self.finetune_epochs if self.schedule == "posttrain" else None
+        posttrain = self.schedule == "posttrain" or (self.schedule == "auto" and task.post_training)
+        return self.finetune_epochs if posttrain else None
 
     def on_run_start(self, state: TrainState) -> None:
         super().on_run_start(state)
         schedule = self.schedule
         if schedule == "auto":
-            schedule = "oneshot" if state.task.pretrained else "gradual"
+            schedule = "posttrain" if state.task.post_training else "oneshot" if state.task.pretrained else "gradual"
         self.resolved_schedule = schedule
         if self.pattern.structured and schedule == "gradual":
             raise ValueError(f"magnitude pattern {self.pattern} on task {state.task.name!r}: the schedule resolves to "
