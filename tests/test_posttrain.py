@@ -196,3 +196,11 @@ def test_post_training_cells_on_a_tiny_bert_prune_the_pooler_after_the_blocks(co
     assert metrics["epochs_run"] == 0 and metrics["realised_sparsity"] == 0.5
     assert metrics["scoring_forward_passes"] == 3 * 8  # blocks twice, then the whole model for the pooler
     assert "encoder.bert.pooler.dense.weight" in plan.method.final_masks()
+
+
+def test_calibration_methods_refuse_non_linear_layers_before_compute():
+    task = tiny_task()
+    state = make_state(task)
+    with pytest.raises(ValueError, match=r"method 'wanda' on task 'test-tiny-fashion' prunes Linear layers only; "
+                                         r"the model's body.0.0.weight \(Conv2d\), body.2.0.weight \(Conv2d\)"):
+        Wanda(0.5, calibration_samples=4).on_run_start(state)
