@@ -64,7 +64,7 @@ def main() -> int:
                                                         else {}), **options)
         state = TrainState(model=model, optimizer=None, task=task, splits=splits, device=torch.device("cpu"),
                            epochs=0, total_steps=0, steps_per_full_epoch=1)
-        forward_seconds()  # warm-up
+        forward = forward_seconds()
         t0 = time.perf_counter()
         method.on_run_start(state)
         seconds = time.perf_counter() - t0
