@@ -17,3 +17,6 @@ class NoPruning(Method):
                 "it is added to every sweep automatically, so leave it out of 'methods'"
             )
         super().__init__(ratio, seed)
+
+    def train_epochs(self, task) -> int | None:
+        return 0 if task.post_training else None  # a post-training task's reference: the model as it is

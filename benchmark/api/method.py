@@ -76,6 +76,11 @@ class Method(Hook):
     def prepare(self, context: "RunContext") -> None:
         pass
 
+    def train_epochs(self, task: "Task") -> int | None:
+        """Epochs the cell trains for; None: the task's recipe. A one-shot post-training method
+        returns its ``finetune_epochs`` (0: the pruned model is evaluated as it is)."""
+        return None
+
     def summary(self) -> dict[str, float]:
         return {}
 

@@ -166,7 +166,11 @@ class Task:
     #: "features": the model follows the feature convention above (Moderate needs it)
     capabilities: ClassVar[frozenset[str]] = frozenset({"classification", "features"})
     num_classes: ClassVar[int] = 0
-    metric: ClassVar[str] = "accuracy"  # headline metric, higher is better
+    metric: ClassVar[str] = "accuracy"  # headline metric
+    higher_is_better: ClassVar[bool] = True  # False for a loss or a perplexity
+    #: the task's protocol evaluates the pre-trained model without training (perplexity after
+    #: one-shot pruning): its dense reference trains no epoch; the recipe serves recovery fine-tuning
+    post_training: ClassVar[bool] = False
     chance_level: ClassVar[float] = 0.0
     #: the headline metric's range, (lo, hi) with hi possibly infinite, or None when it has none:
     #: the board's intervals stay inside it (benchmark.boards.stats)
@@ -225,6 +229,11 @@ class Task:
     def prepare_targets(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Targets matching a prepared batch ``x`` (a sequence task trims them as it trims ``x``)."""
         return y
+
+    def token_mask(self, x: torch.Tensor) -> torch.Tensor | None:
+        """For a prepared batch of sequences, the ``[B, T]`` mask of its real (not padding)
+        tokens, which calibration statistics count; None when every position counts."""
+        return None
 
     def example_input(self, split: Split) -> torch.Tensor:
         """One unaugmented example as model input; used to count the model's FLOPs."""

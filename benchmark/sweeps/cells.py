@@ -414,7 +414,7 @@ def parse_sweep(data: dict[str, Any], source: str = "<sweep>", check_data: bool 
     train_sizes: dict[str, int] = {}  # task -> training samples, where the task can tell before loading
     tasks = [_parse_task(entry, profile, check_data, problems, train_sizes)
              for entry in _as_list(data, "tasks", problems)]
-    methods = [_parse_method(entry, problems) for entry in _as_list(data, "methods", problems)]
+    methods = [_parse_method(entry, problems, ratios) for entry in _as_list(data, "methods", problems)]
     tasks = [t for t in tasks if t is not None]
     methods = [m for m in methods if m is not None]
 
@@ -543,7 +543,7 @@ def _parse_task(entry: Any, profile: str, check_data: bool, problems: list[str],
     return TaskEntry(name, options, data_dir)
 
 
-def _parse_method(entry: Any, problems: list[str]) -> MethodEntry | None:
+def _parse_method(entry: Any, problems: list[str], sweep_ratios: tuple[float, ...] = ()) -> MethodEntry | None:
     entry = _entry(entry, "method", METHOD_KEYS, problems)
     if entry is None:
         return None
@@ -563,12 +563,15 @@ def _parse_method(entry: Any, problems: list[str]) -> MethodEntry | None:
     if bad:
         problems.extend(bad)
         return None
-    try:
-        method_cls.check_options(options)
-        method_cls(0.5, 0, **options)  # parameters only: catches bad option values, computes nothing
-    except (TypeError, ValueError) as error:
-        problems.append(f"method {name!r}: {error}")
     ratios = None
     if "ratios" in entry:
         ratios = _check_ratios(f"method {name!r}", entry["ratios"], problems)
+    try:
+        method_cls.check_options(options)
+        # parameters only: catches bad option values (and options that do not fit a ratio, such as
+        # an N:M pattern), computes nothing
+        for ratio in [r for r in (ratios or sweep_ratios) if r != 0] or [0.5]:
+            method_cls(ratio, 0, **options)
+    except (TypeError, ValueError) as error:
+        problems.append(f"method {name!r}: {error}")
     return MethodEntry(name=name, label=label or name, options=dict(options), ratios=ratios)

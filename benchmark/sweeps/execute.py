@@ -43,6 +43,7 @@ class CellPlan:
                 "data_origin": self.task.data_origin, "task_family": self.task.family,
                 "metric": self.task.metric, "chance_level": repr(float(self.task.chance_level)),
                 "metric_bounds": bounds_tag(self.task.metric_bounds),
+                "metric_higher_is_better": str(bool(self.task.higher_is_better)).lower(),
                 **origin_tags("method", type(self.method)), **origin_tags("task", type(self.task))}
 
 
@@ -141,7 +142,8 @@ def _run_cell(plan: CellPlan, device: torch.device, cache_dir: Path, hooks: list
     prepare_wall = time.perf_counter() - t0
 
     recorder = EvidenceRecorder(method)  # right after the method: it reads the scores just ranked by
-    trainer = Trainer(task, splits, device, seed=cell.seed, hooks=[method, recorder, *hooks], budget=cell.budget)
+    trainer = Trainer(task, splits, device, seed=cell.seed, hooks=[method, recorder, *hooks], budget=cell.budget,
+                      epochs=method.train_epochs(task))
     model = trainer.build_model()
     charged_before_fit = context.scoring_seconds
     result = trainer.fit(model)
@@ -159,7 +161,8 @@ def _run_cell(plan: CellPlan, device: torch.device, cache_dir: Path, hooks: list
     metrics: dict[str, float] = {f"test_{k}": v for k, v in test.items()}
     metrics.update({
         "n_train": n_train,
-        "kept_fraction": sum(result.active_sizes) / (len(result.active_sizes) * n_train),
+        # a post-training cell trains no epoch: it keeps all data
+        "kept_fraction": sum(result.active_sizes) / (len(result.active_sizes) * n_train) if result.active_sizes else 1.0,
         "sample_passes": state.sample_passes,
         "sample_passes_rel": state.sample_passes / full_passes,
         "scoring_sample_passes": context.scoring_sample_passes,

@@ -119,6 +119,11 @@ class SftTask(Task):
 
         return trim_padding(x, ATTENTION)
 
+    def token_mask(self, x: torch.Tensor) -> torch.Tensor:
+        from .models import ATTENTION
+
+        return x[:, ATTENTION] != 0
+
     def prepare_targets(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return y[:, : x.shape[-1]]  # past the longest row every target is padding
 

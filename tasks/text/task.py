@@ -90,6 +90,11 @@ class TextTask(Task):
 
         return trim_padding(x)
 
+    def token_mask(self, x: torch.Tensor) -> torch.Tensor:
+        from .encoders import ATTENTION
+
+        return x[:, ATTENTION] != 0
+
     def build_model(self) -> nn.Module:
         from .encoders import load_encoder_classifier
 

@@ -1,0 +1,1 @@
+"""Language-model tasks scored by perplexity (post-training pruning of causal LMs)."""
