@@ -28,6 +28,7 @@ machine and in every sweep.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -110,7 +111,7 @@ class Cell:
         data["task_options"] = dict(self.task_options)
         return data
 
-    @property
+    @functools.cached_property  # computed once per cell (a frozen dataclass keeps it in __dict__)
     def id(self) -> str:
         canonical = json.dumps(self.content(), sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]

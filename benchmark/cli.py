@@ -136,7 +136,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, sweep, claims) -> int:
     from .runner import run_sweep
     from .tracking import Tracker
-    from .trainer import resolve_device
 
     tracker = Tracker(args.tracking_uri, experiment=args.experiment or sweep.name, claims=claims)
     print(f"tracking: {tracker.uri} (experiment {tracker.experiment_name!r})", file=sys.stderr)
@@ -147,7 +146,7 @@ def _run(args: argparse.Namespace, sweep, claims) -> int:
                                device=args.device, quiet=args.quiet, max_cells=args.max_cells,
                                max_in_flight=args.max_in_flight)
     else:
-        report = run_sweep(sweep, tracker, resolve_device(args.device), Path(args.cache_dir),
+        report = run_sweep(sweep, tracker, args.device, Path(args.cache_dir),
                            quiet=args.quiet, max_cells=args.max_cells)
     print(f"finished {len(report.finished)}, failed {len(report.failed)}, skipped (already finished) "
           f"{len(report.skipped)}" + (f", left to other runners {len(report.busy)}" if report.busy else ""),

@@ -91,11 +91,16 @@ def store_lock(uri: str) -> Iterator[None]:
 
 
 def open_client(uri: str) -> Any:
-    """An ``MlflowClient`` on ``uri`` whose store has been created and migrated, one runner at a time."""
+    """An ``MlflowClient`` on ``uri`` whose store has been created and migrated, and given the
+    harness's index (:func:`.store_query.ensure_tag_index`), one runner at a time."""
     from mlflow.tracking import MlflowClient
 
+    from .store_query import ensure_tag_index
+
     with store_lock(uri):  # the client's constructor opens (creates, migrates) the store
-        return guarded(uri, "cannot be opened", lambda: MlflowClient(tracking_uri=uri))
+        client = guarded(uri, "cannot be opened", lambda: MlflowClient(tracking_uri=uri))
+        guarded(uri, "cannot be read", lambda: ensure_tag_index(uri))
+        return client
 
 
 def mute_store_error_logs() -> None:
