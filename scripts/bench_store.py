@@ -2,10 +2,12 @@
 
 How a store of N real-shaped finished cells is built (``build``):
 
-1. ``template``: the smoke sweep's five cells (full, random, el2n, magnitude, random-weights on
-   Fashion-MNIST, seed 0) are run once for real with the code under test
-   (``prunebench run``), into ``DIR/template/mlflow.db``.
-2. For N cells (N/5 seeds), the template database file is copied and, in one SQL transaction
+1. ``template``: the smoke sweep's methods (random, el2n, magnitude, random-weights on
+   Fashion-MNIST) at nine ratios plus the reference cell, seed 0 (37 cells, the grid of the issue's
+   measurements), are run once for real (``prunebench run``) with the code of ``--template-tree``
+   (results/bench-store.md: ba16d62, so that every store is in the format before this change),
+   into ``DIR/template/mlflow.db``.
+2. For N cells (N/37 seeds), the template database file is copied and, in one SQL transaction
    on MLflow's own tables, each template run is copied once per further seed: a new
    ``runs`` row (new run id, run name and artifact URI), its ``tags`` (``cell_id`` set to the
    copy's cell id, computed by :class:`benchmark.cells.Cell` with the seed replaced, and
@@ -23,7 +25,7 @@ of one cell, CPU ms, median of 5 calls after one warm-up, in a process that open
 A tree whose code upgrades a store (adds an index) does so in one warm-up run per store
 before the timed repeats; that one-time cost is reported on its own.
 
-    python scripts/bench_store.py build --dir /tmp/bs --sizes 1000 5000 20000
+    python scripts/bench_store.py build --dir /tmp/bs --sizes 1000 5000 20000 --template-tree /tmp/base
     python scripts/bench_store.py measure --dir /tmp/bs --sizes 1000 5000 20000 --repeats 3 \\
         --tree before=/tmp/base --tree after=. --json results/bench-store.json
     python scripts/bench_store.py report --json results/bench-store.json --out results/bench-store.md
@@ -51,9 +53,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENT = "bench"
-SWEEP = {"name": EXPERIMENT, "profile": "smoke", "ratios": [0.5], "tasks": ["fashion-mnist"],
-         "methods": ["random", "el2n", "magnitude", "random-weights"]}
-CELLS_PER_SEED = 5  # the reference cell and four methods at one ratio
+SWEEP = {"name": EXPERIMENT, "profile": "smoke", "ratios": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+         "tasks": ["fashion-mnist"], "methods": ["random", "el2n", "magnitude", "random-weights"]}
+CELLS_PER_SEED = 37  # the reference cell and four methods at nine ratios
 LIMIT = 20_000  # the sweep cell limit before this issue: a larger sweep says so (max_cells)
 COMMANDS = ("run", "leaderboard", "validate", "claim")
 
@@ -73,25 +75,25 @@ def python_env(tree: Path) -> dict[str, str]:
 
 # --- building ---------------------------------------------------------------------------
 
-def make_template(out: Path) -> Path:
-    """The five smoke cells, run for real once (with this tree's code)."""
+def make_template(out: Path, tree: Path = ROOT) -> Path:
+    """The template's cells, run for real once with the code in ``tree``."""
     db = out / "template" / "mlflow.db"
     if db.is_file():
         return db
     db.parent.mkdir(parents=True, exist_ok=True)
     sweep = sweep_file(db.parent / "sweep.yaml", 1)
     subprocess.run([sys.executable, "-m", "benchmark.cli", "run", str(sweep), "--tracking-uri", f"sqlite:///{db}",
-                    "--cache-dir", str(db.parent / "cache"), "--quiet"], check=True, env=python_env(ROOT),
+                    "--cache-dir", str(db.parent / "cache"), "--quiet"], check=True, env=python_env(tree),
                    cwd=db.parent)
     return db
 
 
 def template_cells() -> dict[str, object]:
-    """method -> the seed-0 cell of the template sweep (its id recomputed per seed)."""
+    """cell id -> the seed-0 cells of the template sweep (their ids recomputed per seed)."""
     from benchmark.cells import parse_sweep
 
     sweep = parse_sweep({**SWEEP, "seeds": [0]}, check_data=False)
-    return {cell.method: cell for cell in sweep.cells()}
+    return {cell.id: cell for cell in sweep.cells()}
 
 
 def columns(db: sqlite3.Connection, table: str) -> list[str]:
@@ -120,9 +122,9 @@ def build_store(template: Path, out: Path, n_cells: int, seed: int = 0) -> Path:
     artifact_root = (target / "mlartifacts").resolve().as_uri()
     db.execute("UPDATE experiments SET artifact_location = ? WHERE name = ?", (artifact_root, EXPERIMENT))
     runs = db.execute("SELECT r.run_uuid, t.value FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
-                      "AND t.key = 'method'").fetchall()
-    assert sorted(m for _, m in runs) == sorted(cells), runs
-    for run_uuid, method in runs:
+                      "AND t.key = 'cell_id'").fetchall()
+    assert sorted(c for _, c in runs) == sorted(cells), runs
+    for run_uuid, cell_id in runs:
         run_cols, (run_row,) = rows_of(db, "runs", "run_uuid", run_uuid)
         tag_cols, tags = rows_of(db, "tags", "run_uuid", run_uuid)
         param_cols, params = rows_of(db, "params", "run_uuid", run_uuid)
@@ -131,7 +133,7 @@ def build_store(template: Path, out: Path, n_cells: int, seed: int = 0) -> Path:
         input_cols, inputs = rows_of(db, "inputs", "destination_id", run_uuid)
         input_tags = {row[0]: db.execute("SELECT name, value FROM input_tags WHERE input_uuid = ?", (row[0],)).fetchall()
                       for row in inputs}
-        cell = cells[method]
+        cell = cells[cell_id]
         for s in range(1, seeds):
             copy = dataclasses.replace(cell, seed=s)
             new = uuid.uuid4().hex
@@ -205,7 +207,8 @@ def command_line(what: str, store: Path, scratch: Path) -> list[str]:
                 "--no-mlflow", "--out", str(scratch / "board")]
     if what == "validate":
         return ["-m", "benchmark.cli", "validate", sweep]
-    middle = dataclasses.replace(template_cells()["el2n"], seed=_seeds(store) // 2)
+    el2n = next(c for c in template_cells().values() if c.method == "el2n" and c.ratio == 0.5)
+    middle = dataclasses.replace(el2n, seed=_seeds(store) // 2)
     return ["-c", CLAIM_PROBE, uri, EXPERIMENT, middle.id]
 
 
@@ -328,6 +331,7 @@ def main() -> None:
     p = sub.add_parser("build")
     p.add_argument("--dir", required=True)
     p.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 20000])
+    p.add_argument("--template-tree", default=str(ROOT), help="the source tree that runs the template cells")
     p = sub.add_parser("measure")
     p.add_argument("--dir", required=True)
     p.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 20000])
@@ -341,7 +345,7 @@ def main() -> None:
     p.add_argument("--json", required=True)
     args = parser.parse_args()
     if args.verb == "build":
-        template = make_template(Path(args.dir))
+        template = make_template(Path(args.dir), Path(args.template_tree))
         for n in args.sizes:
             began = time.perf_counter()
             path = build_store(template, Path(args.dir), n)
