@@ -95,10 +95,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     sweep = _load_sweep_or_report(args.sweep)
     if sweep is None:
         return 2
+    from .store_query import store_estimate
+
     cells = sweep.cells()
     print(f"{args.sweep}: valid. {len(cells)} cells "
           f"({len(sweep.tasks)} task(s) x {len(sweep.seeds)} seed(s); reference cells included), "
-          f"profile {sweep.profile}, budget {sweep.budget}, experiment {sweep.name!r}")
+          f"profile {sweep.profile}, budget {sweep.budget}, experiment {sweep.name!r}; "
+          f"store: {store_estimate(len(cells))}")
     if args.cells:
         for cell in cells:
             print(f"  {cell.id}  {cell.display}")

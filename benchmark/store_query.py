@@ -27,6 +27,9 @@ TAG_INDEX = "prunebench_tags_key_value"
 FINISHED = "finished"
 PAGE = 1000  # runs per search_runs page (non-SQL stores)
 BUSY_TIMEOUT_S = 20  # as MLflow's own SQLite engine: wait for another runner's write
+#: database bytes a finished cell adds to a SQLite store: 499 MiB for 19,980 smoke cells (2 epochs of
+#: metric history each; results/bench-store.md); artifacts (results/store-size.md) come on top
+DB_BYTES_PER_CELL = 26_200
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,14 @@ class RunRecord:
     tags: dict[str, str]
     params: dict[str, str]
     metrics: dict[str, float]
+
+
+def store_estimate(cells: int) -> str:
+    """What ``cells`` finished cells add to the tracking database, in words."""
+    size = cells * DB_BYTES_PER_CELL
+    shown = f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB" if size >= 2**20 else \
+        f"{size / 2**10:.0f} KiB"
+    return f"about {shown} in the tracking database ({DB_BYTES_PER_CELL / 1000:.0f} kB a cell; artifacts apart)"
 
 
 def is_sql(tracking_uri: str) -> bool:
