@@ -241,6 +241,14 @@ def cmd_server(args: argparse.Namespace) -> int:
                              args.artifacts_destination)
     Path(args.dir).mkdir(parents=True, exist_ok=True)
     store, artifacts = (command[command.index(flag) + 1] for flag in ("--backend-store-uri", "--artifacts-destination"))
+    from .store import StoreError, open_client
+    from .store_query import is_sql
+
+    if is_sql(store):  # created, migrated and given the claims' tags index before the server opens it
+        try:
+            open_client(store)
+        except StoreError as error:
+            return _store_fault(error)
     print(f"MLflow tracking server on http://{args.host}:{args.port} (store {redact(store)}, "
           f"artifacts {redact(artifacts)}); "
           f"point runners at it with --tracking-uri http://{args.host}:{args.port}. Ctrl-C to stop.", file=sys.stderr)
