@@ -57,7 +57,8 @@ SWEEP = {"name": EXPERIMENT, "profile": "smoke", "ratios": [0.1, 0.2, 0.3, 0.4, 
          "tasks": ["fashion-mnist"], "methods": ["random", "el2n", "magnitude", "random-weights"]}
 CELLS_PER_SEED = 37  # the reference cell and four methods at nine ratios
 LIMIT = 20_000  # the sweep cell limit before this issue: a larger sweep says so (max_cells)
-COMMANDS = ("run", "leaderboard", "validate", "claim")
+COMMANDS = ("run", "leaderboard", "validate", "claim", "gc")
+DEFAULT_COMMANDS = COMMANDS[:4]  # gc: the pending-cell read alone, with the collector's share of it
 
 
 def sweep_file(path: Path, seeds: int) -> Path:
@@ -196,6 +197,27 @@ print(json.dumps({"cpu_ms": 1000 * statistics.median(cpu), "wall_ms": 1000 * sta
 """
 
 
+GC_PROBE = """
+import gc, json, sys, time
+from benchmark.tracking import Tracker
+tracker = Tracker(sys.argv[1], sys.argv[2])
+began, spent, collections = [0.0], [0.0], [0, 0, 0]
+def watch(phase, info):
+    if phase == "start":
+        began[0] = time.perf_counter()
+    else:
+        spent[0] += time.perf_counter() - began[0]
+        collections[info["generation"]] += 1
+gc.callbacks.append(watch)
+cpu = time.process_time()
+finished = tracker.finished_cell_ids()
+cpu = time.process_time() - cpu
+gc.callbacks.remove(watch)
+print(json.dumps({"read_cpu_s": cpu, "gc_s": spent[0], "gen0": collections[0], "gen1": collections[1],
+                  "gen2": collections[2], "cells": len(finished)}))
+"""
+
+
 def command_line(what: str, store: Path, scratch: Path) -> list[str]:
     uri = f"sqlite:///{store / 'mlflow.db'}"
     sweep = str(store / "sweep.yaml")
@@ -207,6 +229,8 @@ def command_line(what: str, store: Path, scratch: Path) -> list[str]:
                 "--no-mlflow", "--out", str(scratch / "board")]
     if what == "validate":
         return ["-m", "benchmark.cli", "validate", sweep]
+    if what == "gc":
+        return ["-c", GC_PROBE, uri, EXPERIMENT]
     el2n = next(c for c in template_cells().values() if c.method == "el2n" and c.ratio == 0.5)
     middle = dataclasses.replace(el2n, seed=_seeds(store) // 2)
     return ["-c", CLAIM_PROBE, uri, EXPERIMENT, middle.id]
@@ -228,7 +252,7 @@ def measure_once(what: str, store: Path, tree: Path) -> dict:
     if process.returncode != 0:
         raise RuntimeError(f"{what} on {store} with {tree} exited {process.returncode}:\n{err[-3000:]}")
     result = {"wall_s": wall, "cpu_s": usage["cpu_s"], "peak_mb": usage["peak_mb"]}
-    if what == "claim":
+    if what in ("claim", "gc"):
         result.update(json.loads(out.strip().splitlines()[-1]))
     return result
 
@@ -257,7 +281,7 @@ def measure(args: argparse.Namespace) -> None:
     results.setdefault("machine", {"python": platform.python_version(), "cpus": os.cpu_count(),
                                    "platform": platform.platform()})
     runs = results.setdefault("runs", [])
-    for label, tree in trees.items():  # a tree that upgrades the store does it here, once, timed apart
+    for label, tree in trees.items() if args.warmup else ():  # a store upgrade happens here, timed apart
         for n, store in stores.items():
             if n > LIMIT and label in args.no_large:
                 continue
@@ -288,7 +312,7 @@ def medians(runs: list[dict]) -> dict:
     out = {}
     for key, group in table.items():
         out[key] = {field: statistics.median(r[field] for r in group) for field in group[0]
-                    if isinstance(group[0][field], float)} | {"count": len(group)}
+                    if isinstance(group[0][field], (int, float)) and field not in ("n", "repeat")} | {"count": len(group)}
     return out
 
 
@@ -312,6 +336,8 @@ def report(args: argparse.Namespace) -> None:
                               ("leaderboard", "cpu_s", "CPU s"), ("leaderboard", "peak_mb", "peak MB"),
                               ("leaderboard", "wall_s", "wall s"), ("validate", "cpu_s", "CPU s"),
                               ("claim", "cpu_ms", "CPU ms"), ("claim", "wall_ms", "wall ms"),
+                              ("gc", "read_cpu_s", "pending read alone, CPU s"), ("gc", "gc_s", "of which in gc, s"),
+                              ("gc", "gen2", "full collections"),
                               ("first-run", "cpu_s", "CPU s (once, upgrades the store)")):
         for tree in trees:
             cells = [table.get((tree, what, n)) for n in sizes]
@@ -337,10 +363,12 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 20000])
     p.add_argument("--tree", action="append", default=[], help="LABEL=PATH of a source tree (repeatable)")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--commands", nargs="+", default=list(COMMANDS), choices=COMMANDS)
+    p.add_argument("--commands", nargs="+", default=list(DEFAULT_COMMANDS), choices=COMMANDS)
     p.add_argument("--no-large", nargs="*", default=["before"],
                    help="trees that refuse sweeps over 20,000 cells (their run and validate are skipped there)")
     p.add_argument("--json", default=None)
+    p.add_argument("--no-warmup", dest="warmup", action="store_false",
+                   help="no first run per tree and store before the repeats")
     p = sub.add_parser("report")
     p.add_argument("--json", required=True)
     args = parser.parse_args()
