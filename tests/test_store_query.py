@@ -51,11 +51,11 @@ def mixed_store(tmp_path) -> tuple[str, Tracker, dict[str, Cell]]:
     failed = tracker.start_cell(cells["failed"], "mixed", {}, TAGS)
     failed.fail(RuntimeError("boom"), "Traceback: boom")
     tracker.start_cell(cells["running"], "mixed", {}, TAGS)
-    first = tracker.start_cell(cells["twice"], "mixed", {}, TAGS)
-    second = tracker.start_cell(cells["twice"], "mixed", {}, TAGS)
+    first, second = sorted((tracker.start_cell(cells["twice"], "mixed", {}, TAGS) for _ in range(2)),
+                           key=lambda run: run.run_id)
     first.finish({"test_accuracy": 0.7})
-    second.finish({"test_accuracy": 0.71})
-    assert first.superseded != second.superseded  # one of the two stands
+    second.finish({"test_accuracy": 0.71})  # finished second, with the higher run id: superseded
+    assert not first.superseded and second.superseded
     gone = tracker.start_cell(cells["deleted"], "mixed", {}, TAGS)
     gone.finish({"test_accuracy": 0.6})
     tracker.client.delete_run(gone.run_id)
