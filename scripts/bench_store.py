@@ -288,6 +288,8 @@ def measure(args: argparse.Namespace) -> None:
             first = measure_once("run", store, Path(tree))
             runs.append({"tree": label, "n": n, "command": "first-run", **first})
             print(f"{label} n={n} first run: {first}", flush=True)
+            if args.json:
+                Path(args.json).write_text(json.dumps(results, indent=1))
     for repeat in range(args.repeats):
         for n, store in stores.items():
             for label, tree in trees.items():
@@ -312,7 +314,7 @@ def medians(runs: list[dict]) -> dict:
     out = {}
     for key, group in table.items():
         out[key] = {field: statistics.median(r[field] for r in group) for field in group[0]
-                    if isinstance(group[0][field], (int, float)) and field not in ("n", "repeat")} | {"count": len(group)}
+                    if isinstance(group[0][field], (int, float)) and field not in ("n", "repeat", "load")} | {"count": len(group)}
     return out
 
 
@@ -337,8 +339,7 @@ def report(args: argparse.Namespace) -> None:
                               ("leaderboard", "wall_s", "wall s"), ("validate", "cpu_s", "CPU s"),
                               ("claim", "cpu_ms", "CPU ms"), ("claim", "wall_ms", "wall ms"),
                               ("gc", "read_cpu_s", "pending read alone, CPU s"), ("gc", "gc_s", "of which in gc, s"),
-                              ("gc", "gen2", "full collections"),
-                              ("first-run", "cpu_s", "CPU s (once, upgrades the store)")):
+                              ("gc", "gen2", "full collections")):
         for tree in trees:
             cells = [table.get((tree, what, n)) for n in sizes]
             if not any(cells):
