@@ -52,7 +52,7 @@ def pending_cells(sweep: Sweep, tracker: Tracker) -> tuple[list[Cell], list[Cell
     return [c for c in cells if c.id not in finished], [c for c in cells if c.id in finished]
 
 
-def run_sweep(sweep: Sweep, tracker: Tracker, device: "torch.device | str", cache_dir: Path,
+def run_sweep(sweep: Sweep, tracker: Tracker, device: torch.device | str, cache_dir: Path,
               quiet: bool = False, max_cells: int | None = None) -> SweepReport:
     """Run the pending cells of ``sweep``; ``device`` a torch device or its name (``auto``,
     ``cpu`` ...: resolved only if a cell is left to run, so a finished sweep imports no torch)."""

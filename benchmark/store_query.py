@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
-from typing import Any, Collection, Iterator
+from typing import Any
 
 TAG_INDEX = "prunebench_tags_key_value"
 FINISHED = "finished"

@@ -262,8 +262,6 @@ _child_usage: dict[int, dict] = {}
 
 def _install_wait4() -> None:
     """Reap children with ``os.wait4`` so each one's own CPU time and peak RSS are known."""
-    original = subprocess.Popen._try_wait
-
     def try_wait(self, wait_flags):
         pid, status, usage = os.wait4(self.pid, wait_flags)
         if pid == self.pid:

@@ -38,7 +38,7 @@ def test_max_cells_lets_a_deliberate_large_sweep_through():
 
 @pytest.mark.parametrize("value", ["100000", True, 0, -5, 1.5, 2_000_000])
 def test_max_cells_must_be_a_count(value):
-    assert any(f"'max_cells' must be the number of cells" in p and repr(value) in p
+    assert any("'max_cells' must be the number of cells" in p and repr(value) in p
                for p in problems(sweep(max_cells=value)))
 
 

@@ -4,6 +4,7 @@ at ba16d62 (before both) is read correctly and resumed without duplicates."""
 from __future__ import annotations
 
 import gzip
+import math
 import shutil
 import sqlite3
 from collections import Counter
@@ -104,7 +105,7 @@ def test_the_leaderboard_reads_the_same_runs_and_values_either_way(tmp_path):
         assert fast_run.params == {k: v for k, v in slow_run.params.items() if k in RUN_PARAMS}
         wanted = {k: v for k, v in slow_run.metrics.items() if k in RUN_METRICS or k.startswith("test_")}
         assert fast_run.metrics.keys() == wanted.keys()
-        assert all(fast_run.metrics[k] == v or (v != v and fast_run.metrics[k] != fast_run.metrics[k])
+        assert all(fast_run.metrics[k] == v or (math.isnan(v) and math.isnan(fast_run.metrics[k]))
                    for k, v in wanted.items())
 
 
