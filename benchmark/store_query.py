@@ -53,8 +53,11 @@ def store_estimate(cells: int) -> str:
 
 
 def is_sql(tracking_uri: str) -> bool:
-    """Whether the store is read with SQL here (a SQLite file)."""
-    return tracking_uri.startswith("sqlite:///")
+    """Whether the store is read with SQL here (a SQLite file; not ``:memory:``, which each
+    connection would see empty)."""
+    from .store import sqlite_path
+
+    return sqlite_path(tracking_uri) is not None
 
 
 @functools.lru_cache(maxsize=8)
