@@ -94,10 +94,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     sweep = _load_sweep_or_report(args.sweep)
     if sweep is None:
         return 2
+    from .sweeps.store_query import store_estimate
+
     cells = sweep.cells()
     print(f"{args.sweep}: valid. {len(cells)} cells "
           f"({len(sweep.tasks)} task(s) x {len(sweep.seeds)} seed(s); reference cells included), "
-          f"profile {sweep.profile}, budget {sweep.budget}, experiment {sweep.name!r}")
+          f"profile {sweep.profile}, budget {sweep.budget}, experiment {sweep.name!r}; "
+          f"store: {store_estimate(len(cells))}")
     if args.cells:
         for cell in cells:
             print(f"  {cell.id}  {cell.display}")
@@ -135,7 +138,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, sweep, claims) -> int:
     from .sweeps.runner import run_sweep
     from .sweeps.tracking import Tracker
-    from .training.trainer import resolve_device
 
     tracker = Tracker(args.tracking_uri, experiment=args.experiment or sweep.name, claims=claims)
     print(f"tracking: {tracker.uri} (experiment {tracker.experiment_name!r})", file=sys.stderr)
@@ -146,7 +148,7 @@ def _run(args: argparse.Namespace, sweep, claims) -> int:
                                device=args.device, quiet=args.quiet, max_cells=args.max_cells,
                                max_in_flight=args.max_in_flight)
     else:
-        report = run_sweep(sweep, tracker, resolve_device(args.device), Path(args.cache_dir),
+        report = run_sweep(sweep, tracker, args.device, Path(args.cache_dir),
                            quiet=args.quiet, max_cells=args.max_cells)
     print(f"finished {len(report.finished)}, failed {len(report.failed)}, skipped (already finished) "
           f"{len(report.skipped)}" + (f", left to other runners {len(report.busy)}" if report.busy else ""),
@@ -297,8 +299,17 @@ def cmd_server(args: argparse.Namespace) -> int:
     child = server_command(args.dir, args.host, args.port, args.workers, args.backend_store_uri,
                            args.artifacts_destination)
     Path(args.dir).mkdir(parents=True, exist_ok=True)
-    print(f"MLflow tracking server on http://{args.host}:{args.port} (store {redact(child.store)}, "
-          f"artifacts {redact(child.artifacts)}); "
+    store, artifacts = child.store, child.artifacts
+    from .sweeps.store import StoreError, open_client
+    from .sweeps.store_query import is_sql
+
+    if is_sql(store):  # created, migrated and given the claims' tags index before the server opens it
+        try:
+            open_client(store)
+        except StoreError as error:
+            return _store_fault(error)
+    print(f"MLflow tracking server on http://{args.host}:{args.port} (store {redact(store)}, "
+          f"artifacts {redact(artifacts)}); "
           f"point runners at it with --tracking-uri http://{args.host}:{args.port}. Ctrl-C to stop.", file=sys.stderr)
     process = start_foreground(child)  # the store URI in its environment, not in `ps`
     with forwarding_signals(process) as received:  # SIGTERM / Ctrl-C stop the server and its workers

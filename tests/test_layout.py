@@ -150,8 +150,8 @@ def test_the_project_itself_imports_no_old_path():
     offenders = []
     for folder in ("benchmark", "methods", "tasks", "tests", "scripts"):
         for path in (ROOT / folder).rglob("*.py"):
-            if path.name in ("moved.py", "test_layout.py"):
-                continue
+            if path.name in ("moved.py", "test_layout.py") or "fixtures" in path.parts:
+                continue  # the alias table, this test's old-style plugin, and scripts run by older code
             for target, _ in imports_of(path) if folder == "benchmark" else _absolute_imports(path):
                 if target in MOVED:
                     offenders.append(f"{path.relative_to(ROOT)}: {target}")

@@ -18,6 +18,7 @@ from benchmark.api.hooks import TrainState
 from benchmark.api.method import DataPruner
 from benchmark.api.registry import METHODS, register_method
 from benchmark.sweeps.runner import run_sweep
+from benchmark.sweeps.store import open_client
 from benchmark.sweeps.tracking import Tracker
 from tasks.vision.fashion_mnist import DEBIAN_DIR
 
@@ -53,7 +54,9 @@ def smoke_sweep(methods, ratios=(0.3, 0.5), seeds=(0,), name="t"):
 
 
 def statuses(uri: str, experiment: str) -> list[tuple[str, str, str]]:
-    client = MlflowClient(uri)
+    # opened as the runner opens it (under the store lock): polling a store the runner is still
+    # creating must not migrate it a second time at once
+    client = open_client(uri)
     exp = client.get_experiment_by_name(experiment)
     runs = client.search_runs([exp.experiment_id], max_results=1000)
     return [(r.data.tags["cell_id"], r.data.tags["status"], r.info.status) for r in runs]

@@ -49,11 +49,16 @@ DERIVED_FORWARD_PASSES = {"el2n": ("method_options.proxy_runs", 2)}
 
 CELL_TAGS = ("cell_id", "task", "method")
 CELL_PARAMS = ("ratio", "seed")
+#: every tag and param :func:`load_runs` reads: only these are fetched from the store
+RUN_TAGS = (*CELL_TAGS, "label", "family", "provenance", "data_origin", "code_version", "metric", "chance_level",
+            "scores_cached")
+RUN_PARAMS = (*CELL_PARAMS, *(param for param, _ in DERIVED_FORWARD_PASSES.values()))
 
 
 def is_cell_run(run) -> bool:
-    """Whether ``run`` is a harness cell (another tool's run in the experiment is not read)."""
-    tags, params = run.data.tags, run.data.params
+    """Whether ``run`` (a :class:`.store_query.RunRecord`) is a harness cell (another tool's run
+    in the experiment is not read)."""
+    tags, params = run.tags, run.params
     if not all(tags.get(k) for k in CELL_TAGS) or not all(k in params for k in CELL_PARAMS):
         return False
     try:
@@ -63,37 +68,38 @@ def is_cell_run(run) -> bool:
     return True
 
 
-def load_runs(tracking_uri: str, experiment: str) -> pd.DataFrame:
-    """One row per finished cell (the latest run if a cell somehow has several)."""
-    from ..sweeps.store import open_client, redact
+def load_runs(tracking_uri: str, experiment: str, client=None, sql: bool | None = None) -> pd.DataFrame:
+    """One row per finished cell (the latest run if a cell somehow has several), read as the
+    fields listed above only (:mod:`.store_query`). ``client``: the store's ``MlflowClient`` if
+    already open; ``sql``: see :class:`.store_query.StoreQuery`."""
+    from ..sweeps.store import guarded, open_client, redact
+    from ..sweeps.store_query import StoreQuery
 
-    client = open_client(tracking_uri)
-    found = client.get_experiment_by_name(experiment)
+    client = client or open_client(tracking_uri)
+    found = guarded(tracking_uri, f"cannot open experiment {experiment!r}",
+                    lambda: client.get_experiment_by_name(experiment))
     if found is None:
         raise SystemExit(f"no MLflow experiment {experiment!r} at {redact(tracking_uri)}; run a sweep first "
                          "or pass --experiment with the sweep's name")
-    rows, token = [], None
-    while True:
-        page = client.search_runs([found.experiment_id], filter_string="tags.status = 'finished'",
-                                  max_results=1000, page_token=token)
-        for run in filter(is_cell_run, page):
-            tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
-            metric = tags.get("metric", "accuracy")
-            row = {
-                "cell_id": tags["cell_id"], "task": tags["task"], "method": tags["method"],
-                "label": tags.get("label", tags["method"]), "family": tags.get("family", ""),
-                "provenance": tags.get("provenance", ""), "data_origin": tags.get("data_origin", ""),
-                "code_version": tags.get("code_version", ""), "metric": metric,
-                "chance_level": _chance_level(tags), **_metric_bounds(tags),
-                "ratio": float(params["ratio"]), "seed": int(params["seed"]),
-                "value": metrics.get(f"test_{metric}"), "start_time": run.info.start_time,
-            }
-            row.update({name: metrics.get(name) for name in RUN_METRICS})
-            row.update(_charged_cost(row, tags, params))
-            rows.append(row)
-        token = page.token
-        if not token:
-            break
+    query = StoreQuery(client, tracking_uri, sql=sql)
+    finished = guarded(tracking_uri, "cannot read the finished cells", lambda: query.finished_runs(
+        found.experiment_id, RUN_TAGS, RUN_PARAMS, RUN_METRICS, metric_prefixes=("test_",)))
+    rows = []
+    for run in filter(is_cell_run, finished):
+        tags, params, metrics = run.tags, run.params, run.metrics
+        metric = tags.get("metric", "accuracy")
+        row = {
+            "cell_id": tags["cell_id"], "task": tags["task"], "method": tags["method"],
+            "label": tags.get("label", tags["method"]), "family": tags.get("family", ""),
+            "provenance": tags.get("provenance", ""), "data_origin": tags.get("data_origin", ""),
+            "code_version": tags.get("code_version", ""), "metric": metric,
+            "chance_level": _chance_level(tags), **_metric_bounds(tags),
+            "ratio": float(params["ratio"]), "seed": int(params["seed"]),
+            "value": metrics.get(f"test_{metric}"), "start_time": run.start_time,
+        }
+        row.update({name: metrics.get(name) for name in RUN_METRICS})
+        row.update(_charged_cost(row, tags, params))
+        rows.append(row)
     frame = pd.DataFrame(rows, columns=None if rows else ["cell_id"])
     if frame.empty:
         return frame

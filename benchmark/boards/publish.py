@@ -93,8 +93,9 @@ def log_tables(client, run_id: str, tables: dict[str, "pd.DataFrame"]) -> None:
     client.set_tag(run_id, "mlflow.loggedArtifacts", json.dumps(listed))
 
 
-def log_to_mlflow(board: Board, markdown: str, html: str, plots: dict[str, bytes], tracking_uri: str) -> str:
-    client = open_client(tracking_uri)
+def log_to_mlflow(board: Board, markdown: str, html: str, plots: dict[str, bytes], tracking_uri: str,
+                  client=None) -> str:
+    client = client or open_client(tracking_uri)
     _, run_id, step = board_run(client, tracking_uri, board)
     try:
         tables = {table_artifact(task, family): table for (task, family), table in board.tables.items()}
@@ -120,7 +121,9 @@ def log_to_mlflow(board: Board, markdown: str, html: str, plots: dict[str, bytes
     return run_id
 
 
-def publish(board: Board, out_dir: Path | None, tracking_uri: str | None) -> Published:
+def publish(board: Board, out_dir: Path | None, tracking_uri: str | None, client=None) -> Published:
+    """The board's files into ``out_dir``, and into MLflow at ``tracking_uri`` (through ``client``,
+    the store's open ``MlflowClient``, if given: the store is opened once per command)."""
     markdown = render_markdown(board)
     plots = board_plots(board)
     html = render_html(board, plots)
@@ -128,17 +131,18 @@ def publish(board: Board, out_dir: Path | None, tracking_uri: str | None) -> Pub
     if out_dir is not None:
         published.files = write_files(board, markdown, html, plots, out_dir)
     if tracking_uri is not None:
-        published.mlflow_run_id = log_to_mlflow(board, markdown, html, plots, tracking_uri)
-        publish_on_experiment(published, board, tracking_uri)
+        client = client or open_client(tracking_uri)
+        published.mlflow_run_id = log_to_mlflow(board, markdown, html, plots, tracking_uri, client)
+        publish_on_experiment(published, board, tracking_uri, client)
     return published
 
 
-def publish_on_experiment(published: Published, board: Board, tracking_uri: str) -> None:
+def publish_on_experiment(published: Published, board: Board, tracking_uri: str, client=None) -> None:
     """The board on the sweep's own experiment page (:mod:`.in_mlflow`)."""
     from .in_mlflow import publish_to_experiment, ui_base, ui_url
     from ..sweeps.tracking import adopt_experiment
 
-    client = open_client(tracking_uri)
+    client = client or open_client(tracking_uri)
     experiment = client.get_experiment_by_name(board.experiment)
     published.experiment_id = adopt_experiment(client, tracking_uri, experiment, "cells")
     base = ui_base(tracking_uri)
@@ -152,6 +156,8 @@ def publish_on_experiment(published: Published, board: Board, tracking_uri: str)
 
 def build_and_publish(tracking_uri: str, experiment: str, out_dir: Path | None, command: str = "",
                       log_board: bool = True) -> Published:
-    """Read ``experiment``'s finished cells from ``tracking_uri`` and publish their board."""
-    board = build_board(load_runs(tracking_uri, experiment), experiment, command=redact(command))
-    return publish(board, out_dir, tracking_uri if log_board and not board.runs.empty else None)
+    """Read ``experiment``'s finished cells from ``tracking_uri`` and publish their board (the
+    store opened once for both)."""
+    client = open_client(tracking_uri)
+    board = build_board(load_runs(tracking_uri, experiment, client), experiment, command=redact(command))
+    return publish(board, out_dir, tracking_uri if log_board and not board.runs.empty else None, client)

@@ -22,12 +22,16 @@ A sweep file (YAML or TOML)::
         label: random-dynamic      # a second entry of one method needs its own label
         options: {dynamic: true}
 
+A sweep of more than 20,000 cells is refused as a likely typo (a seed list pasted twice)
+unless it says how many it means: ``max_cells: 100000``.
+
 The ratio-0 reference cell (full data / dense model) is added once per
 (task, seed); a cell's id is a hash of its content, so it is the same on every
 machine and in every sweep.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -45,13 +49,14 @@ from ..api.task import BUDGETS, DataFormatError, DataNotFoundError
 
 REFERENCE_METHOD = "none"
 REFERENCE_LABEL = "full"
-SWEEP_KEYS = ("name", "profile", "budget", "seeds", "ratios", "tasks", "methods", "description")
+SWEEP_KEYS = ("name", "profile", "budget", "seeds", "ratios", "tasks", "methods", "description", "max_cells")
 TASK_KEYS = ("name", "options", "data_dir")
 METHOD_KEYS = ("name", "options", "ratios", "label")
 MAX_SEED = 2**32  # numpy's legacy seeding and the methods' derived torch seeds need seeds below this
 MAX_DEPTH = 20  # nesting of the whole sweep; real ones stay under 6
 MAX_VALUES = 100_000  # values in the whole sweep, aliases counted each time they are used
-MAX_CELLS = 20_000  # a paper-scale sweep is a few thousand cells; more is a typo (seeds: range(2000))
+MAX_CELLS = 20_000  # a paper-scale sweep is a few thousand cells; more is a typo (seeds: range(2000)) ...
+CELLS_CEILING = 1_000_000  # ... unless the sweep says `max_cells: N` (up to this)
 #: bytes of a sweep file, checked before it is parsed: a real sweep is a few KB; parsing a 25 MB
 #: list takes minutes and a GB of memory before any other check can speak
 MAX_SWEEP_BYTES = 1024 * 1024
@@ -113,7 +118,7 @@ class Cell:
         data["task_options"] = dict(self.task_options)
         return data
 
-    @property
+    @functools.cached_property  # computed once per cell (a frozen dataclass keeps it in __dict__)
     def id(self) -> str:
         canonical = json.dumps(self.content(), sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
@@ -148,6 +153,7 @@ class Sweep:
     tasks: tuple[TaskEntry, ...]
     methods: tuple[MethodEntry, ...]
     source: str = "<sweep>"
+    max_cells: int = MAX_CELLS  # the guard on the cell count (the sweep's `max_cells`, if given)
 
     def cells(self) -> list[Cell]:
         """Every cell, reference cells included, seed by seed so early seeds finish first."""
@@ -432,14 +438,21 @@ def parse_sweep(data: dict[str, Any], source: str = "<sweep>", check_data: bool 
             if reason:
                 problems.append(f"{reason}; remove the pair from the sweep (or split it into two sweeps)")
 
+    max_cells = _check_max_cells(data, problems)
     sweep = Sweep(name=name, profile=profile, budget=budget, seeds=seeds, ratios=ratios,
-                  tasks=tuple(tasks), methods=tuple(methods), source=source)
+                  tasks=tuple(tasks), methods=tuple(methods), source=source, max_cells=max_cells)
     if not problems:
         problems.extend(_ratios_keeping_nothing(sweep, train_sizes))
-    if sweep.cell_count() > MAX_CELLS:  # before anything builds the cells
-        problems.append(f"sweep: {sweep.cell_count():,} cells ({len(tasks)} task(s) x {len(seeds)} seed(s) x "
-                        f"methods and ratios) exceed the limit of {MAX_CELLS:,}; split it into several sweeps "
-                        "or use fewer seeds, tasks or ratios")
+    count = sweep.cell_count()
+    if count > max_cells:  # before anything builds the cells
+        size = f"{count:,} cells ({len(tasks)} task(s) x {len(seeds)} seed(s) x methods and ratios)"
+        if "max_cells" in data:
+            problems.append(f"sweep: {size} exceed its max_cells of {max_cells:,}; raise max_cells to {count} "
+                            "if you mean them all, or use fewer seeds, tasks or ratios")
+        else:
+            problems.append(f"sweep: {size} exceed the limit of {MAX_CELLS:,} (a guard against a typo such as a "
+                            f"seed list pasted twice); if you mean {count:,} cells, add `max_cells: {count}` to "
+                            "the sweep, else split it into several sweeps or use fewer seeds, tasks or ratios")
     if not problems:
         problems.extend(_same_cell_twice(sweep))
     if problems:
@@ -471,6 +484,16 @@ def _ratios_keeping_nothing(sweep: Sweep, train_sizes: dict[str, int]) -> list[s
                                     f"the {n} training samples; every epoch needs at least one: use a ratio of at "
                                     f"most {largest:g}")
     return problems
+
+
+def _check_max_cells(data: dict[str, Any], problems: list[str]) -> int:
+    """The sweep's ``max_cells`` (default :data:`MAX_CELLS`): an integer from 1 to :data:`CELLS_CEILING`."""
+    value = data.get("max_cells", MAX_CELLS)
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= CELLS_CEILING:
+        problems.append(f"sweep: 'max_cells' must be the number of cells you mean to run, an integer from 1 to "
+                        f"{CELLS_CEILING:,}; got {_show(value)}")
+        return MAX_CELLS
+    return value
 
 
 def _same_cell_twice(sweep: Sweep) -> list[str]:

@@ -24,15 +24,15 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .cells import Cell, Sweep
-from .evidence_log import log_evidence
-from .execute import plan_cell, run_cell
 from .progress import EpochProgress, SweepProgress
 from .store import StoreError
 from .tracking import EpochLogger, Tracker
+
+if TYPE_CHECKING:  # torch and the training code are imported once there is a cell to run
+    import torch
 
 
 @dataclass
@@ -55,14 +55,23 @@ def pending_cells(sweep: Sweep, tracker: Tracker) -> tuple[list[Cell], list[Cell
     return [c for c in cells if c.id not in finished], [c for c in cells if c.id in finished]
 
 
-def run_sweep(sweep: Sweep, tracker: Tracker, device: torch.device, cache_dir: Path,
+def run_sweep(sweep: Sweep, tracker: Tracker, device: torch.device | str, cache_dir: Path,
               quiet: bool = False, max_cells: int | None = None) -> SweepReport:
+    """Run the pending cells of ``sweep``; ``device`` a torch device or its name (``auto``,
+    ``cpu`` ...: resolved only if a cell is left to run, so a finished sweep imports no torch)."""
     report = SweepReport()
     todo, done = pending_cells(sweep, tracker)
     report.skipped = [c.id for c in done]
     if max_cells is not None:
         todo = todo[:max_cells]
     progress = SweepProgress(len(todo), len(done), quiet=quiet)
+    if not todo:
+        return report
+    from .evidence_log import log_evidence
+    from .execute import plan_cell, run_cell
+    from ..training.trainer import resolve_device
+
+    device = resolve_device(device) if isinstance(device, str) else device
     data_dirs = sweep.data_dirs()
 
     for cell in todo:

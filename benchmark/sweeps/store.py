@@ -10,50 +10,19 @@ never printing its credentials.
   cannot be written) is not a fault of the cell that met it: every cell after it would meet it
   too. The tracking layer raises :class:`StoreError` for it, and the runner stops the sweep with
   that one message instead of failing each cell in turn.
-- URIs are shown through :func:`redact`, which replaces every secret a URI can hold with ``***``
-  (a password or token in the user-info part, parameters named like secrets, bearer tokens).
+- URIs are shown through :func:`.uris.redact`, which replaces every secret a URI can hold with
+  ``***`` (a password or token in the user-info part, parameters named like secrets, bearer tokens).
 """
 from __future__ import annotations
 
 import contextlib
-import re
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
+from .uris import redact, sqlite_path  # noqa: F401 - where the store's callers have always found them
+
 T = TypeVar("T")
-
-# scheme://user:password@ -> scheme://user:***@ ; scheme://TOKEN@ -> scheme://***@ (a bare user name
-# may be a token: GitHub, Hugging Face and many proxies take one there)
-_USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^\s:/@?#]*)(?::(?P<secret>[^\s@/?#]*))?@")
-# name=value in a query string (?user=u&password=S), a libpq DSN (host=h password=S) or an option
-_NAMED = re.compile(r"(?<![A-Za-z0-9_.])(?P<name>[A-Za-z][A-Za-z0-9_.\-]*)=(?P<value>[^&\s#;'\"]+)")
-#: words that make a parameter name a secret's (whole words of the name, split at _ . -)
-SECRET_WORDS = frozenset({"password", "passwd", "pwd", "pass", "secret", "token", "key", "apikey", "sig",
-                          "signature", "credential", "credentials", "auth", "authorization", "sas", "session"})
-SECRET_INSIDE = ("password", "passwd", "secret", "token", "apikey", "credential")  # sslpassword, accesstoken
-# tokens that need no name to be known: an HTTP bearer token, GitHub and Hugging Face tokens
-_TOKENS = re.compile(r"(?i)(?P<head>\bbearer\s+)[A-Za-z0-9._~+/=\-]+|\b(?:gh[pousr]|github_pat|hf)_[A-Za-z0-9_]{20,}")
 MAX_DETAIL = 300  # characters of the underlying error kept in a StoreError (not a 600-line SQL dump)
-
-
-def secret_name(name: str) -> bool:
-    """Whether a parameter called ``name`` holds a secret (``password``, ``X-Amz-Signature``, ``api_key``...)."""
-    lowered = name.lower()
-    return bool(SECRET_WORDS & set(re.split(r"[_.\-]", lowered))) or any(w in lowered for w in SECRET_INSIDE)
-
-
-def redact(text: str) -> str:
-    """``text`` with every secret of every URI in it replaced by ``***``: a password or a bare
-    token in the user-info part, the value of a parameter named like a secret (in a query
-    string, a DSN, an option), a bearer token. The one redaction every printed URI goes through."""
-    def userinfo(m: re.Match) -> str:
-        if m["secret"] is None:  # scheme://NAME@host: NAME may be a token
-            return f"{m['head']}***@"
-        return f"{m['head']}{m['user']}:***@"
-
-    text = _USERINFO.sub(userinfo, str(text))
-    text = _NAMED.sub(lambda m: f"{m['name']}=***" if secret_name(m["name"]) else m[0], text)
-    return _TOKENS.sub(lambda m: f"{m['head']}***" if m["head"] else "***", text)
 
 
 class StoreError(RuntimeError):
@@ -100,14 +69,6 @@ def fix_for(cause: BaseException | None, uri: str = "") -> str:
     return "check the store (`prunebench ui` opens it), then run the same command again to resume"
 
 
-def sqlite_path(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI, else None."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    path = uri[len("sqlite:///"):].split("?", 1)[0]
-    return Path(path) if path and path != ":memory:" else None
-
-
 @contextlib.contextmanager
 def store_lock(uri: str) -> Iterator[None]:
     """An exclusive lock on ``<db>.lock`` for a SQLite store (a no-op for any other store).
@@ -129,11 +90,16 @@ def store_lock(uri: str) -> Iterator[None]:
 
 
 def open_client(uri: str) -> Any:
-    """An ``MlflowClient`` on ``uri`` whose store has been created and migrated, one runner at a time."""
+    """An ``MlflowClient`` on ``uri`` whose store has been created and migrated, and given the
+    harness's index (:func:`.store_query.ensure_tag_index`), one runner at a time."""
     from mlflow.tracking import MlflowClient
 
+    from .store_query import ensure_tag_index
+
     with store_lock(uri):  # the client's constructor opens (creates, migrates) the store
-        return guarded(uri, "cannot be opened", lambda: MlflowClient(tracking_uri=uri))
+        client = guarded(uri, "cannot be opened", lambda: MlflowClient(tracking_uri=uri))
+        guarded(uri, "cannot be read", lambda: ensure_tag_index(uri))
+        return client
 
 
 def mute_store_error_logs() -> None:

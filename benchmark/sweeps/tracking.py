@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from .claims import ClaimPolicy, Heartbeat, claim_tags, is_finished, is_live, resolve_duplicates
 from ..api.hooks import Hook, TrainState
 from .store import StoreError, guarded, open_client, redact
+from .store_query import StoreQuery
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -171,16 +172,21 @@ class Tracker:
         self._jitter = random.Random()  # seeded from the OS: runners must not pause in step
         self.tracking_uri = tracking_uri or default_tracking_uri()
         self.client: MlflowClient = open_client(self.tracking_uri)
+        self.query = StoreQuery(self.client, self.tracking_uri)
         self.experiment_name = experiment
         self.experiment_id = guarded(self.uri, f"cannot open experiment {experiment!r}",
                                      lambda: self._experiment(experiment))
         self.code_version = code_version()
-        self.versions = library_versions()
 
     @property
     def uri(self) -> str:
         """The tracking URI as it may be shown (password redacted)."""
         return redact(self.tracking_uri)
+
+    @functools.cached_property
+    def versions(self) -> dict[str, str]:
+        """torch's and MLflow's versions, read at the first claim (a finished sweep imports no torch)."""
+        return library_versions()
 
     def _experiment(self, name: str) -> str:
         return ensure_experiment(self.client, self.tracking_uri, name)
@@ -189,11 +195,14 @@ class Tracker:
     def runs_by_cell(self) -> dict[str, list[Any]]:
         return runs_by_cell(self.client, self.experiment_id)
 
+    @_store_call("cannot list the sweep's finished cells")
     def finished_cell_ids(self) -> set[str]:
-        return {cid for cid, runs in self.runs_by_cell().items() if any(r.data.tags.get("status") == "finished" for r in runs)}
+        """The ids of the cells with a finished run (read as ids only: :mod:`.store_query`)."""
+        return self.query.finished_cell_ids(self.experiment_id)
 
     def runs_of_cell(self, cell_id: str) -> list[Any]:
-        """The cell's runs (withdrawn claims are deleted runs and are not listed)."""
+        """The cell's runs (withdrawn claims are deleted runs and are not listed): a look-up on the
+        tags index of a SQLite store (:func:`.store_query.ensure_tag_index`), not a scan."""
         return list(self.client.search_runs([self.experiment_id], filter_string=f"tags.cell_id = '{cell_id}'",
                                             max_results=1000))
 

@@ -1,0 +1,437 @@
+"""Benchmark: what the tracking store costs the harness at 1k-100k finished cells (results/bench-store.md).
+
+How a store of N real-shaped finished cells is built (``build``):
+
+1. ``template``: the smoke sweep's methods (random, el2n, magnitude, random-weights on
+   Fashion-MNIST) at nine ratios plus the reference cell, seed 0 (37 cells, the grid of the issue's
+   measurements), are run once for real (``prunebench run``) with the code of ``--template-tree``
+   (results/bench-store.md: ba16d62, so that every store is in the format before this change),
+   into ``DIR/template/mlflow.db``.
+2. For N cells (N/37 seeds), the template database file is copied and, in one SQL transaction
+   on MLflow's own tables, each template run is copied once per further seed: a new
+   ``runs`` row (new run id, run name and artifact URI), its ``tags`` (``cell_id`` set to the
+   copy's cell id, computed by :class:`benchmark.sweeps.cells.Cell` with the seed replaced, and
+   ``mlflow.runName``), ``params`` (``seed`` replaced), its whole metric history (``metrics``)
+   and ``latest_metrics`` (``test_*`` values moved by a seeded +-0.01 so that seeds differ),
+   and its dataset input (``inputs`` + ``input_tags``, pointing at the template's dataset).
+   Nothing else is touched: the store is what N real cells would have left, less the artifacts.
+
+Each measurement is a fresh process (``python -m benchmark.cli ...`` with ``PYTHONPATH`` on
+the tree measured), its CPU seconds (user + system) and peak RSS from ``wait4``, its wall
+seconds from the clock; repeats are interleaved (size by size, tree by tree, command by
+command, then again). Commands: ``run`` with nothing to do (every cell finished),
+``leaderboard --no-mlflow``, ``validate``, and one claim look-up (``Tracker.runs_of_cell``
+of one cell, CPU ms, median of 5 calls after one warm-up, in a process that opened the store).
+A tree whose code upgrades a store (adds an index) does so in one warm-up run per store
+before the timed repeats; that one-time cost is reported on its own.
+
+    python scripts/bench_store.py build --dir /tmp/bs --sizes 1000 5000 20000 --template-tree /tmp/base
+    python scripts/bench_store.py measure --dir /tmp/bs --sizes 1000 5000 20000 --repeats 3 \\
+        --tree before=/tmp/base --tree after=. --json results/bench-store.json
+    python scripts/bench_store.py report --json results/bench-store.json --out results/bench-store.md
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import platform
+import random
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPERIMENT = "bench"
+SWEEP = {"name": EXPERIMENT, "profile": "smoke", "ratios": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+         "tasks": ["fashion-mnist"], "methods": ["random", "el2n", "magnitude", "random-weights"]}
+CELLS_PER_SEED = 37  # the reference cell and four methods at nine ratios
+LIMIT = 20_000  # the sweep cell limit before this issue: a larger sweep says so (max_cells)
+COMMANDS = ("run", "leaderboard", "validate", "claim", "gc")
+DEFAULT_COMMANDS = COMMANDS[:4]  # gc: the pending-cell read alone, with the collector's share of it
+
+
+def sweep_file(path: Path, seeds: int) -> Path:
+    data = {**SWEEP, "seeds": list(range(seeds))}
+    if seeds * CELLS_PER_SEED > LIMIT:
+        data["max_cells"] = seeds * CELLS_PER_SEED
+    path.write_text(yaml.safe_dump(data, default_flow_style=True, width=1 << 20))
+    return path
+
+
+def python_env(tree: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1",
+            "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
+
+
+# --- building ---------------------------------------------------------------------------
+
+def make_template(out: Path, tree: Path = ROOT) -> Path:
+    """The template's cells, run for real once with the code in ``tree``."""
+    db = out / "template" / "mlflow.db"
+    if db.is_file():
+        return db
+    db.parent.mkdir(parents=True, exist_ok=True)
+    sweep = sweep_file(db.parent / "sweep.yaml", 1)
+    subprocess.run([sys.executable, "-m", "benchmark.cli", "run", str(sweep), "--tracking-uri", f"sqlite:///{db}",
+                    "--cache-dir", str(db.parent / "cache"), "--quiet"], check=True, env=python_env(tree),
+                   cwd=db.parent)
+    return db
+
+
+def template_cells() -> dict[str, object]:
+    """cell id -> the seed-0 cells of the template sweep (their ids recomputed per seed)."""
+    from benchmark.sweeps.cells import parse_sweep
+
+    sweep = parse_sweep({**SWEEP, "seeds": [0]}, check_data=False)
+    return {cell.id: cell for cell in sweep.cells()}
+
+
+def columns(db: sqlite3.Connection, table: str) -> list[str]:
+    return [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+
+
+def rows_of(db: sqlite3.Connection, table: str, where: str, value: str) -> tuple[list[str], list[tuple]]:
+    names = columns(db, table)
+    return names, db.execute(f"SELECT {', '.join(names)} FROM {table} WHERE {where} = ?", (value,)).fetchall()
+
+
+def build_store(template: Path, out: Path, n_cells: int, seed: int = 0) -> Path:
+    """``out/<n>/mlflow.db``: the template copied to ``n_cells`` finished cells (see the module's note)."""
+    seeds = n_cells // CELLS_PER_SEED
+    target = out / str(n_cells)
+    db_path = target / "mlflow.db"
+    if db_path.is_file():
+        return db_path
+    target.mkdir(parents=True, exist_ok=True)
+    building = target / "building.db"  # renamed when complete: a half-built store is never reused
+    shutil.copyfile(template, building)
+    sweep_file(target / "sweep.yaml", seeds)
+    cells = template_cells()
+    rng = random.Random(seed)
+    db = sqlite3.connect(building)
+    artifact_root = (target / "mlartifacts").resolve().as_uri()
+    db.execute("UPDATE experiments SET artifact_location = ? WHERE name = ?", (artifact_root, EXPERIMENT))
+    runs = db.execute("SELECT r.run_uuid, t.value FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+                      "AND t.key = 'cell_id'").fetchall()
+    assert sorted(c for _, c in runs) == sorted(cells), runs
+    for run_uuid, cell_id in runs:
+        run_cols, (run_row,) = rows_of(db, "runs", "run_uuid", run_uuid)
+        tag_cols, tags = rows_of(db, "tags", "run_uuid", run_uuid)
+        param_cols, params = rows_of(db, "params", "run_uuid", run_uuid)
+        metric_cols, metrics = rows_of(db, "metrics", "run_uuid", run_uuid)
+        latest_cols, latest = rows_of(db, "latest_metrics", "run_uuid", run_uuid)
+        input_cols, inputs = rows_of(db, "inputs", "destination_id", run_uuid)
+        input_tags = {row[0]: db.execute("SELECT name, value FROM input_tags WHERE input_uuid = ?", (row[0],)).fetchall()
+                      for row in inputs}
+        cell = cells[cell_id]
+        for s in range(1, seeds):
+            copy = dataclasses.replace(cell, seed=s)
+            new = uuid.uuid4().hex
+            name = f"{copy.task}/{copy.label}/r{copy.ratio:g}/s{s}"
+            run = dict(zip(run_cols, run_row), run_uuid=new, name=name,
+                       artifact_uri=f"{artifact_root}/{new}/artifacts")
+            run["start_time"] += s
+            run["end_time"] += s
+            insert(db, "runs", [run])
+            overrides = {"cell_id": copy.id, "mlflow.runName": name}
+            insert(db, "tags", [dict(zip(tag_cols, t), run_uuid=new, **({"value": overrides[t[0]]} if t[0] in overrides else {}))
+                                for t in tags])
+            insert(db, "params", [dict(zip(param_cols, p), run_uuid=new, **({"value": str(s)} if p[0] == "seed" else {}))
+                                  for p in params])
+            shift = {key: rng.uniform(-0.01, 0.01) for key in {m[0] for m in latest} if key.startswith("test_")}
+            insert(db, "metrics", [shifted(dict(zip(metric_cols, m), run_uuid=new), shift) for m in metrics])
+            insert(db, "latest_metrics", [shifted(dict(zip(latest_cols, m), run_uuid=new), shift) for m in latest])
+            for row in inputs:
+                record = dict(zip(input_cols, row), input_uuid=uuid.uuid4().hex, destination_id=new)
+                insert(db, "inputs", [record])
+                insert(db, "input_tags", [{"input_uuid": record["input_uuid"], "name": k, "value": v}
+                                          for k, v in input_tags[row[0]]])
+    db.commit()
+    found = db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    db.close()
+    assert found == seeds * CELLS_PER_SEED, (found, n_cells)
+    building.rename(db_path)
+    return db_path
+
+
+def shifted(row: dict, shift: dict[str, float]) -> dict:
+    if row["key"] in shift:
+        row["value"] += shift[row["key"]]
+    return row
+
+
+def insert(db: sqlite3.Connection, table: str, rows: list[dict]) -> None:
+    if rows:
+        names = list(rows[0])
+        db.executemany(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                       [tuple(r[n] for n in names) for r in rows])
+
+
+# --- measuring --------------------------------------------------------------------------
+
+CLAIM_PROBE = """
+import json, statistics, sys, time
+from benchmark.sweeps.tracking import Tracker
+tracker = Tracker(sys.argv[1], sys.argv[2])
+cell_id = sys.argv[3]
+assert len(tracker.runs_of_cell(cell_id)) == 1
+cpu, wall = [], []
+for _ in range(5):
+    c, w = time.process_time(), time.perf_counter()
+    runs = tracker.runs_of_cell(cell_id)
+    cpu.append(time.process_time() - c)
+    wall.append(time.perf_counter() - w)
+assert len(runs) == 1
+print(json.dumps({"cpu_ms": 1000 * statistics.median(cpu), "wall_ms": 1000 * statistics.median(wall)}))
+"""
+
+
+GC_PROBE = """
+import gc, json, sys, time
+from benchmark.sweeps.tracking import Tracker
+tracker = Tracker(sys.argv[1], sys.argv[2])
+began, spent, collections = [0.0], [0.0], [0, 0, 0]
+def watch(phase, info):
+    if phase == "start":
+        began[0] = time.perf_counter()
+    else:
+        spent[0] += time.perf_counter() - began[0]
+        collections[info["generation"]] += 1
+gc.callbacks.append(watch)
+cpu = time.process_time()
+finished = tracker.finished_cell_ids()
+cpu = time.process_time() - cpu
+gc.callbacks.remove(watch)
+print(json.dumps({"read_cpu_s": cpu, "gc_s": spent[0], "gen0": collections[0], "gen1": collections[1],
+                  "gen2": collections[2], "cells": len(finished)}))
+"""
+
+
+_SERVERS: dict[Path, tuple[str, int]] = {}  # store -> (URL, process group) of its `mlflow server` (--server)
+
+
+def store_uri(store: Path) -> str:
+    return _SERVERS[store][0] if store in _SERVERS else f"sqlite:///{store / 'mlflow.db'}"
+
+
+def group_cpu_s(group: int) -> float:
+    """CPU seconds (user + system) of the live processes of a process group (the server and its workers)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:  # fields after the name: state ppid pgrp ... utime(11) stime(12)
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def command_line(what: str, store: Path, scratch: Path) -> list[str]:
+    uri = store_uri(store)
+    sweep = str(store / "sweep.yaml")
+    if what == "run":
+        return ["-m", "benchmark.cli", "run", sweep, "--tracking-uri", uri, "--cache-dir", str(scratch / "cache"),
+                "--quiet"]
+    if what == "leaderboard":
+        return ["-m", "benchmark.cli", "leaderboard", "--experiment", EXPERIMENT, "--tracking-uri", uri,
+                "--no-mlflow", "--out", str(scratch / "board")]
+    if what == "validate":
+        return ["-m", "benchmark.cli", "validate", sweep]
+    if what == "gc":
+        return ["-c", GC_PROBE, uri, EXPERIMENT]
+    el2n = next(c for c in template_cells().values() if c.method == "el2n" and c.ratio == 0.5)
+    middle = dataclasses.replace(el2n, seed=_seeds(store) // 2)
+    return ["-c", CLAIM_PROBE, uri, EXPERIMENT, middle.id]
+
+
+def _seeds(store: Path) -> int:
+    return len(yaml.safe_load((store / "sweep.yaml").read_text())["seeds"])
+
+
+def measure_once(what: str, store: Path, tree: Path) -> dict:
+    server_cpu = group_cpu_s(_SERVERS[store][1]) if store in _SERVERS else None
+    with tempfile.TemporaryDirectory() as scratch:
+        began = time.perf_counter()
+        process = subprocess.Popen([sys.executable, *command_line(what, store, Path(scratch))], cwd=scratch,
+                                   env=python_env(tree), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out, err = process.communicate()
+        wall = time.perf_counter() - began
+        # the process is reaped by communicate(); its own resource use is in RUSAGE_CHILDREN's delta
+    usage = _child_usage.pop(process.pid, None)
+    if process.returncode != 0:
+        raise RuntimeError(f"{what} on {store} with {tree} exited {process.returncode}:\n{err[-3000:]}")
+    result = {"wall_s": wall, "cpu_s": usage["cpu_s"], "peak_mb": usage["peak_mb"]}
+    if server_cpu is not None:
+        result["server_cpu_s"] = group_cpu_s(_SERVERS[store][1]) - server_cpu
+        result["total_cpu_s"] = result["cpu_s"] + result["server_cpu_s"]
+    if what in ("claim", "gc"):
+        result.update(json.loads(out.strip().splitlines()[-1]))
+    return result
+
+
+_child_usage: dict[int, dict] = {}
+
+
+def _install_wait4() -> None:
+    """Reap children with ``os.wait4`` so each one's own CPU time and peak RSS are known."""
+    def try_wait(self, wait_flags):
+        pid, status, usage = os.wait4(self.pid, wait_flags)
+        if pid == self.pid:
+            _child_usage[pid] = {"cpu_s": usage.ru_utime + usage.ru_stime, "peak_mb": usage.ru_maxrss / 1024}
+        return pid, status
+
+    subprocess.Popen._try_wait = try_wait
+
+
+def measure(args: argparse.Namespace) -> None:
+    _install_wait4()
+    stores = {n: Path(args.dir) / str(n) for n in args.sizes}
+    if not args.server:
+        return _measure(args, stores)
+    from benchmark.sweeps.server import free_port, start_server, stop_server, wait_healthy
+
+    servers = []
+    try:
+        for store in stores.values():  # one `mlflow server --workers 1` per store, on its SQLite file
+            port = free_port()
+            log_dir = Path(tempfile.mkdtemp(prefix="bench-store-server-"))
+            server = start_server(log_dir, port, workers=1, backend_store_uri=f"sqlite:///{store / 'mlflow.db'}",
+                                  artifacts_destination=str(store / "mlartifacts"))
+            servers.append(server)
+            wait_healthy(f"http://127.0.0.1:{port}", server, timeout=300)
+            _SERVERS[store] = (f"http://127.0.0.1:{port}", server.pid)
+        _measure(args, stores)
+    finally:
+        for server in servers:
+            stop_server(server)
+
+
+def _measure(args: argparse.Namespace, stores: dict[int, Path]) -> None:
+    trees = dict(t.split("=", 1) for t in args.tree)
+    results: dict = json.loads(Path(args.json).read_text()) if args.json and Path(args.json).is_file() else {}
+    results.setdefault("machine", {"python": platform.python_version(), "cpus": os.cpu_count(),
+                                   "platform": platform.platform()})
+    runs = results.setdefault("runs", [])
+    for label, tree in trees.items() if args.warmup else ():  # a store upgrade happens here, timed apart
+        for n, store in stores.items():
+            if n > LIMIT and label in args.no_large:
+                continue
+            first = measure_once("run", store, Path(tree))
+            runs.append({"tree": label, "n": n, "command": "first-run", **first})
+            print(f"{label} n={n} first run: {first}", flush=True)
+            if args.json:
+                Path(args.json).write_text(json.dumps(results, indent=1))
+    for repeat in range(args.repeats):
+        for n, store in stores.items():
+            for label, tree in trees.items():
+                for what in args.commands:
+                    if what in ("run", "validate") and n > LIMIT and label in args.no_large:
+                        continue
+                    result = measure_once(what, store, Path(tree))
+                    runs.append({"tree": label, "n": n, "command": what, "repeat": repeat,
+                                 "load": os.getloadavg()[0], **result})
+                    print(f"{label} n={n} {what} #{repeat}: " + ", ".join(f"{k} {v:.3f}" for k, v in result.items()),
+                          flush=True)
+                    if args.json:
+                        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+# --- reporting --------------------------------------------------------------------------
+
+def medians(runs: list[dict]) -> dict:
+    table: dict = {}
+    for run in runs:
+        table.setdefault((run["tree"], run["command"], run["n"]), []).append(run)
+    out = {}
+    for key, group in table.items():
+        out[key] = {field: statistics.median(r[field] for r in group) for field in group[0]
+                    if isinstance(group[0][field], (int, float)) and field not in ("n", "repeat", "load")} | {"count": len(group)}
+    return out
+
+
+def exponent(points: list[tuple[int, float]]) -> float | None:
+    """Least-squares slope of log(value) on log(N)."""
+    points = [(n, v) for n, v in points if v > 0]
+    if len(points) < 2:
+        return None
+    xs, ys = [math.log(n) for n, _ in points], [math.log(v) for _, v in points]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+
+
+def report(args: argparse.Namespace) -> None:
+    data = json.loads(Path(args.json).read_text())
+    table = medians(data["runs"])
+    trees = sorted({t for t, _, _ in table}, key=lambda t: (t != "before", t))
+    sizes = sorted({n for _, _, n in table})
+    lines = []
+    for what, field, unit in (("run", "total_cpu_s", "client + server CPU s"),
+                              ("leaderboard", "total_cpu_s", "client + server CPU s"),
+                              ("claim", "server_cpu_s", "server CPU s (process, 1 + 6 calls)"),
+                              ("run", "cpu_s", "CPU s"), ("run", "peak_mb", "peak MB"), ("run", "wall_s", "wall s"),
+                              ("leaderboard", "cpu_s", "CPU s"), ("leaderboard", "peak_mb", "peak MB"),
+                              ("leaderboard", "wall_s", "wall s"), ("validate", "cpu_s", "CPU s"),
+                              ("claim", "cpu_ms", "CPU ms"), ("claim", "wall_ms", "wall ms"),
+                              ("gc", "read_cpu_s", "pending read alone, CPU s"), ("gc", "gc_s", "of which in gc, s"),
+                              ("gc", "gen2", "full collections")):
+        for tree in trees:
+            cells = [table.get((tree, what, n)) for n in sizes]
+            if not any(cells):
+                continue
+            figures = [f"{c[field]:,.1f}" if c and field in c else "" for c in cells]
+            slope = exponent([(n, c[field]) for n, c in zip(sizes, cells) if c and field in c])
+            lines.append(f"| `{what}` {unit} | {tree} | " + " | ".join(figures)
+                         + f" | {'' if slope is None else f'{slope:.2f}'} |")
+    head = "| command | tree | " + " | ".join(f"{n:,}" for n in sizes) + " | growth exponent |"
+    print("\n".join([head, "|---|---|" + "---:|" * len(sizes) + "---:|", *lines]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="verb", required=True)
+    p = sub.add_parser("build")
+    p.add_argument("--dir", required=True)
+    p.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 20000])
+    p.add_argument("--template-tree", default=str(ROOT), help="the source tree that runs the template cells")
+    p = sub.add_parser("measure")
+    p.add_argument("--dir", required=True)
+    p.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 20000])
+    p.add_argument("--tree", action="append", default=[], help="LABEL=PATH of a source tree (repeatable)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--commands", nargs="+", default=list(DEFAULT_COMMANDS), choices=COMMANDS)
+    p.add_argument("--no-large", nargs="*", default=["before"],
+                   help="trees that refuse sweeps over 20,000 cells (their run and validate are skipped there)")
+    p.add_argument("--json", default=None)
+    p.add_argument("--server", action="store_true",
+                   help="through a local `mlflow server` on each store (its CPU measured too); no validate")
+    p.add_argument("--no-warmup", dest="warmup", action="store_false",
+                   help="no first run per tree and store before the repeats")
+    p = sub.add_parser("report")
+    p.add_argument("--json", required=True)
+    args = parser.parse_args()
+    if args.verb == "build":
+        template = make_template(Path(args.dir), Path(args.template_tree))
+        for n in args.sizes:
+            began = time.perf_counter()
+            path = build_store(template, Path(args.dir), n)
+            print(f"{n} cells: {path} ({path.stat().st_size / 2**20:.0f} MiB, {time.perf_counter() - began:.0f} s)")
+    elif args.verb == "measure":
+        measure(args)
+    else:
+        report(args)
+
+
+if __name__ == "__main__":
+    main()

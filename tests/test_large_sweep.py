@@ -1,0 +1,51 @@
+"""A sweep over the 20,000-cell guard runs only when it says how many cells it means
+(``max_cells``); ``validate`` prints the count and what the store will hold."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from benchmark.sweeps.cells import MAX_CELLS, SweepError, parse_sweep
+from benchmark.cli import main
+from benchmark.sweeps.store_query import DB_BYTES_PER_CELL
+
+SEEDS = MAX_CELLS // 2 + 1  # 2 cells a seed (reference + random): 20,002 cells, just over the guard
+
+
+def sweep(**extra) -> dict:
+    return {"name": "big", "profile": "smoke", "seeds": list(range(SEEDS)), "ratios": [0.5],
+            "tasks": ["cwru-sim"], "methods": ["random"], **extra}
+
+
+def problems(data: dict) -> list[str]:
+    with pytest.raises(SweepError) as error:
+        parse_sweep(data, check_data=False)
+    return error.value.problems
+
+
+def test_over_the_guard_without_max_cells_is_refused_with_the_fix():
+    (problem,) = problems(sweep())
+    assert f"{2 * SEEDS:,} cells" in problem and f"limit of {MAX_CELLS:,}" in problem
+    assert f"add `max_cells: {2 * SEEDS}`" in problem
+
+
+def test_max_cells_lets_a_deliberate_large_sweep_through():
+    big = parse_sweep(sweep(max_cells=2 * SEEDS), check_data=False)
+    assert big.max_cells == 2 * SEEDS and len(big.cells()) == big.cell_count() == 2 * SEEDS
+    (problem,) = problems(sweep(max_cells=2 * SEEDS - 1))
+    assert f"exceed its max_cells of {2 * SEEDS - 1:,}" in problem and f"raise max_cells to {2 * SEEDS}" in problem
+
+
+@pytest.mark.parametrize("value", ["100000", True, 0, -5, 1.5, 2_000_000])
+def test_max_cells_must_be_a_count(value):
+    assert any("'max_cells' must be the number of cells" in p and repr(value) in p
+               for p in problems(sweep(max_cells=value)))
+
+
+def test_validate_prints_the_count_and_the_store_estimate(tmp_path, capsys):
+    path = tmp_path / "big.yaml"
+    path.write_text(yaml.safe_dump(sweep(max_cells=100_000)))
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    size = 2 * SEEDS * DB_BYTES_PER_CELL / 2**20
+    assert f"valid. {2 * SEEDS} cells" in out and f"about {size:.0f} MiB in the tracking database" in out
