@@ -133,14 +133,57 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 143 if terminated else 130
 
 
+def _slurm_plan(args: argparse.Namespace, sweep):
+    """(options, one cell's estimate) of the Slurm executor, checked against the cluster; raises
+    SlurmError (one line with the fix) before the store is touched or anything submitted."""
+    from .api.registry import TASKS
+    from .sweeps.slurm_options import SLURM_KEYS, preflight, resolve
+
+    tasks = [TASKS.get(t.name)(sweep.profile, data_dir=t.data_dir, **t.options) for t in sweep.tasks]
+    options, estimate = resolve(tasks, sweep.slurm, {k: getattr(args, k) for k in SLURM_KEYS})
+    preflight(options, estimate, dry_run=args.dry_run)
+    return options, estimate
+
+
 def _run(args: argparse.Namespace, sweep, claims) -> int:
     from .sweeps.runner import run_sweep
     from .sweeps.tracking import Tracker
     from .training.trainer import resolve_device
 
+    if args.executor == "slurm":
+        from .sweeps.slurm_options import SlurmError
+
+        try:
+            options, estimate = _slurm_plan(args, sweep)
+        except SlurmError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        if args.dry_run:
+            from .sweeps.slurm_executor import dry_run, logs_folder
+            from .sweeps.tracking import default_tracking_uri
+
+            uri = args.tracking_uri or default_tracking_uri()
+            print(dry_run(sweep, options, estimate, logs_folder(uri, args.experiment or sweep.name, args.slurm_logs),
+                          args.max_in_flight))
+            return 0
+    elif args.dry_run:
+        print("error: --dry-run goes with --executor slurm (it prints the job script)", file=sys.stderr)
+        return 2
+    # opened (and the experiment created) here, once, before any runner fans out
     tracker = Tracker(args.tracking_uri, experiment=args.experiment or sweep.name, claims=claims)
     print(f"tracking: {tracker.uri} (experiment {tracker.experiment_name!r})", file=sys.stderr)
-    if args.executor == "ray":
+    if args.executor == "slurm":
+        from .sweeps.slurm_executor import run_sweep_slurm
+
+        try:
+            report = run_sweep_slurm(sweep, tracker, options, claims, Path(args.cache_dir), device=args.device,
+                                     max_in_flight=args.max_in_flight, logs=args.slurm_logs, wait=not args.no_wait)
+        except SlurmError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        if args.no_wait:
+            return 0
+    elif args.executor == "ray":
         from .sweeps.ray_executor import run_sweep_ray
 
         report = run_sweep_ray(sweep, tracker, Path(args.cache_dir).resolve(), address=args.address,
@@ -364,14 +407,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--leaderboard", action="store_true", help="print and write the leaderboard afterwards")
     p.add_argument("--results-dir", default="results", help="where --leaderboard writes (default: results)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
-    p.add_argument("--executor", choices=("local", "ray"), default="local",
+    p.add_argument("--executor", choices=("local", "ray", "slurm"), default="local",
                    help="local: cells one after another in this process (default); ray: each cell a Ray task "
-                        "with its profile's resources (pip install 'prunebench[ray]')")
+                        "with its profile's resources (pip install 'prunebench[ray]'); slurm: a job array "
+                        "whose tasks claim and run cells, requeued on preemption (pip install 'prunebench[slurm]')")
     p.add_argument("--address", default=None,
                    help="with --executor ray: the cluster to join ('auto', or ray://HOST:10001); "
                         "default: start a local Ray instance")
     p.add_argument("--max-in-flight", type=_int_in(1), default=None,
-                   help="with --executor ray: cells claimed and submitted at once (default: the cluster's CPUs)")
+                   help="with --executor ray: cells claimed and submitted at once (default: the cluster's CPUs); "
+                        "with --executor slurm: array tasks running at once (%%N; default: one per unfinished cell)")
+    slurm = p.add_argument_group("with --executor slurm (override the task's recipe and the sweep's 'slurm:' keys)")
+    slurm.add_argument("--partition", default=None)
+    slurm.add_argument("--account", default=None)
+    slurm.add_argument("--qos", default=None)
+    slurm.add_argument("--time", default=None,
+                       help="time limit per array task: minutes, HH:MM:SS or D-HH:MM (default: twice one cell's "
+                            "estimate for the profile; a task reaching it is requeued)")
+    slurm.add_argument("--cpus-per-task", dest="cpus_per_task", type=_int_in(1), default=None)
+    slurm.add_argument("--gpus-per-task", dest="gpus_per_task", type=_int_in(0), default=None)
+    slurm.add_argument("--mem", default=None, help="memory per task, e.g. 8G")
+    slurm.add_argument("--slurm-logs", default=None,
+                       help="folder for every task's log (default: slurm-logs/EXPERIMENT beside a SQLite store, "
+                            "else in the working directory; it must be on a file system the nodes share)")
+    slurm.add_argument("--dry-run", action="store_true", help="print the job script and resources; submit nothing")
+    slurm.add_argument("--no-wait", action="store_true",
+                       help="submit and return (default: wait, printing pending / running / done tasks)")
     p.add_argument("--claim-ttl", type=_positive_seconds, default=600.0,
                    help="seconds without a heartbeat after which another runner's claim on a cell is dead "
                         "and the cell runs again (default: 600)")

@@ -40,12 +40,13 @@ from typing import Any
 import yaml
 
 from .names import label_problem, name_problem
+from .slurm_options import check_keys as check_slurm_keys
 from ..api.registry import METHODS, TASKS, RegistryError
 from ..api.task import BUDGETS, DataFormatError, DataNotFoundError
 
 REFERENCE_METHOD = "none"
 REFERENCE_LABEL = "full"
-SWEEP_KEYS = ("name", "profile", "budget", "seeds", "ratios", "tasks", "methods", "description")
+SWEEP_KEYS = ("name", "profile", "budget", "seeds", "ratios", "tasks", "methods", "description", "slurm")
 TASK_KEYS = ("name", "options", "data_dir")
 METHOD_KEYS = ("name", "options", "ratios", "label")
 MAX_SEED = 2**32  # numpy's legacy seeding and the methods' derived torch seeds need seeds below this
@@ -145,6 +146,8 @@ class Sweep:
     tasks: tuple[TaskEntry, ...]
     methods: tuple[MethodEntry, ...]
     source: str = "<sweep>"
+    #: resources of the Slurm executor's array tasks (:mod:`.slurm_options`); not part of any cell
+    slurm: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def cells(self) -> list[Cell]:
         """Every cell, reference cells included, seed by seed so early seeds finish first."""
@@ -370,6 +373,8 @@ def parse_sweep(data: dict[str, Any], source: str = "<sweep>", check_data: bool 
         problems.append(f"sweep: budget {_show(budget)} is unknown; use one of {list(BUDGETS)}")
         budget = BUDGETS[0]
 
+    slurm = data.get("slurm") or {}
+    problems.extend(check_slurm_keys(slurm, "sweep: slurm"))
     seeds = _check_seeds(data.get("seeds", [0]), problems)
     ratios = _check_ratios("sweep", data.get("ratios", [0.5]), problems)
 
@@ -393,7 +398,8 @@ def parse_sweep(data: dict[str, Any], source: str = "<sweep>", check_data: bool 
                 problems.append(f"{reason}; remove the pair from the sweep (or split it into two sweeps)")
 
     sweep = Sweep(name=name, profile=profile, budget=budget, seeds=seeds, ratios=ratios,
-                  tasks=tuple(tasks), methods=tuple(methods), source=source)
+                  tasks=tuple(tasks), methods=tuple(methods), source=source,
+                  slurm=dict(slurm) if isinstance(slurm, dict) else {})
     if sweep.cell_count() > MAX_CELLS:  # before anything builds the cells
         problems.append(f"sweep: {sweep.cell_count():,} cells ({len(tasks)} task(s) x {len(seeds)} seed(s) x "
                         f"methods and ratios) exceed the limit of {MAX_CELLS:,}; split it into several sweeps "
