@@ -335,10 +335,18 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_server(args: argparse.Namespace) -> int:
-    from .sweeps.server import server_command
+    from .sweeps.server import server_command, server_env
     from .sweeps.store import redact
 
-    command = server_command(args.dir, args.host, args.port, args.workers, args.backend_store_uri,
+    if args.backend_store_uri and redact(args.backend_store_uri) != args.backend_store_uri:
+        print("warning: a password in --backend-store-uri is visible in the process list while this command "
+              "runs; give it by PGPASSWORD (MYSQL_PWD) or --password-file instead", file=sys.stderr)
+    try:
+        store_uri, env = server_env(args.backend_store_uri, args.password_file)
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    command = server_command(args.dir, args.host, args.port, args.workers, store_uri,
                              args.artifacts_destination)
     Path(args.dir).mkdir(parents=True, exist_ok=True)
     store, artifacts = (command[command.index(flag) + 1] for flag in ("--backend-store-uri", "--artifacts-destination"))
@@ -346,7 +354,7 @@ def cmd_server(args: argparse.Namespace) -> int:
           f"artifacts {redact(artifacts)}); "
           f"point runners at it with --tracking-uri http://{args.host}:{args.port}. Ctrl-C to stop.", file=sys.stderr)
     try:
-        return subprocess.call(command)
+        return subprocess.call(command, env=env)
     except KeyboardInterrupt:
         return 0
 
@@ -483,7 +491,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", default="mlflow-server",
                    help="where the default SQLite store and artifacts live (default: ./mlflow-server)")
     p.add_argument("--backend-store-uri", default=None,
-                   help="e.g. postgresql://user:pass@host/db (default: sqlite:///DIR/mlflow.db)")
+                   help="e.g. postgresql://user@host:5432/db, the multi-runner set-up (pip install "
+                        "'prunebench[postgres]'); password by PGPASSWORD, ~/.pgpass or --password-file, never "
+                        "here (default: sqlite:///DIR/mlflow.db)")
+    p.add_argument("--password-file", default=None,
+                   help="a file whose first line is the database password (passed to the server by environment)")
     p.add_argument("--artifacts-destination", default=None, help="artifact root (default: DIR/mlartifacts)")
     p.add_argument("--host", default="127.0.0.1",
                    help="interface to listen on (default 127.0.0.1; 0.0.0.0 to serve a cluster)")

@@ -33,42 +33,17 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from .cells import Sweep
 from .claims import ClaimPolicy
 from .runner import SweepReport, close_quietly, pending_cells
 from .slurm_options import SlurmError, SlurmOptions
-from .store import sqlite_path
+from .store import move_password_to_env, sqlite_path
 from .tracking import Tracker
 
 LIVE_STATES = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
                "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT"}
 MAX_REQUEUES = 100  # submitit's count of time-outs a task may be requeued after (preemptions do not count)
-#: where a password found in the tracking URI goes, by scheme, for the tasks to read
-PASSWORD_ENV = {"postgresql": "PGPASSWORD", "postgres": "PGPASSWORD", "mysql": "MYSQL_PWD",
-                "http": "MLFLOW_TRACKING_PASSWORD", "https": "MLFLOW_TRACKING_PASSWORD"}
-
-
-def move_password_to_env(uri: str, environ: dict[str, str] = os.environ) -> str:
-    """``uri`` without its password; the password is put in the environment variable its
-    client reads (so it reaches the tasks through sbatch's environment, not a file or argv)."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    scheme = parts.scheme.split("+", 1)[0]
-    if scheme not in PASSWORD_ENV:
-        raise ValueError(f"cannot pass the password of a {scheme}:// tracking URI to the Slurm tasks; "
-                         "give it through the store's own environment variable or file instead")
-    environ[PASSWORD_ENV[scheme]] = parts.password
-    if scheme.startswith("http") and parts.username:
-        environ["MLFLOW_TRACKING_USERNAME"] = parts.username
-        netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
-    else:
-        netloc = (parts.username or "") + "@" + parts.hostname + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
 class _RecordingTracker(Tracker):
     """A tracker that remembers the run it claimed last: the cell to close on preemption."""
 

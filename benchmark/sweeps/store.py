@@ -10,14 +10,20 @@ never printing its credentials.
   cannot be written) is not a fault of the cell that met it: every cell after it would meet it
   too. The tracking layer raises :class:`StoreError` for it, and the runner stops the sweep with
   that one message instead of failing each cell in turn.
-- URIs are shown through :func:`redact`, which replaces a password with ``***``.
+- URIs are shown through :func:`redact`, which replaces a password with ``***``; a password in a
+  URI handed to another process (the server, a Slurm task) moves to the environment variable its
+  client reads (:func:`move_password_to_env`), so that it is in no command line or job file.
+- A server database (PostgreSQL, MySQL) needs no lock: its server serialises MLflow's schema
+  migration and its writes; the runners' claims (:mod:`.claims`) keep cells apart.
 """
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 T = TypeVar("T")
 
@@ -26,9 +32,14 @@ _CREDENTIALS = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]*):(?P
 MAX_DETAIL = 300  # characters of the underlying error kept in a StoreError (not a 600-line SQL dump)
 
 
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)[^&\s]*", re.IGNORECASE)
+
+
 def redact(text: str) -> str:
-    """``text`` with the password of every ``scheme://user:password@host`` URI in it replaced by ``***``."""
-    return _CREDENTIALS.sub(lambda m: f"{m['head']}:***@", str(text))
+    """``text`` with the password of every ``scheme://user:password@host`` URI in it (and of every
+    ``?password=`` query parameter) replaced by ``***``."""
+    text = _CREDENTIALS.sub(lambda m: f"{m['head']}:***@", str(text))
+    return _QUERY_PASSWORD.sub(lambda m: f"{m['head']}***", text)
 
 
 class StoreError(RuntimeError):
@@ -56,6 +67,10 @@ def fix_for(cause: BaseException | None) -> str:
     if isinstance(cause, OSError) or "artifact" in text or "no such file" in text or "not a directory" in text:
         return ("make the artifact location writable (it must be a folder with free space), "
                 "then run the same command again to resume")
+    if any(w in text for w in ("password authentication failed", "authentication failed", "access denied",
+                               "401", "unauthorized", "no password supplied")):
+        return ("check the user and password: give the password by environment (PGPASSWORD for postgresql://, "
+                "MLFLOW_TRACKING_PASSWORD for a server) or ~/.pgpass, never in a command line")
     if any(w in text for w in ("connection", "max retries", "timed out", "unreachable", "refused")):
         return ("check that the tracking server is running and reachable (`prunebench server`), "
                 "then run the same command again to resume")
@@ -114,3 +129,27 @@ def guarded(uri: str, what: str, call: Callable[[], T]) -> T:
         raise
     except Exception as error:
         raise StoreError(uri, what, error) from error
+
+
+#: where a password found in the tracking URI goes, by scheme, for the tasks to read
+PASSWORD_ENV = {"postgresql": "PGPASSWORD", "postgres": "PGPASSWORD", "mysql": "MYSQL_PWD",
+                "http": "MLFLOW_TRACKING_PASSWORD", "https": "MLFLOW_TRACKING_PASSWORD"}
+
+
+def move_password_to_env(uri: str, environ: dict[str, str] = os.environ) -> str:
+    """``uri`` without its password; the password is put in the environment variable its
+    client reads (so that it reaches a server or Slurm tasks by environment, not by argv or a file)."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    scheme = parts.scheme.split("+", 1)[0]
+    if scheme not in PASSWORD_ENV:
+        raise ValueError(f"cannot pass the password of a {scheme}:// URI on by environment; "
+                         "give it through the store's own environment variable or file instead")
+    environ[PASSWORD_ENV[scheme]] = unquote(parts.password)  # a URI holds it percent-encoded
+    if scheme.startswith("http") and parts.username:
+        environ["MLFLOW_TRACKING_USERNAME"] = unquote(parts.username)
+        netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+    else:
+        netloc = (parts.username or "") + "@" + parts.hostname + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
