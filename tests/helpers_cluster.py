@@ -83,9 +83,9 @@ def start_postgres() -> tuple[Postgres, callable]:
     if not initdb or not pg_ctl:
         unavailable("PostgreSQL (initdb, pg_ctl) is not installed")
     try:
-        import psycopg2  # noqa: F401  (MLflow's driver for postgresql:// stores)
+        import psycopg  # noqa: F401  (SQLAlchemy 2.1's driver for postgresql:// stores)
     except ImportError:
-        unavailable("psycopg2 is not installed (pip install 'prunebench[postgres]')")
+        unavailable("psycopg is not installed (pip install 'prunebench[postgres]')")
     prefix, uid = _as_postgres_user()
     # not under pytest's tmp folder: that one is private to root, and postgres must enter it
     folder = Path(tempfile.mkdtemp(prefix="prunebench-pg-"))
