@@ -206,11 +206,15 @@ def run_sweep_slurm(sweep: Sweep, tracker: Tracker, options: SlurmOptions, claim
         print(f"stopped watching; job array {array_id} keeps running (scancel {array_id} stops it); "
               "finished cells are kept", file=out)
         raise
-    return outcome(tracker, todo, report)
+    return outcome(tracker, todo, report, folder)
 
 
-def outcome(tracker: Tracker, todo: list, report: SweepReport) -> SweepReport:
-    """The report of the cells this submission was for, read back from the store."""
+def outcome(tracker: Tracker, todo: list, report: SweepReport, folder: Path) -> SweepReport:
+    """The report of the cells this submission was for, read back from the store once every task
+    is over. A cell no task finished or failed (a task that crashed before its first claim, a
+    cell still held by a runner elsewhere) is reported with the logs to read."""
+    from .claims import is_live
+
     runs = tracker.runs_by_cell()
     for cell in todo:
         statuses = [r.data.tags.get("status") for r in runs.get(cell.id, [])]
@@ -219,6 +223,8 @@ def outcome(tracker: Tracker, todo: list, report: SweepReport) -> SweepReport:
         elif "failed" in statuses:
             failed = next(r for r in runs[cell.id] if r.data.tags.get("status") == "failed")
             report.failed[cell.id] = failed.data.tags.get("error", "failed")
+        elif any(is_live(r, tracker.claims) for r in runs.get(cell.id, [])):
+            report.busy.append(cell.id)  # held by a runner outside this array
         else:
-            report.busy.append(cell.id)  # still held by a runner elsewhere, or not run
+            report.failed[cell.id] = f"not run by any array task: read the task logs in {folder}"
     return report
