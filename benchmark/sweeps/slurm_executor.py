@@ -86,7 +86,7 @@ class SweepTask:
                 signal.signal(signum, requeue)
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self._tracker = _RecordingTracker(self.tracking_uri, experiment=self.experiment, claims=self.claims)
-        task = os.environ.get("SLURM_ARRAY_TASK_ID", "?")
+        task = os.environ.get("SLURM_ARRAY_TASK_ID", "0")  # submitit submits a one-task array as a plain job
         print(f"array task {task} (job {os.environ.get('SLURM_JOB_ID', '?')}, restart "
               f"{os.environ.get('SLURM_RESTART_COUNT', '0')}): tracking {self._tracker.uri}", flush=True)
         report = run_sweep(self.sweep, self._tracker, resolve_device(self.device), Path(self.cache_dir),
