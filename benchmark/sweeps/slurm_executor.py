@@ -85,6 +85,11 @@ class SweepTask:
             for signum in (signal.SIGTERM, signal.SIGUSR1):
                 signal.signal(signum, requeue)
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        cpus = os.environ.get("SLURM_CPUS_PER_TASK", "")
+        if cpus.isdigit():  # torch would otherwise start a thread per core of the node, not of the task
+            import torch
+
+            torch.set_num_threads(int(cpus))
         self._tracker = _RecordingTracker(self.tracking_uri, experiment=self.experiment, claims=self.claims)
         task = os.environ.get("SLURM_ARRAY_TASK_ID", "0")  # submitit submits a one-task array as a plain job
         print(f"array task {task} (job {os.environ.get('SLURM_JOB_ID', '?')}, restart "
