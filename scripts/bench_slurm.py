@@ -35,9 +35,11 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from benchmark.sweeps.server import free_port, start_server, stop_server, wait_healthy  # noqa: E402
 
 
-def run_once(executor: str, sweep: Path, url: str, env: dict[str, str], folder: Path) -> tuple[float, str]:
+def run_once(executor: str, experiment: str, sweep: Path, url: str, env: dict[str, str],
+             folder: Path) -> tuple[float, str]:
+    # a fresh score cache each time: a cached el2n score would make a later executor's cells cheaper
     command = [sys.executable, "-m", "benchmark.cli", "run", str(sweep), "--tracking-uri", url, "--quiet",
-               "--experiment", f"bench-{executor}"]
+               "--experiment", experiment, "--cache-dir", str(folder / f"cache-{experiment}")]
     if executor != "local":
         command += ["--executor", executor, "--max-in-flight", "1"]
     if executor == "slurm":
@@ -62,6 +64,7 @@ def cell_times(url: str, experiment: str) -> tuple[int, int, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=2, help="each executor this many times, in turn")
     parser.add_argument("--out", default="results/bench-slurm.md")
     args = parser.parse_args()
     rows, load_before = [], os.getloadavg()
@@ -81,10 +84,13 @@ def main() -> None:
                "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
         try:
             wait_healthy(url, server)
-            for executor in ("local", "ray", "slurm"):
-                wall, summary = run_once(executor, sweep, url, env, folder)
-                cells, most, in_cells = cell_times(url, f"bench-{executor}")
-                rows.append((executor, cells, most, wall, in_cells, (wall - in_cells) / cells, summary))
+            for round_ in range(1, args.rounds + 1):
+                for executor in ("local", "ray", "slurm"):
+                    experiment = f"bench-{executor}-{round_}"
+                    wall, summary = run_once(executor, experiment, sweep, url, env, folder)
+                    cells, most, in_cells = cell_times(url, experiment)
+                    rows.append((f"{executor} (round {round_})", cells, most, wall, in_cells,
+                                 (wall - in_cells) / cells, summary))
                 print(rows[-1], file=sys.stderr)
         finally:
             stop_server(server)
@@ -93,12 +99,13 @@ def main() -> None:
     lines = [
         "# Slurm executor: overhead per cell against the local and Ray executors",
         "",
-        f"Command: `python scripts/bench_slurm.py --seeds {args.seeds}` (as root; Debian's slurmctld, slurmd, munge)  ",
+        f"Command: `python scripts/bench_slurm.py --seeds {args.seeds} --rounds {args.rounds}` (as root; Debian's slurmctld, slurmd, munge)  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, shared; a single-node Slurm 22.05 started by the "
         "test fixture, one `prunebench server` (SQLite) on the same machine.  ",
         f"Sweep: Fashion-MNIST smoke profile on tiny generated files (400 training images, 1 epoch), "
         f"{args.seeds} seeds x (full + random, magnitude, el2n) = {4 * args.seeds} cells, one at a time "
-        "(`--max-in-flight 1`; local is sequential anyway).  ",
+        "(`--max-in-flight 1`; local is sequential anyway), each run with a fresh score cache; the executors "
+        "take turns, round after round.  ",
         f"Load average (1, 5, 15 min) before: {', '.join(f'{x:.2f}' for x in load_before)}; after: "
         f"{', '.join(f'{x:.2f}' for x in load_after)}.",
         "",
