@@ -114,7 +114,8 @@ def test_bad_postgres_uri_or_credentials_are_one_line_before_anything(postgres, 
     out = subprocess.run(cli("run", str(sweep), "--tracking-uri", unreachable), env=base_env(),
                          capture_output=True, text=True, timeout=900)
     assert out.returncode == 3 and "SECRET" not in out.stderr, out.stderr
-    assert "refused" in out.stderr.lower() and "Fix:" in out.stderr
+    assert "refused" in out.stderr.lower() and "Fix: check that the database server is running" in out.stderr
+    assert len([line for line in out.stderr.splitlines() if line.startswith("error:")]) == 1
 
 
 def test_unknown_partition_is_refused_before_the_store_is_touched(slurm, tmp_path):  # noqa: F811
