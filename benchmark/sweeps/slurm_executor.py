@@ -17,7 +17,7 @@ requeue``). Its finished cells are kept; the interrupted one runs again, in whic
 claims it first.
 
 Every task's log is in one folder next to the store (``slurm-logs/<experiment>/``), named
-``<array job>_<task>_0_log.out``. While the array runs, the driver prints how many tasks are
+``<array job>_<task>_0_log.out`` (submitit submits a one-task array as a plain job: ``<job>_0_log.out``). While the array runs, the driver prints how many tasks are
 pending, running and done; Ctrl-C leaves the array running (``scancel`` stops it).
 Credentials never reach argv, the job script or the pickled task: a password in the tracking
 URI is moved to the environment (``PGPASSWORD``, ``MYSQL_PWD``, ``MLFLOW_TRACKING_PASSWORD``),
