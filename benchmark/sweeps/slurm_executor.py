@@ -43,6 +43,7 @@ from .tracking import Tracker
 
 LIVE_STATES = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
                "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT"}
+SQUEUE_TRIES = 12  # consecutive failed polls before the driver gives up watching (the array runs on)
 MAX_REQUEUES = 100  # submitit's count of time-outs a task may be requeued after (preemptions do not count)
 class _RecordingTracker(Tracker):
     """A tracker that remembers the run it claimed last: the cell to close on preemption."""
@@ -190,16 +191,25 @@ def run_sweep_slurm(sweep: Sweep, tracker: Tracker, options: SlurmOptions, claim
                          "with --dry-run and the cluster's limits (`sinfo`, `sacctmgr show qos`)") from error
     array_id = jobs[0].job_id.split("_")[0]
     print(f"submitted Slurm job array {array_id}: {n} task(s) for {len(todo)} unfinished cell(s), at most "
-          f"{max_in_flight or n} at once ({options.describe()}); logs in {folder}", file=out, flush=True)
+          f"{n} at once ({options.describe()}); logs in {folder}", file=out, flush=True)
     if not wait:
         print(f"follow it with `squeue -r -j {array_id}` and `prunebench status {sweep.source}`; "
               f"stop it with `scancel {array_id}`", file=out)
         report.busy = [c.id for c in todo]
         return report
     try:
-        last = ""
+        last, misses = "", 0
         while True:
-            states = task_states(array_id)
+            try:
+                states = task_states(array_id)
+                misses = 0
+            except (RuntimeError, subprocess.TimeoutExpired) as error:  # a busy controller: ask again
+                misses += 1
+                if misses >= SQUEUE_TRIES:
+                    raise SlurmError(f"squeue failed {misses} times in a row ({error}); the job array "
+                                     f"{array_id} may still run: follow it with `squeue -r -j {array_id}`") from error
+                time.sleep(poll_s)
+                continue
             line = describe_states(states, n)
             if line != last:
                 print(f"  slurm job {array_id}: {line}", file=out, flush=True)
