@@ -135,13 +135,56 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 143 if terminated else 130
 
 
+def _slurm_plan(args: argparse.Namespace, sweep):
+    """(options, one cell's estimate) of the Slurm executor, checked against the cluster; raises
+    SlurmError (one line with the fix) before the store is touched or anything submitted."""
+    from .api.registry import TASKS
+    from .sweeps.slurm_options import SLURM_KEYS, preflight, resolve
+
+    tasks = [TASKS.get(t.name)(sweep.profile, data_dir=t.data_dir, **t.options) for t in sweep.tasks]
+    options, estimate = resolve(tasks, sweep.slurm, {k: getattr(args, k) for k in SLURM_KEYS})
+    preflight(options, estimate, dry_run=args.dry_run)
+    return options, estimate
+
+
 def _run(args: argparse.Namespace, sweep, claims) -> int:
     from .sweeps.runner import run_sweep
     from .sweeps.tracking import Tracker
 
+    if args.executor == "slurm":
+        from .sweeps.slurm_options import SlurmError
+
+        try:
+            options, estimate = _slurm_plan(args, sweep)
+        except SlurmError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        if args.dry_run:
+            from .sweeps.slurm_executor import dry_run, logs_folder
+            from .sweeps.tracking import default_tracking_uri
+
+            uri = args.tracking_uri or default_tracking_uri()
+            print(dry_run(sweep, options, estimate, logs_folder(uri, args.experiment or sweep.name, args.slurm_logs),
+                          args.max_in_flight))
+            return 0
+    elif args.dry_run:
+        print("error: --dry-run goes with --executor slurm (it prints the job script)", file=sys.stderr)
+        return 2
+    # opened (and the experiment created) here, once, before any runner fans out
     tracker = Tracker(args.tracking_uri, experiment=args.experiment or sweep.name, claims=claims)
     print(f"tracking: {tracker.uri} (experiment {tracker.experiment_name!r})", file=sys.stderr)
-    if args.executor == "ray":
+    if args.executor == "slurm":
+        from .sweeps.slurm_executor import run_sweep_slurm
+
+        try:
+            report = run_sweep_slurm(sweep, tracker, options, claims, Path(args.cache_dir), device=args.device,
+                                     max_in_flight=args.max_in_flight, logs=args.slurm_logs, wait=not args.no_wait)
+        except SlurmError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        if args.no_wait:
+            return 0
+    elif args.executor == "ray":
         from .sweeps.ray_executor import run_sweep_ray
 
         report = run_sweep_ray(sweep, tracker, Path(args.cache_dir).resolve(), address=args.address,
@@ -293,11 +336,19 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_server(args: argparse.Namespace) -> int:
-    from .sweeps.server import forwarding_signals, server_command, start_foreground, wait_stopping
+    from .sweeps.server import forwarding_signals, server_command, server_env, start_foreground, wait_stopping
     from .sweeps.store import redact
 
-    child = server_command(args.dir, args.host, args.port, args.workers, args.backend_store_uri,
-                           args.artifacts_destination)
+    if args.backend_store_uri and redact(args.backend_store_uri) != args.backend_store_uri:
+        print("warning: a password in --backend-store-uri is visible in the process list while this command "
+              "runs; give it by PGPASSWORD (MYSQL_PWD) or --password-file instead", file=sys.stderr)
+    try:
+        store_uri, env = server_env(args.backend_store_uri, args.password_file)
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    child = server_command(args.dir, args.host, args.port, args.workers, store_uri, args.artifacts_destination)
+    child.env.update({k: v for k, v in env.items() if os.environ.get(k) != v})  # a password moved out of the URI
     Path(args.dir).mkdir(parents=True, exist_ok=True)
     store, artifacts = child.store, child.artifacts
     from .sweeps.store import StoreError, open_client
@@ -372,14 +423,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--leaderboard", action="store_true", help="print and write the leaderboard afterwards")
     p.add_argument("--results-dir", default="results", help="where --leaderboard writes (default: results)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
-    p.add_argument("--executor", choices=("local", "ray"), default="local",
+    p.add_argument("--executor", choices=("local", "ray", "slurm"), default="local",
                    help="local: cells one after another in this process (default); ray: each cell a Ray task "
-                        "with its profile's resources (pip install 'prunebench[ray]')")
+                        "with its profile's resources (pip install 'prunebench[ray]'); slurm: a job array "
+                        "whose tasks claim and run cells, requeued on preemption (pip install 'prunebench[slurm]')")
     p.add_argument("--address", default=None,
                    help="with --executor ray: the cluster to join ('auto', or ray://HOST:10001); "
                         "default: start a local Ray instance, listening on 127.0.0.1 only")
     p.add_argument("--max-in-flight", type=_int_in(1), default=None,
-                   help="with --executor ray: cells claimed and submitted at once (default: the cluster's CPUs)")
+                   help="with --executor ray: cells claimed and submitted at once (default: the cluster's CPUs); "
+                        "with --executor slurm: array tasks running at once (%%N; default: one per unfinished cell)")
+    slurm = p.add_argument_group("with --executor slurm (override the task's recipe and the sweep's 'slurm:' keys)")
+    slurm.add_argument("--partition", default=None)
+    slurm.add_argument("--account", default=None)
+    slurm.add_argument("--qos", default=None)
+    slurm.add_argument("--time", default=None,
+                       help="time limit per array task: minutes, HH:MM:SS or D-HH:MM (default: twice one cell's "
+                            "estimate for the profile; a task reaching it is requeued)")
+    slurm.add_argument("--cpus-per-task", dest="cpus_per_task", type=_int_in(1), default=None)
+    slurm.add_argument("--gpus-per-task", dest="gpus_per_task", type=_int_in(0), default=None)
+    slurm.add_argument("--mem", default=None, help="memory per task, e.g. 8G")
+    slurm.add_argument("--slurm-logs", default=None,
+                       help="folder for every task's log (default: slurm-logs/EXPERIMENT beside a SQLite store, "
+                            "else in the working directory; it must be on a file system the nodes share)")
+    slurm.add_argument("--dry-run", action="store_true", help="print the job script and resources; submit nothing")
+    slurm.add_argument("--no-wait", action="store_true",
+                       help="submit and return (default: wait, printing pending / running / done tasks)")
     p.add_argument("--claim-ttl", type=_positive_seconds, default=600.0,
                    help="seconds without a heartbeat after which another runner's claim on a cell is dead "
                         "and the cell runs again (default: 600)")
@@ -430,7 +499,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", default="mlflow-server",
                    help="where the default SQLite store and artifacts live (default: ./mlflow-server)")
     p.add_argument("--backend-store-uri", default=None,
-                   help="e.g. postgresql://user:pass@host/db (default: sqlite:///DIR/mlflow.db)")
+                   help="e.g. postgresql://user@host:5432/db, the multi-runner set-up (pip install "
+                        "'prunebench[postgres]'); password by PGPASSWORD, ~/.pgpass or --password-file, never "
+                        "here (default: sqlite:///DIR/mlflow.db)")
+    p.add_argument("--password-file", default=None,
+                   help="a file whose first line is the database password (passed to the server by environment)")
     p.add_argument("--artifacts-destination", default=None, help="artifact root (default: DIR/mlartifacts)")
     p.add_argument("--host", default="127.0.0.1",
                    help="interface to listen on (default 127.0.0.1; 0.0.0.0 to serve a cluster)")

@@ -253,6 +253,13 @@ class Task:
     def resources(self) -> dict[str, float]:
         return dict(self.RESOURCES.get(self.profile, {"num_cpus": 1}))
 
+    #: a generous estimate of one cell's wall time per profile, in minutes: the Slurm executor's
+    #: default time limit is twice it, and a limit below it is refused (a task would never finish a cell)
+    CELL_MINUTES: ClassVar[dict[str, int]] = {"smoke": 5, "cpu": 60, "paper": 720}
+
+    def cell_minutes(self) -> int:
+        return int(self.CELL_MINUTES.get(self.profile, 60))
+
     def head(self, model: nn.Module) -> nn.Module:
         return model.head
 

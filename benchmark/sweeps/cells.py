@@ -44,12 +44,14 @@ from typing import Any
 import yaml
 
 from .names import label_problem, name_problem
+from .slurm_options import check_keys as check_slurm_keys
 from ..api.registry import METHODS, TASKS, RegistryError
 from ..api.task import BUDGETS, DataFormatError, DataNotFoundError
 
 REFERENCE_METHOD = "none"
 REFERENCE_LABEL = "full"
-SWEEP_KEYS = ("name", "profile", "budget", "seeds", "ratios", "tasks", "methods", "description", "max_cells")
+SWEEP_KEYS = ("name", "profile", "budget", "seeds", "ratios", "tasks", "methods", "description", "max_cells",
+              "slurm")
 TASK_KEYS = ("name", "options", "data_dir")
 METHOD_KEYS = ("name", "options", "ratios", "label")
 MAX_SEED = 2**32  # numpy's legacy seeding and the methods' derived torch seeds need seeds below this
@@ -154,6 +156,8 @@ class Sweep:
     methods: tuple[MethodEntry, ...]
     source: str = "<sweep>"
     max_cells: int = MAX_CELLS  # the guard on the cell count (the sweep's `max_cells`, if given)
+    #: resources of the Slurm executor's array tasks (:mod:`.slurm_options`); not part of any cell
+    slurm: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def cells(self) -> list[Cell]:
         """Every cell, reference cells included, seed by seed so early seeds finish first."""
@@ -414,6 +418,8 @@ def parse_sweep(data: dict[str, Any], source: str = "<sweep>", check_data: bool 
         problems.append(f"sweep: budget {_show(budget)} is unknown; use one of {list(BUDGETS)}")
         budget = BUDGETS[0]
 
+    slurm = data.get("slurm") or {}
+    problems.extend(check_slurm_keys(slurm, "sweep: slurm"))
     seeds = _check_seeds(data.get("seeds", [0]), problems)
     ratios = _check_ratios("sweep", data.get("ratios", [0.5]), problems)
 
@@ -440,7 +446,8 @@ def parse_sweep(data: dict[str, Any], source: str = "<sweep>", check_data: bool 
 
     max_cells = _check_max_cells(data, problems)
     sweep = Sweep(name=name, profile=profile, budget=budget, seeds=seeds, ratios=ratios,
-                  tasks=tuple(tasks), methods=tuple(methods), source=source, max_cells=max_cells)
+                  tasks=tuple(tasks), methods=tuple(methods), source=source, max_cells=max_cells,
+                  slurm=dict(slurm) if isinstance(slurm, dict) else {})
     if not problems:
         problems.extend(_ratios_keeping_nothing(sweep, train_sizes))
     count = sweep.cell_count()

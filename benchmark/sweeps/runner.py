@@ -56,12 +56,16 @@ def pending_cells(sweep: Sweep, tracker: Tracker) -> tuple[list[Cell], list[Cell
 
 
 def run_sweep(sweep: Sweep, tracker: Tracker, device: torch.device | str, cache_dir: Path,
-              quiet: bool = False, max_cells: int | None = None) -> SweepReport:
+              quiet: bool = False, max_cells: int | None = None, start: int = 0) -> SweepReport:
     """Run the pending cells of ``sweep``; ``device`` a torch device or its name (``auto``,
-    ``cpu`` ...: resolved only if a cell is left to run, so a finished sweep imports no torch)."""
+    ``cpu`` ...: resolved only if a cell is left to run, so a finished sweep imports no torch).
+    ``start``: begin at that pending cell (wrapping round), so that runners started together
+    (a Slurm array's tasks) do not all race for the same first cell."""
     report = SweepReport()
     todo, done = pending_cells(sweep, tracker)
     report.skipped = [c.id for c in done]
+    if todo and start:
+        todo = todo[start % len(todo):] + todo[:start % len(todo)]
     if max_cells is not None:
         todo = todo[:max_cells]
     progress = SweepProgress(len(todo), len(done), quiet=quiet)

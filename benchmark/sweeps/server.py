@@ -68,15 +68,38 @@ def server_command(directory: str | Path, host: str = "127.0.0.1", port: int = 5
     return mlflow_child("server", store, host, port, artifacts, workers)
 
 
-def start_server(directory: str | Path, port: int, workers: int = 1, **kwargs) -> subprocess.Popen:
+def server_env(backend_store_uri: str | None, password_file: str | Path | None = None,
+               environ: dict[str, str] | None = None) -> tuple[str | None, dict[str, str]]:
+    """(the store URI without its password, the server's environment with the password in it):
+    from the URI, else from ``password_file`` (its first line), else as the environment has it
+    (``PGPASSWORD``, ``~/.pgpass``). The password never goes into the server's command line."""
+    from .store import PASSWORD_ENV, move_password_to_env
+
+    env = dict(os.environ if environ is None else environ)
+    if backend_store_uri is None:
+        return None, env
+    uri = move_password_to_env(backend_store_uri, env)
+    if password_file is not None:
+        scheme = backend_store_uri.split(":", 1)[0].split("+", 1)[0]
+        if scheme not in PASSWORD_ENV:
+            raise ValueError(f"--password-file is for postgresql:// or mysql:// stores, not {scheme}://")
+        lines = Path(password_file).read_text().splitlines()
+        if not lines or not lines[0]:
+            raise ValueError(f"password file {password_file} is empty; write the password on its first line")
+        env[PASSWORD_ENV[scheme]] = lines[0]
+    return uri, env
+
+
+def start_server(directory: str | Path, port: int, workers: int = 1, env: dict[str, str] | None = None,
+                 **kwargs) -> subprocess.Popen:
     """The server in the background, in its own process group so that :func:`stop_server`
     ends its workers too. Its output goes to ``directory/server.log``: a pipe nobody reads
     would fill up and block the server."""
     Path(directory).mkdir(parents=True, exist_ok=True)
     child = server_command(directory, port=port, workers=workers, **kwargs)
     with open(Path(directory) / "server.log", "ab") as log:
-        process = subprocess.Popen(child.argv, env=child.environment(), stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(child.argv, env={**(os.environ if env is None else env), **child.env}, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
     process.log_path = Path(directory) / "server.log"
     return process
 

@@ -12,12 +12,19 @@ never printing its credentials.
   that one message instead of failing each cell in turn.
 - URIs are shown through :func:`.uris.redact`, which replaces every secret a URI can hold with
   ``***`` (a password or token in the user-info part, parameters named like secrets, bearer tokens).
+- A password in a URI handed to another process (the server, a Slurm task) moves to the
+  environment variable its client reads (:func:`move_password_to_env`), so that it is in no
+  command line or job file.
+- A server database (PostgreSQL, MySQL) needs no lock: its server serialises MLflow's schema
+  migration and its writes; the runners' claims (:mod:`.claims`) keep cells apart.
 """
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .uris import redact, sqlite_path  # noqa: F401 - where the store's callers have always found them
 
@@ -63,6 +70,13 @@ def fix_for(cause: BaseException | None, uri: str = "") -> str:
     if isinstance(cause, OSError) or "artifact" in text or "no such file" in text or "not a directory" in text:
         return ("make the artifact location writable (it must be a folder with free space), "
                 "then run the same command again to resume")
+    if any(w in text for w in ("password authentication failed", "authentication failed", "access denied",
+                               "401", "unauthorized", "no password supplied")):
+        return ("check the user and password: give the password by environment (PGPASSWORD for postgresql://, "
+                "MLFLOW_TRACKING_PASSWORD for a server) or ~/.pgpass, never in a command line")
+    if "connection to server" in text or "can't connect to mysql" in text:
+        return ("check that the database server is running and reachable at that host and port (and that "
+                "its pg_hba.conf / bind address admits this machine), then run the same command again")
     if any(w in text for w in ("connection", "max retries", "timed out", "unreachable", "refused")):
         return ("check that the tracking server is running and reachable (`prunebench server`), "
                 "then run the same command again to resume")
@@ -89,6 +103,27 @@ def store_lock(uri: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+DATABASE_SCHEMES = ("postgresql", "postgres", "mysql", "mssql")
+
+
+def probe_database(uri: str) -> None:
+    """Connect once to a database store (PostgreSQL, MySQL): a wrong password or an unreachable
+    server is reported at once, instead of after MLflow's ten retries (about 100 s)."""
+    if uri.split(":", 1)[0].split("+", 1)[0] not in DATABASE_SCHEMES:
+        return
+    import sqlalchemy
+
+    def connect() -> None:
+        engine = sqlalchemy.create_engine(uri, poolclass=sqlalchemy.pool.NullPool)
+        try:
+            with engine.connect():
+                pass
+        finally:
+            engine.dispose()
+
+    guarded(uri, "cannot be opened", connect)
+
+
 def open_client(uri: str) -> Any:
     """An ``MlflowClient`` on ``uri`` whose store has been created and migrated, and given the
     harness's index (:func:`.store_query.ensure_tag_index`), one runner at a time."""
@@ -96,6 +131,7 @@ def open_client(uri: str) -> Any:
 
     from .store_query import ensure_tag_index
 
+    probe_database(uri)
     with store_lock(uri):  # the client's constructor opens (creates, migrates) the store
         client = guarded(uri, "cannot be opened", lambda: MlflowClient(tracking_uri=uri))
         guarded(uri, "cannot be read", lambda: ensure_tag_index(uri))
@@ -118,3 +154,27 @@ def guarded(uri: str, what: str, call: Callable[[], T]) -> T:
         raise
     except Exception as error:
         raise StoreError(uri, what, error) from error
+
+
+#: where a password found in the tracking URI goes, by scheme, for the tasks to read
+PASSWORD_ENV = {"postgresql": "PGPASSWORD", "postgres": "PGPASSWORD", "mysql": "MYSQL_PWD",
+                "http": "MLFLOW_TRACKING_PASSWORD", "https": "MLFLOW_TRACKING_PASSWORD"}
+
+
+def move_password_to_env(uri: str, environ: dict[str, str] = os.environ) -> str:
+    """``uri`` without its password; the password is put in the environment variable its
+    client reads (so that it reaches a server or Slurm tasks by environment, not by argv or a file)."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    scheme = parts.scheme.split("+", 1)[0]
+    if scheme not in PASSWORD_ENV:
+        raise ValueError(f"cannot pass the password of a {scheme}:// URI on by environment; "
+                         "give it through the store's own environment variable or file instead")
+    environ[PASSWORD_ENV[scheme]] = unquote(parts.password)  # a URI holds it percent-encoded
+    if scheme.startswith("http") and parts.username:
+        environ["MLFLOW_TRACKING_USERNAME"] = unquote(parts.username)
+        netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+    else:
+        netloc = (parts.username or "") + "@" + parts.hostname + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
