@@ -66,4 +66,4 @@ def test_smoke_sweep_with_the_dynamic_baselines_finishes_with_measured_costs(tmp
     info = runs["infobatch"].data.metrics
     assert runs["infobatch"].data.tags["provenance"] == "reference-code"
     # epochs 0-2 prune (epoch 0 trivially), epoch 3 anneals: strictly between full and half data
-    assert info["pruning_epochs"] == 3.0 and 0.5 < info["kept_fraction"] < 1.0
+    assert info["method.pruning_epochs"] == 3.0 and 0.5 < info["kept_fraction"] < 1.0  # a method figure: its own namespace
