@@ -20,7 +20,7 @@ recorded run of :mod:`benchmark.training.dynamics`.
 Counts: ``ratio`` is the fraction removed and exactly ``n - round(ratio * n)`` are kept (the
 reference keeps ``int(keep * n)``, and fewer when the strata cannot fill the budget; here the
 shortfall is drawn at random from the rest of the pool). The cut is capped at ``n - n_keep``
-(logged as ``ccs_cut_realised``). The reference tunes ``cut`` per ratio (CIFAR-10: 0 at 30-50%
+(logged as ``method.ccs_cut_realised``). The reference tunes ``cut`` per ratio (CIFAR-10: 0 at 30-50%
 pruning, up to 0.3 at 90%); the default 0.1 is one value, not a tuned one.
 """
 from __future__ import annotations

@@ -8,7 +8,7 @@ true-class probability of sample i as visited at epoch t (training mode); for ev
 standard deviation, unbiased, as torch's ``std``), averaged over the windows.
 
 ``window`` defaults to the reference's 10; a record with fewer epochs uses all of them as one
-window (at least 2 are needed; the realised window is logged as ``dyn_unc_window``).
+window (at least 2 are needed; the realised window is logged as ``method.dyn_unc_window``).
 
 Convention: keep the HIGHEST scores (DUAL keeps ``mask[-int(keep * n):]`` of an ascending
 argsort); ties by lower index. DUAL's ``subset_rate`` is the KEPT fraction; here ``ratio`` is
