@@ -6,6 +6,7 @@ Skipped where the packages are missing, unless PRUNEBENCH_REQUIRE_CLUSTER=1 (CI)
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -176,7 +177,11 @@ def test_a_preempted_task_is_requeued_and_the_sweep_completes_once(slurm, server
     assert driver.returncode == 0, output + slurm.log("slurmctld")
     statuses = cell_statuses(url, "preempt")
     finished_once(statuses, 4)
-    assert "interrupted" in statuses[victim], statuses
+    # the signal never reads as the method's fault: no cell failed (submitit's exit raised inside a
+    # hook once failed the cell, and the task went on to the next one)
+    assert not any("failed" in runs for runs in statuses.values()), statuses
     log = next(logs.glob("*_log.out")).read_text()
-    assert f"cell {victim} closed as interrupted; requeueing this task" in log
+    closed = re.findall(r"cell (\w+) closed as interrupted; requeueing this task", log)
+    assert closed == [victim] or (len(closed) == 1 and statuses[victim] == ["finished"]), (closed, victim, log)
+    assert "interrupted" in statuses[closed[0]], statuses  # the cell running at the signal, closed and run again
     assert "restart 1" in log  # the same array task, requeued by Slurm, resumed the sweep

@@ -362,10 +362,14 @@ def test_a_local_ray_instance_listens_on_loopback_only(tmp_path, monkeypatch):
     from benchmark.sweeps.cells import parse_sweep
 
     seen = {}
+    # servers this session started before (a session fixture's Slurm daemons listen on 0.0.0.0)
+    # are not Ray's: only the processes that appear while the sweep runs are looked at
+    before = set(descendants(os.getpid()))
 
     def drive(ray_module, *args):
         ray_module.get(ray_module.remote(lambda: 1).remote())  # a worker is up
-        seen["addresses"] = listening_addresses([os.getpid(), *descendants(os.getpid())])
+        started = [pid for pid in descendants(os.getpid()) if pid not in before]
+        seen["addresses"] = listening_addresses([os.getpid(), *started])
 
     monkeypatch.setattr(ray_executor, "_drive", drive)
     sweep = parse_sweep({"name": "ray-bind", "profile": "smoke", "seeds": [0], "ratios": [0.5],

@@ -36,7 +36,7 @@ from typing import Any
 
 from .cells import Sweep
 from .claims import ClaimPolicy
-from .runner import SweepReport, close_quietly, pending_cells
+from .runner import SweepReport, Terminated, close_quietly, pending_cells
 from .slurm_options import SlurmError, SlurmOptions
 from .store import move_password_to_env, sqlite_path
 from .tracking import Tracker
@@ -45,6 +45,10 @@ LIVE_STATES = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "R
                "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT"}
 SQUEUE_TRIES = 12  # consecutive failed polls before the driver gives up watching (the array runs on)
 MAX_REQUEUES = 100  # submitit's count of time-outs a task may be requeued after (preemptions do not count)
+class Preempted(Terminated):
+    """The task was signalled before its time limit or on preemption, and has been requeued."""
+
+
 class _RecordingTracker(Tracker):
     """A tracker that remembers the run it claimed last: the cell to close on preemption."""
 
@@ -83,8 +87,18 @@ class SweepTask:
         # send, get the same handler instead of submitit's "bypass"
         requeue = signal.getsignal(signal.SIGUSR2)
         if callable(requeue):
-            for signum in (signal.SIGTERM, signal.SIGUSR1):
-                signal.signal(signum, requeue)
+            def preempted(signum, frame):
+                # submitit checkpoints, requeues, then exits by raising SystemExit wherever the main
+                # thread is: inside a method's hook, the cell's failure boundary would take that for
+                # the method's fault and the sweep would go on. As a Preempted (a KeyboardInterrupt,
+                # which every boundary lets through) the cell stays interrupted and the task ends.
+                try:
+                    requeue(signum, frame)
+                except SystemExit as exit:
+                    raise Preempted(exit.code) from exit
+
+            for signum in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
+                signal.signal(signum, preempted)
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         cpus = os.environ.get("SLURM_CPUS_PER_TASK", "")
         if cpus.isdigit():  # torch would otherwise start a thread per core of the node, not of the task
@@ -95,8 +109,11 @@ class SweepTask:
         task = os.environ.get("SLURM_ARRAY_TASK_ID", "0")  # submitit submits a one-task array as a plain job
         print(f"array task {task} (job {os.environ.get('SLURM_JOB_ID', '?')}, restart "
               f"{os.environ.get('SLURM_RESTART_COUNT', '0')}): tracking {self._tracker.uri}", flush=True)
-        report = run_sweep(self.sweep, self._tracker, resolve_device(self.device), Path(self.cache_dir),
-                           start=self.start)
+        try:
+            report = run_sweep(self.sweep, self._tracker, resolve_device(self.device), Path(self.cache_dir),
+                               start=self.start)
+        except Preempted as stop:  # requeued already: end as submitit's own handler would
+            raise SystemExit(stop.args[0] if stop.args else -1) from None
         print(f"array task {task}: finished {len(report.finished)}, failed {len(report.failed)}, "
               f"left to other tasks {len(report.busy)}; no unclaimed cell left", flush=True)
         return {"finished": report.finished, "failed": report.failed, "busy": report.busy}
