@@ -59,6 +59,11 @@ def test_a_metric_bounded_below_only_uses_the_log_scale():
     assert s.ci_low > 1.0
 
 
+def test_seeds_all_on_a_bound_give_that_value_as_the_interval():
+    s = summarise([1.0, 1.0, 1.0], (0.0, 1.0))
+    assert (s.mean, s.ci_low, s.ci_high) == (1.0, 1.0, 1.0)  # not the margin's 0.9999
+
+
 def test_values_outside_the_declared_range_get_the_plain_interval():
     values = [1.5, 2.5, 2.0]  # not an accuracy, whatever the task said
     low, high = stats.t.interval(0.95, 2, loc=np.mean(values), scale=stats.sem(values))

@@ -69,6 +69,8 @@ def summarise(values, bounds: tuple[float, float] | None = None) -> SeedSummary:
     if n < MIN_SEEDS:
         return SeedSummary(n, mean, None, None, None)
     std = float(values.std(ddof=1))
+    if std == 0.0:  # every seed the same (all at 1.0, say): the interval is that value, on any scale
+        return SeedSummary(n, mean, std, mean, mean)
     if bounds is None or math.isinf(bounds[0]) or not values.between(*bounds).all():
         low, high = _t_interval(values)  # unbounded, or values its bounds do not hold: the plain t-interval
     else:
