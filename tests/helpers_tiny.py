@@ -13,6 +13,7 @@ import torch
 from benchmark.api.hooks import Hook, TrainState
 from benchmark.api.masks import prunable_weights
 from benchmark.api.task import Splits
+from benchmark.training.context import RunContext
 from benchmark.training.trainer import Trainer, build_optimizer
 from tasks.vision.fashion_mnist import FashionMNIST
 from tasks.vision.idx import write_idx
@@ -69,6 +70,12 @@ def tiny_task(**overrides) -> TinyFashion:
 
 def cpu() -> torch.device:
     return torch.device("cpu")
+
+
+def context_for(tiny, cache_dir, seed: int = 0) -> RunContext:
+    """The RunContext a method's ``prepare`` gets, on ``tiny`` = (task, its loaded splits), on the CPU."""
+    task, splits = tiny
+    return RunContext(task=task, splits=splits, device=cpu(), seed=seed, cache_dir=cache_dir)
 
 
 def fit(task, hooks=(), seed: int = 0, splits: Splits | None = None, **trainer_kwargs):

@@ -11,7 +11,7 @@ import torch
 from benchmark.training.context import RunContext
 from benchmark.training.dynamics import TABLES, DynamicsRecorder, dynamics_key, recorded_dynamics, recorder_bytes
 from benchmark.api.task import Task
-from helpers_tiny import Recorder, cpu, one_cpu_thread, tiny_task  # noqa: F401
+from helpers_tiny import Recorder, context_for, cpu, one_cpu_thread, tiny_task  # noqa: F401
 from methods.data.aum import AUM
 from methods.data.ccs import CCS
 from methods.data.dyn_unc import DynUnc
@@ -27,11 +27,6 @@ STATIC = (Forgetting, AUM, Uncertainty, DynUnc, TDDS, CCS, Moderate)
 def tiny():
     task = tiny_task()
     return task, task.load_splits()
-
-
-def context_for(tiny, cache_dir, seed=0) -> RunContext:
-    task, splits = tiny
-    return RunContext(task=task, splits=splits, device=cpu(), seed=seed, cache_dir=cache_dir)
 
 
 def numpy_figures(logits: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:

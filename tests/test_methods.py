@@ -11,7 +11,7 @@ import torch
 
 from benchmark.training.context import RunContext
 from benchmark.api.task import Split, Splits
-from helpers_tiny import Recorder, cpu, fit, make_state, one_cpu_thread, tiny_task  # noqa: F401
+from helpers_tiny import Recorder, context_for, cpu, fit, make_state, one_cpu_thread, tiny_task  # noqa: F401
 from methods.data.el2n import EL2N, el2n_scores
 from methods.data.random_data import RandomData, class_quotas
 from methods.data.selection import hardest_first, keep_hardest, stratified
@@ -55,11 +55,6 @@ def test_el2n_score_extremes():
 def tiny():
     task = tiny_task()
     return task, task.load_splits()
-
-
-def context_for(tiny, cache_dir, seed=0) -> RunContext:
-    task, splits = tiny
-    return RunContext(task=task, splits=splits, device=cpu(), seed=seed, cache_dir=cache_dir)
 
 
 def independent_el2n(task, splits, seed: int, proxy_runs: int, epochs: int) -> torch.Tensor:
