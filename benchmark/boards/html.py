@@ -10,6 +10,7 @@ import math
 from .format import (LEGEND, cost_sections, detail_columns, detail_rows, normalised_grid, overview,
                            reference_line, task_heading)
 from .plots import slug
+from .method_notes import FILLED_NOTE, notes_table
 from .leaderboard import FAMILIES, FAMILY_TITLE, Board
 
 STYLE = """
@@ -143,6 +144,11 @@ def render_html(board: Board, plots: dict[str, bytes]) -> str:
             for name, png in plots.items():
                 if name.startswith(f"{slug(task)}-"):
                     parts.append(_image(name, png))
+        headers, rows, filled = notes_table(board.runs)
+        if rows:
+            parts += ["<h2>Methods on this board: settings as run</h2>", _plain_table(headers, rows, "methods")]
+            if filled:
+                parts.append(f"<p>{_e(FILLED_NOTE)}</p>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>Leaderboard: {_e(board.experiment)}</title><style>{STYLE}</style></head>"
             f"<body>{''.join(parts)}<script>{SCRIPT}</script></body></html>\n")

@@ -52,7 +52,8 @@ CELL_PARAMS = ("ratio", "seed")
 #: every tag and param :func:`load_runs` reads: only these are fetched from the store
 RUN_TAGS = (*CELL_TAGS, "label", "family", "provenance", "data_origin", "code_version", "metric", "chance_level",
             "scores_cached")
-RUN_PARAMS = (*CELL_PARAMS, *(param for param, _ in DERIVED_FORWARD_PASSES.values()))
+RUN_PARAMS = (*CELL_PARAMS, "method_options", "method_settings",
+              *(param for param, _ in DERIVED_FORWARD_PASSES.values()))
 
 
 def is_cell_run(run) -> bool:
@@ -95,6 +96,7 @@ def load_runs(tracking_uri: str, experiment: str, client=None, sql: bool | None 
             "code_version": tags.get("code_version", ""), "metric": metric,
             "chance_level": _chance_level(tags), **_metric_bounds(tags),
             "ratio": float(params["ratio"]), "seed": int(params["seed"]),
+            "method_options": params.get("method_options"), "method_settings": params.get("method_settings"),
             "value": metrics.get(f"test_{metric}"), "start_time": run.start_time,
         }
         row.update({name: metrics.get(name) for name in RUN_METRICS})

@@ -5,6 +5,7 @@ from tabulate import tabulate
 
 from .format import (BEST_MARK, LEGEND, cost_sections, detail_columns, detail_rows, normalised_grid, overview,
                            reference_line, task_heading)
+from .method_notes import FILLED_NOTE, notes_table
 from .leaderboard import FAMILIES, FAMILY_TITLE, Board
 from ..sweeps.names import markdown_cell, markdown_code, markdown_text
 from ..sweeps.tracking import SUMMARY_FILTER
@@ -42,6 +43,10 @@ def render_markdown(board: Board) -> str:
                       _table(detail_columns(family, info["metric"]), body), ""]
             for caption, headers, rows in cost_sections(board, task, family):
                 lines += [markdown_text(caption), ""] + ([_table(headers, rows), ""] if headers else [])
+    headers, rows, filled = notes_table(board.runs)
+    if rows:
+        lines += ["## Methods on this board: settings as run", "", _table(headers, rows), ""]
+        lines += [FILLED_NOTE, ""] if filled else []
     return "\n".join(lines) + "\n"
 
 

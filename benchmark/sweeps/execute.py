@@ -3,6 +3,7 @@ collect every figure the cell logs. Knows nothing about MLflow or sweeps."""
 from __future__ import annotations
 
 import functools
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,9 @@ class CellPlan:
 
     def params(self) -> dict[str, Any]:
         recipe = {k: v for k, v in vars(self.task.recipe).items()}
-        return {"recipe": recipe, "family": self.method.family, "provenance": provenance_of(type(self.method))}
+        settings = type(self.method).settings(dict(self.cell.method_options))
+        return {"recipe": recipe, "family": self.method.family, "provenance": provenance_of(type(self.method)),
+                "method_settings": json.dumps(settings, sort_keys=True, default=str)}
 
     def tags(self) -> dict[str, str]:
         return {"family": self.method.family, "provenance": provenance_of(type(self.method)),
