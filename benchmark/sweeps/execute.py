@@ -155,6 +155,9 @@ def _run_cell(plan: CellPlan, device: torch.device, cache_dir: Path, hooks: list
     t0 = time.perf_counter()
     test = trainer.evaluate(model, splits.test)
     test_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    post_metrics, post_tags = task.post_evaluation(model, device)
+    post_seconds = time.perf_counter() - t0
     context.floor_to_measured()
 
     n_train = len(splits.train)
@@ -183,6 +186,8 @@ def _run_cell(plan: CellPlan, device: torch.device, cache_dir: Path, hooks: list
     })
     if "cached_scoring_seconds" in scoring:
         metrics["cached_scoring_seconds"] = scoring["cached_scoring_seconds"]
+    if post_metrics or post_tags:
+        metrics.update({**post_metrics, "post_eval_seconds": post_seconds})
     metrics.update(model_cost(model, task.example_input(splits.test)))
     if state.history:
         last = state.history[-1]
@@ -199,5 +204,5 @@ def _run_cell(plan: CellPlan, device: torch.device, cache_dir: Path, hooks: list
     evidence = Evidence(recorder, masks, model, provenance, data_source=data_source(task, provenance),
                         split_sizes={"train": n_train, "val": len(splits.val), "test": len(splits.test)},
                         device=str(device))
-    return CellResult(metrics, tags={"scores_cached": str(context.scores_cached).lower(), **provenance},
+    return CellResult(metrics, tags={"scores_cached": str(context.scores_cached).lower(), **provenance, **post_tags},
                       evidence=evidence)
