@@ -98,6 +98,8 @@ def test_a_pruned_cell_logs_lm_eval_accuracy_equal_to_an_independent_computation
     acc, acc_norm = expected_accuracy(result.evidence.model.lm, byte_tokenizer())
     assert metrics["lm_eval.tiny_mc.acc"] == pytest.approx(acc, abs=1e-12)
     assert metrics["lm_eval.tiny_mc.acc_norm"] == pytest.approx(acc_norm, abs=1e-12)
+    n = len(ITEMS)  # lm-eval's closed-form standard error of a mean of 0/1 scores
+    assert metrics["lm_eval.tiny_mc.acc_stderr"] == pytest.approx((acc * (1 - acc) / (n - 1)) ** 0.5, abs=1e-12)
     assert metrics["lm_eval.tiny_mc.samples"] == len(ITEMS) and metrics["post_eval_seconds"] > 0
     assert tags["lm_eval.version"] == lm_eval.__version__ == "0.4.13"
     assert tags["lm_eval.task_version.tiny_mc"] == "2.0" and tags["lm_eval.tasks"] == "tiny_mc"

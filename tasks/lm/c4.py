@@ -5,7 +5,7 @@ window a random document is drawn until one tokenises to MORE tokens than the wi
 random start ``randint(0, len - window - 1)`` in it, and the window is the ``window`` tokens
 from there (the tokenizer's special tokens included, as the reference tokenises).
 
-Only that shard is read (about 320 MB compressed, 356,317 documents), through the project's hub
+Only that shard is read (about 320 MB compressed, some 356,000 documents), through the project's hub
 loader (:mod:`tasks.hub`): the same cache, offline rule, local copies and messages as every hub
 data set.
 """

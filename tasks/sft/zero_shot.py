@@ -25,6 +25,9 @@ from benchmark.api.task import DataFormatError, DataNotFoundError
 
 #: the zero-shot tasks of the Wanda repository's ``lib/eval.py`` (``eval_zero_shot``)
 WANDA_TASKS = ("boolq", "rte", "hellaswag", "winogrande", "arc_easy", "arc_challenge", "openbookqa")
+#: resamples where lm-eval bootstraps a standard error (accuracy's is closed-form): its default,
+#: 100,000, takes minutes on a CPU for an F1 or a correlation
+BOOTSTRAP_ITERS = 1000
 INSTALL = "pip install 'prunebench[lm-eval]' (lm_eval==0.4.13 and accelerate)"
 
 
@@ -85,7 +88,8 @@ class ZeroShot:
         try:
             wrapped = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=self.batch_size)
             results = simple_evaluate(model=wrapped, tasks=self.tasks, task_manager=self.task_manager(),
-                                      limit=self.limit, num_fewshot=0, log_samples=True)
+                                      limit=self.limit, num_fewshot=0, log_samples=True,
+                                      bootstrap_iters=BOOTSTRAP_ITERS)
         except (ConnectionError, FileNotFoundError) as error:
             raise DataNotFoundError(f"task {self.task!r}: lm-eval could not load the data of {self.tasks} "
                                     f"({type(error).__name__}: {error}). lm-eval fetches each task's data set "
