@@ -143,3 +143,29 @@ def test_the_wanda_tasks_by_default_and_a_missing_include_folder(tmp_path):
         task.check_data()
     get_task("ppl-speeches")("smoke", data_dir=speeches, lm_eval_tasks=["tiny_mc"],
                              lm_eval_include=str(write_local_task(tmp_path / "tasks"))).check_data()
+
+
+def test_a_post_evaluation_adds_figures_and_never_replaces_a_measured_one(tmp_path, monkeypatch):
+    from benchmark.sweeps.cells import Cell
+    from benchmark.sweeps.execute import plan_cell, run_cell
+    from tasks.lm.perplexity import PplSpeeches
+
+    monkeypatch.setenv("PRUNEBENCH_CACHE", str(tmp_path / "cache"))
+    speeches = str(write_speeches(tmp_path / "speeches"))
+    cell = Cell(task="ppl-speeches", method="none", ratio=0.0, seed=0, profile="smoke")
+    seen = []
+
+    def extra(task, model, device):
+        seen.append(float(model.head.weight.abs().sum()))  # the final model itself
+        return {"extra.figure": 2.5}, {"extra.tag": "on record"}
+
+    monkeypatch.setattr(PplSpeeches, "post_evaluation", extra)
+    result = run_cell(plan_cell(cell, data_dir=speeches), torch.device("cpu"), tmp_path / "scores")
+    assert result.metrics["extra.figure"] == 2.5 and result.tags["extra.tag"] == "on record"
+    assert result.metrics["post_eval_seconds"] >= 0
+    assert seen == [float(result.evidence.model.head.weight.abs().sum())]
+
+    monkeypatch.setattr(PplSpeeches, "post_evaluation", lambda task, model, device: ({"test_perplexity": 1.0}, {}))
+    with pytest.raises(ValueError, match=r"task 'ppl-speeches': post_evaluation\(\) returned \['test_perplexity'\], "
+                                         r"figures the harness measures itself"):
+        run_cell(plan_cell(cell, data_dir=speeches), torch.device("cpu"), tmp_path / "scores")

@@ -186,8 +186,6 @@ def _run_cell(plan: CellPlan, device: torch.device, cache_dir: Path, hooks: list
     })
     if "cached_scoring_seconds" in scoring:
         metrics["cached_scoring_seconds"] = scoring["cached_scoring_seconds"]
-    if post_metrics or post_tags:
-        metrics.update({**post_metrics, "post_eval_seconds": post_seconds})
     metrics.update(model_cost(model, task.example_input(splits.test)))
     if state.history:
         last = state.history[-1]
@@ -197,6 +195,12 @@ def _run_cell(plan: CellPlan, device: torch.device, cache_dir: Path, hooks: list
             metrics[f"best_{val_key}"] = max(h[val_key] for h in state.history)
     if method.family == "model":
         metrics.update(measured_sparsity(model, task))
+    if post_metrics or post_tags:
+        clash = sorted(set(post_metrics) & {*metrics, "post_eval_seconds"})
+        if clash:  # an extra evaluation adds figures; it never replaces a measured one
+            raise ValueError(f"task {task.name!r}: post_evaluation() returned {clash}, figures the harness "
+                             f"measures itself; name the extra figures apart (as lm_eval.<task>.<metric>)")
+        metrics.update({**post_metrics, "post_eval_seconds": post_seconds})
     # the method's own figures, in their namespace: none can replace a figure measured above
     metrics.update(check_summary(third_party(method, "summary()", method.summary), method, dict(metrics)))
     masks = check_final_masks(third_party(method, "final_masks()", method.final_masks),
@@ -204,5 +208,5 @@ def _run_cell(plan: CellPlan, device: torch.device, cache_dir: Path, hooks: list
     evidence = Evidence(recorder, masks, model, provenance, data_source=data_source(task, provenance),
                         split_sizes={"train": n_train, "val": len(splits.val), "test": len(splits.test)},
                         device=str(device))
-    return CellResult(metrics, tags={"scores_cached": str(context.scores_cached).lower(), **provenance, **post_tags},
+    return CellResult(metrics, tags={**post_tags, "scores_cached": str(context.scores_cached).lower(), **provenance},
                       evidence=evidence)
