@@ -59,6 +59,15 @@ class ZeroShot:
 
         return TaskManager(include_path=self.include, include_defaults=include_defaults)
 
+    def resolving_manager(self):
+        """The include folder's own index where it holds every task (seconds), else lm-eval's
+        whole index as well (half a minute: thousands of YAML files)."""
+        if self.include is not None:
+            local = self.task_manager(include_defaults=False)
+            if all(t in local.all_tasks for t in self.tasks):
+                return local
+        return self.task_manager()
+
     def check(self) -> None:
         """Every task name resolves: the Wanda repository's by name, the rest against lm-eval's
         index (built only when needed: indexing lm-eval's thousands of tasks takes half a minute)."""
@@ -87,7 +96,7 @@ class ZeroShot:
         model.eval()
         try:
             wrapped = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=self.batch_size)
-            results = simple_evaluate(model=wrapped, tasks=self.tasks, task_manager=self.task_manager(),
+            results = simple_evaluate(model=wrapped, tasks=self.tasks, task_manager=self.resolving_manager(),
                                       limit=self.limit, num_fewshot=0, log_samples=True,
                                       bootstrap_iters=BOOTSTRAP_ITERS)
         except (ConnectionError, FileNotFoundError) as error:
