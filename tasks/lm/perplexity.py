@@ -206,10 +206,10 @@ class WikiText2(PerplexityTask):
     download_to_cache = True
 
     def __init__(self, profile: str = "cpu", data_dir: str | None = None, hub_id: str = WIKITEXT_ID,
-                 revision: str | None = None, **options: Any):
+                 revision: str | None = None, **recipe_overrides: Any):
         from tasks.hub import HubDataset, check_hub_options
 
-        super().__init__(profile, data_dir, **options)
+        super().__init__(profile, data_dir, **recipe_overrides)
         check_hub_options(self.name, hub_id, revision)
         self.hub = HubDataset(self.name, hub_id, WIKITEXT_CONFIG, revision)
         self._provenance: dict[str, str] = {}
