@@ -90,7 +90,7 @@ def detail_columns(family: str, metric: str, higher: bool = True) -> list[str]:
     at_cost = [f"Δ {baseline} @ equal {COST_NAMES[axis.name]}" for axis in EQUAL_COST[family]]
     cost = (["kept", "cost ×full", "fwd passes ×full", "speedup ×full"] if family == "data"
             else ["sparsity", "params left", "FLOPs ×dense", "cost ×full"])
-    return ["method", "ratio", "rank", f"{metric} mean ± std{direction.note(higher)}", "95% CI", "seeds", "Δ full",
+    return ["method", "ratio", f"{metric} mean ± std{direction.note(higher)}", "95% CI", "seeds", "Δ full",
             f"Δ {baseline} @ equal ratio", *at_cost, "test loss", *cost, "seconds", "peak MB", "front",
             "provenance"]
 
@@ -109,7 +109,6 @@ def detail_rows(table: pd.DataFrame, family: str) -> list[list[tuple[str, object
                     (number(r.flops_rel, ".3f"), r.flops_rel), total]
         out.append([
             (r.method + best_mark(r.get("best")), r.method), (f"{r.ratio:g}", r.ratio),
-            (number(r.get("rank"), ".0f"), r.get("rank")),
             (mean_std(r["mean"], r["std"]), r["mean"]),
             (interval(r.ci_low, r.ci_high), r.ci_low), (str(r.seeds), r.seeds),
             (delta(r.delta_full, r.p_full, r.noise_full, r.wins_full, r.pairs_full), r.delta_full),
@@ -256,11 +255,12 @@ LEGEND = (
     " after pruning), mean ± sample std over seeds, with the 95% confidence interval of the mean (Student's t; for a bounded metric on the logit scale of"
     " its range, so the interval stays inside it). Δ full / Δ baseline @ equal ratio: "
     "mean paired difference (same task, ratio and seed), two-sided paired t-test p-value and wins; "
+    f"{NOISE_MARK} marks a difference within noise (p ≥ 0.05); with one common seed there is no test. "
     "Direction: every Δ is method minus reference in the metric's own units, so for a lower-is-better metric "
-    "(perplexity, its heading says so) a negative Δ is an improvement; wins, rank (1 = best mean of its ratio,"
-    f" ties sharing the lower rank), {BEST_MARK}, {FRONT_MARK}, the row order and the baseline's curve all follow the "
-    "metric's direction. "
-    f"{NOISE_MARK} marks a difference within noise (p ≥ 0.05); with one common seed there is no test. *cost "
+    f"(perplexity, its heading says so) a negative Δ is an improvement; wins, {BEST_MARK}, {FRONT_MARK}, the row "
+    "order, the exported table's rank (1 = best mean of its ratio, ties sharing the lower rank) and the "
+    "baseline's curve all follow the metric's direction. "
+    "*cost "
     "×full*: the cell's total cost in training-pass equivalents over the full-data cell's: training sample "
     "passes (forward + backward), the method's own forward + backward passes (proxy training, SEVEN_pre's "
     f"scoring) and its forward-only passes (scoring the training set) at {FORWARD_WEIGHT:.3g} each: a backward"
