@@ -252,3 +252,15 @@ def test_direction_helpers():
     assert list(direction.rank_best_first(pd.Series([3.0, 1.0, 3.0]), higher=True)) == [1.0, 3.0, 1.0]
     assert compare_paired(pd.Series([1.0, 2.0]), pd.Series([2.0, 3.0]), higher=False).wins == 2
     assert direction.parse_tag("False") is False and direction.parse_tag("maybe") is None
+
+
+def test_plots_label_the_axis_and_draw_the_non_increasing_baseline(runs):
+    from benchmark.boards.plots import board_figures
+
+    figures = board_figures(build_board(runs[runs.task == LOWER], "direction"))
+    assert sorted(figures) == ["ppl-toy-metric-vs-cost.png", "ppl-toy-metric-vs-ratio.png"]
+    for figure in figures.values():
+        assert [ax.get_ylabel() for ax in figure.axes] == ["test perplexity (lower is better)"]
+    ax = figures["ppl-toy-metric-vs-cost.png"].axes[0]
+    fit = [line for line in ax.get_lines() if line.get_label() == "random-weights: monotone fit"][0]
+    assert np.all(np.diff(fit.get_ydata()) <= 0)  # pooled over seeds, never higher at more FLOPs
