@@ -211,11 +211,6 @@ def _by_seed(frame: pd.DataFrame, column: str = "value") -> pd.Series:
     return frame.set_index("seed")[column]
 
 
-def higher_of(runs: pd.DataFrame, task: str) -> bool:
-    """The direction of ``task``'s headline metric (:func:`.direction.higher_is_better`)."""
-    return direction.higher_is_better(runs[runs.task == task]) if "task" in runs else True
-
-
 def baseline_points(task_runs: pd.DataFrame, family: str) -> pd.DataFrame:
     """The family's baseline cells at every ratio plus the reference cells: random's curve."""
     baseline = FAMILY_BASELINE.get(family)
