@@ -27,7 +27,10 @@ def test_settings_are_the_declared_defaults_with_the_options_on_top():
 def _log(tracker: Tracker, method: str, options: dict, settings: dict | None, family: str, label: str = "") -> None:
     for seed in (0, 1):
         cell = Cell("fashion-mnist", method, 0.5, seed, "cpu", label=label or method, method_options=tuple(options.items()))
-        extra = {"family": family} | ({"method_settings": json.dumps(settings, sort_keys=True)} if settings else {})
+        # as a cell of this version logs them (execute.CellPlan.params)
+        extra = {"family": family} | ({"method_settings": json.dumps(settings, sort_keys=True),
+                                       "method_ratio_means": get_method(method).ratio_meaning(settings)}
+                                      if settings else {})
         run = tracker.start_cell(cell, "notes", extra, {**TAGS, "family": family, "provenance": "reference-code"})
         run.finish({"test_accuracy": 0.8 + 0.01 * seed, "train_seconds": 1.0, "scoring_seconds": 0.0,
                     "kept_fraction": 0.5, "total_sample_passes_rel": 0.5})

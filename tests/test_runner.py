@@ -1,6 +1,7 @@
 """The runner and MLflow tracking: skip finished cells, isolate failures, resume after a kill."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -108,6 +109,8 @@ def test_cell_run_holds_params_metrics_and_tags(tmp_path):
     assert (p["task"], p["method"], p["ratio"], p["seed"], p["profile"], p["budget"]) == (
         "fashion-mnist", "random", "0.5", "0", "smoke", "epochs")
     assert p["recipe.epochs"] == "2" and p["provenance"] == "reference-code"
+    assert json.loads(p["method_settings"]) == {"dynamic": False, "class_balanced": False}  # its defaults
+    assert p["method_ratio_means"] == "the fraction of training samples removed"
     assert t["status"] == "finished" and t["sweep"] == "t" and t["family"] == "data"
     assert t["provenance"] == "reference-code" and t["data_origin"] == "real" and t["code_version"]
     # smoke: 640 images, 64 carved for validation; ratio 0.5 keeps exactly 288 of 576

@@ -55,7 +55,7 @@ CELL_PARAMS = ("ratio", "seed")
 #: every tag and param :func:`load_runs` reads: only these are fetched from the store
 RUN_TAGS = (*CELL_TAGS, "label", "family", "provenance", "data_origin", "code_version", "metric", "chance_level",
             "metric_bounds", direction.TAG, "scores_cached")
-RUN_PARAMS = (*CELL_PARAMS, "method_options", "method_settings",
+RUN_PARAMS = (*CELL_PARAMS, "method_options", "method_settings", "method_ratio_means",
               *(param for param, _ in DERIVED_FORWARD_PASSES.values()))
 
 
@@ -101,6 +101,7 @@ def load_runs(tracking_uri: str, experiment: str, client=None, sql: bool | None 
             direction.COLUMN: _higher_is_better(tags),
             "ratio": float(params["ratio"]), "seed": int(params["seed"]),
             "method_options": params.get("method_options"), "method_settings": params.get("method_settings"),
+            "method_ratio_means": params.get("method_ratio_means"),
             "value": metrics.get(f"test_{metric}"), "start_time": run.start_time,
         }
         row.update({name: metrics.get(name) for name in RUN_METRICS})

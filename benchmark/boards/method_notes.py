@@ -58,18 +58,19 @@ def method_notes(runs: pd.DataFrame) -> list[MethodNote]:
     notes = []
     for label, group in sorted(pruned.groupby("label"), key=lambda item: item[0]):
         first = group.iloc[0]
-        method_cls = _method_class(first["method"])
-        seen: dict[str, tuple[dict | None, bool]] = {}
+        # the class is read only for cells that logged no settings (its module imports no torch)
+        method_cls = None if group.method_settings.map(lambda v: isinstance(v, str) and bool(v)).all() else _method_class(first["method"])
+        seen: dict[str, tuple[dict | None, bool, str]] = {}
         for _, row in group.iterrows():
             settings, filled = _settings_of(row, method_cls)
-            seen.setdefault(json.dumps(settings, sort_keys=True, default=str), (settings, filled))
-        for settings, filled in seen.values():
-            if settings is None:
-                text, meaning = NOT_RECORDED, FAMILY_RATIO.get(first["family"], "")
-            else:
-                text = ", ".join(f"{k}={v}" for k, v in sorted(settings.items())) or "no options"
-                meaning = (method_cls.ratio_meaning(settings) if method_cls is not None
+            meaning = row.get("method_ratio_means") or ""
+            if not meaning:
+                meaning = (method_cls.ratio_meaning(settings) if method_cls is not None and settings is not None
                            else FAMILY_RATIO.get(first["family"], ""))
+            seen.setdefault(json.dumps(settings, sort_keys=True, default=str), (settings, filled, meaning))
+        for settings, filled, meaning in seen.values():
+            text = (NOT_RECORDED if settings is None
+                    else ", ".join(f"{k}={v}" for k, v in sorted(settings.items())) or "no options")
             notes.append(MethodNote(label, first["method"], first["family"], text, meaning,
                                     first["provenance"] or "unknown", filled))
     return notes

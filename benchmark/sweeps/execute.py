@@ -39,7 +39,8 @@ class CellPlan:
         recipe = {k: v for k, v in vars(self.task.recipe).items()}
         settings = type(self.method).settings(dict(self.cell.method_options))
         return {"recipe": recipe, "family": self.method.family, "provenance": provenance_of(type(self.method)),
-                "method_settings": json.dumps(settings, sort_keys=True, default=str)}
+                "method_settings": json.dumps(settings, sort_keys=True, default=str),
+                "method_ratio_means": type(self.method).ratio_meaning(settings)}
 
     def tags(self) -> dict[str, str]:
         return {"family": self.method.family, "provenance": provenance_of(type(self.method)),
