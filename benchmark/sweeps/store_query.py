@@ -220,7 +220,9 @@ class StoreQuery:
         server = self.tracking_uri.rstrip("/")
         if server in self._plain_servers:
             return None
-        response = http_request(self.client._tracking_client.store.get_host_creds(), endpoint, "POST",
+        # the client's own credentials (MLFLOW_TRACKING_USERNAME/TOKEN, TLS options): its REST store's
+        creds = self.client._tracking_client.store.get_host_creds()
+        response = http_request(creds, endpoint, "POST",
                                 json=body, max_retries=2, raise_on_status=False)
         if response.status_code == 200:
             return response.json()
