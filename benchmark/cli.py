@@ -274,6 +274,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     policy = ClaimPolicy(ttl_s=args.claim_ttl, heartbeat_s=min(30.0, args.claim_ttl / 2))
     print(f"{args.sweep}: experiment {name!r} at {redact(uri)}" + ("" if found else " (not created yet)"))
     print(render_status(sweep_states(sweep.cells(), runs, policy), limit=args.limit))
+    if found is not None:  # submitted through `--executor slurm`: the job array's tasks too
+        from .sweeps.slurm_executor import array_status
+
+        if line := array_status(found.tags):
+            print(line)
     return 0
 
 
