@@ -171,3 +171,27 @@ def test_registering_the_resolver_twice_is_harmless():
     repo = get_artifact_repository("mlartifacts/r/artifacts", tracking_uri="sqlite:////data/s/mlflow.db")
     assert repo.artifact_dir == "/data/s/mlartifacts/r/artifacts"
     assert get_artifact_repository("/abs/a").artifact_dir == "/abs/a"
+
+
+@pytest.mark.slow
+def test_the_ui_child_serves_the_artifacts_of_a_copied_store(tmp_path):
+    """`prunebench ui`'s child (`mlflow ui`, started in the store's folder) on a copy whose original is gone."""
+    import urllib.request
+
+    from helpers_server import free_port
+
+    from benchmark.sweeps.server import mlflow_child, start_foreground, stop_server, wait_healthy
+
+    tracker = Tracker(f"sqlite:///{tmp_path}/made/mlflow.db", "sweep")
+    run = tracker.start_cell(CELL, "sweep", {}, {})
+    tracker.client.log_text(run.run_id, "served from the copy", "cell.txt")
+    shutil.copytree(tmp_path / "made", tmp_path / "copy")
+    shutil.rmtree(tmp_path / "made")
+    port = free_port()
+    process = start_foreground(mlflow_child("ui", f"sqlite:///{tmp_path}/copy/mlflow.db", "127.0.0.1", port))
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", process, timeout=300)
+        url = f"http://127.0.0.1:{port}/get-artifact?path=cell.txt&run_uuid={run.run_id}"
+        assert urllib.request.urlopen(url, timeout=60).read() == b"served from the copy"
+    finally:
+        stop_server(process)
