@@ -214,7 +214,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
     mute_store_error_logs()
     uri = args.tracking_uri or default_tracking_uri()
-    command = redact("prunebench " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    from .sweeps.uris import portable_argument
+
+    # as the board records it: no absolute path of this machine (a store under the working directory is relative)
+    command = redact("prunebench " + " ".join(shlex.quote(portable_argument(a)) for a in sys.argv[1:]))
     try:
         published = build_and_publish(uri, args.experiment, Path(args.out), command=command,
                                       log_board=not args.no_mlflow)

@@ -260,6 +260,14 @@ class Task:
     def cell_minutes(self) -> int:
         return int(self.CELL_MINUTES.get(self.profile, 60))
 
+    #: per profile, (seconds per cell, seconds per training sample-pass) on 2 idle CPU cores: what a
+    #: sweep's first time estimate is made of (:mod:`benchmark.sweeps.estimate`); a task that declares
+    #: none is estimated from its own cells once one has finished
+    PASS_SECONDS: ClassVar[dict[str, tuple[float, float]]] = {}
+
+    def pass_seconds(self) -> tuple[float, float] | None:
+        return self.PASS_SECONDS.get(self.profile)
+
     def head(self, model: nn.Module) -> nn.Module:
         return model.head
 

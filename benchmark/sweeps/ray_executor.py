@@ -37,6 +37,9 @@ def remote_cell(cell: Cell, data_dir: str | None, cache_dir: str, tracking_uri: 
     from .tracking import code_version
     from ..training.trainer import resolve_device
 
+    from .artifact_root import use_store_relative_artifacts
+
+    use_store_relative_artifacts()  # a SQLite store's relative artifact locations, read against its folder
     run = CellRun(MlflowClient(tracking_uri), run_id)
     plan = plan_cell(cell, data_dir)
     result = run_cell(plan, resolve_device(device), Path(cache_dir), hooks=[EpochLogger(run)])

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .cells import Cell, Sweep
+from .estimate import SweepEstimate, finished_seconds, sweep_costs
 from .progress import EpochProgress, SweepProgress
 from .store import StoreError
 from .tracking import EpochLogger, Tracker
@@ -68,7 +69,8 @@ def run_sweep(sweep: Sweep, tracker: Tracker, device: torch.device | str, cache_
         todo = todo[start % len(todo):] + todo[:start % len(todo)]
     if max_cells is not None:
         todo = todo[:max_cells]
-    progress = SweepProgress(len(todo), len(done), quiet=quiet)
+    estimate = None if quiet or not todo else plan_estimate(sweep, todo, done, tracker)
+    progress = SweepProgress(len(todo), len(done), quiet=quiet, estimate=estimate, cells=todo)
     if not todo:
         return report
     from .evidence_log import log_evidence
@@ -79,7 +81,7 @@ def run_sweep(sweep: Sweep, tracker: Tracker, device: torch.device | str, cache_
     data_dirs = sweep.data_dirs()
 
     for cell in todo:
-        progress.start_cell(f"{cell.display}  [{cell.id}]")
+        progress.start_cell(f"{cell.display}  [{cell.id}]", cell)
         plan = run = None
         try:
             plan = plan_cell(cell, data_dirs.get(cell.task))  # a method's or task's __init__: the cell's code
@@ -110,6 +112,22 @@ def run_sweep(sweep: Sweep, tracker: Tracker, device: torch.device | str, cache_
         metric = f"test_{plan.task.metric}"
         record_finished(report, progress, cell, run, f"{metric} {result.metrics[metric]:.4f}")
     return report
+
+
+def plan_estimate(sweep: Sweep, todo: list[Cell], done: list[Cell], tracker: Tracker) -> SweepEstimate | None:
+    """The time the cells to run should take (:mod:`.estimate`): from their recipes, scaled by the
+    seconds of this sweep's cells already finished in the store. Only said, never acted on: a
+    failure to make it is no reason to stop, and leaves the plain ETA."""
+    try:
+        estimate = SweepEstimate(sweep_costs([*todo, *done], sweep.data_dirs()))
+        if done:
+            by_id = {c.id: c for c in done}
+            for cell_id, seconds in finished_seconds(tracker.query, tracker.experiment_id).items():
+                if cell_id in by_id:
+                    estimate.observe(by_id[cell_id], seconds)
+        return estimate
+    except Exception:
+        return None
 
 
 def record_failed(report: SweepReport, progress: SweepProgress, tracker: Tracker, sweep: str, cell: Cell,
@@ -167,4 +185,4 @@ def record_finished(report: SweepReport, progress: SweepProgress, cell: Cell, ru
         progress.end_cell(f"{outcome}, but another runner finished it first: its run stands")
         return
     report.finished.append(cell.id)
-    progress.end_cell(outcome)
+    progress.end_cell(outcome, finished=True)

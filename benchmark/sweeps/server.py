@@ -36,6 +36,9 @@ class ChildServer:
 
     argv: list[str]
     env: dict[str, str]
+    #: where it runs: a SQLite store's folder, against which MLflow reads the store's relative
+    #: artifact locations (:mod:`.artifact_root`); None: the caller's working directory
+    cwd: str | None = None
 
     @property
     def store(self) -> str:
@@ -53,17 +56,25 @@ def mlflow_child(verb: str, store: str, host: str, port: int, artifacts: str | N
                  workers: int | None = None, app_folder: str | Path | None = None) -> ChildServer:
     """``python -m mlflow VERB`` on ``host:port``, its store (and artifacts) passed in the
     environment; with ``app_folder``, as the app ``prunebench`` (:mod:`.server_app`: MLflow's
-    own plus the narrow reads), its entry point recorded there."""
+    own plus the narrow reads), its entry point recorded there. A SQLite store's server runs in
+    the store's folder (its artifact locations are relative to it)."""
+    from .artifact_root import store_folder
+    from .uris import sqlite_path
+
     argv = [sys.executable, "-m", "mlflow", verb, "--host", host, "--port", str(port)]
     if workers is not None:
         argv += ["--workers", str(workers)]
+    folder = store_folder(store)
+    if folder is not None:  # it runs in the store's folder: every path it is given must not depend on ours
+        store = f"sqlite:///{Path(sqlite_path(store)).resolve()}"
+        artifacts = str(Path(artifacts).resolve()) if artifacts is not None and "://" not in artifacts else artifacts
     env = {STORE_ENV: store, **({ARTIFACTS_ENV: artifacts} if artifacts is not None else {})}
     if app_folder is not None:
         from .server_app import APP_NAME, app_env
 
         argv += ["--app-name", APP_NAME]
-        env.update(app_env(app_folder))
-    return ChildServer(argv, env)
+        env.update(app_env(Path(app_folder).resolve()))
+    return ChildServer(argv, env, str(folder) if folder is not None else None)
 
 
 def server_command(directory: str | Path, host: str = "127.0.0.1", port: int = 5000, workers: int = 2,
@@ -108,14 +119,14 @@ def start_server(directory: str | Path, port: int, workers: int = 1, env: dict[s
     child = server_command(directory, port=port, workers=workers, **kwargs)
     with open(Path(directory) / "server.log", "ab") as log:
         process = subprocess.Popen(child.argv, env={**(os.environ if env is None else env), **child.env}, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+                                   stderr=subprocess.STDOUT, cwd=child.cwd, start_new_session=True)
     process.log_path = Path(directory) / "server.log"
     return process
 
 
 def start_foreground(child: ChildServer) -> subprocess.Popen:
     """``child`` with its output on this terminal, in its own process group (see :func:`forwarding_signals`)."""
-    return subprocess.Popen(child.argv, env=child.environment(), start_new_session=True)
+    return subprocess.Popen(child.argv, env=child.environment(), cwd=child.cwd, start_new_session=True)
 
 
 @contextlib.contextmanager

@@ -129,8 +129,10 @@ def open_client(uri: str) -> Any:
     harness's index (:func:`.store_query.ensure_tag_index`), one runner at a time."""
     from mlflow.tracking import MlflowClient
 
+    from .artifact_root import use_store_relative_artifacts
     from .store_query import ensure_tag_index
 
+    use_store_relative_artifacts()  # relative artifact locations read against the store's folder
     probe_database(uri)
     with store_lock(uri):  # the client's constructor opens (creates, migrates) the store
         client = guarded(uri, "cannot be opened", lambda: MlflowClient(tracking_uri=uri))

@@ -248,3 +248,31 @@ def _in_list(prefix: str, values: Collection[str]) -> tuple[str, dict[str, str]]
     """``:k0, :k1, ...`` and their bindings, for ``IN (...)``."""
     named = {f"{prefix}{i}": value for i, value in enumerate(values)}
     return ", ".join(f":{name}" for name in named), named
+
+
+# --- artifact locations (:mod:`.artifact_root`): the two columns MLflow keeps them in, on a
+# plain sqlite3 connection the caller holds (and commits)
+
+def experiment_locations(connection: Any) -> list[tuple[str, str]]:
+    """(experiment id, artifact location) of every experiment of a SQLite store."""
+    return [(str(eid), location or "") for eid, location in
+            connection.execute("SELECT experiment_id, artifact_location FROM experiments ORDER BY experiment_id")]
+
+
+def run_artifact_uris(connection: Any, experiment_id: str | None = None) -> list[tuple[str, str]]:
+    """(run id, artifact URI) of the runs of one experiment (of every experiment: None)."""
+    if experiment_id is None:
+        return [(r, u or "") for r, u in connection.execute("SELECT run_uuid, artifact_uri FROM runs")]
+    return [(r, u or "") for r, u in connection.execute("SELECT run_uuid, artifact_uri FROM runs WHERE experiment_id = ?",
+                                                        (int(experiment_id),))]
+
+
+def set_experiment_location(connection: Any, experiment_id: str, location: str, only_without_runs: bool = False) -> None:
+    """Set an experiment's artifact location (``only_without_runs``: only while it holds no run)."""
+    guard = " AND NOT EXISTS (SELECT 1 FROM runs WHERE runs.experiment_id = experiments.experiment_id)"
+    connection.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?"
+                       + (guard if only_without_runs else ""), (location, int(experiment_id)))
+
+
+def set_run_artifact_uri(connection: Any, run_id: str, uri: str) -> None:
+    connection.execute("UPDATE runs SET artifact_uri = ? WHERE run_uuid = ?", (uri, run_id))

@@ -2,7 +2,7 @@
 
 The store is the tracking URI given, else ``$MLFLOW_TRACKING_URI``, else a
 SQLite file ``mlflow.db`` in the working directory (artifacts beside it in
-``mlartifacts/``). A cell's run carries the tag ``cell_id``; its ``status`` tag
+``mlartifacts/``, recorded relative to the database's folder: :mod:`.artifact_root`). A cell's run carries the tag ``cell_id``; its ``status`` tag
 moves running -> finished | failed | interrupted (| superseded, see
 :mod:`.claims`), and only ``finished`` runs count as done: a re-run skips them
 and re-runs everything else. Several runners may share a store: a runner takes a
@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 from .claims import ClaimPolicy, Heartbeat, claim_tags, is_finished, is_live, resolve_duplicates
 from ..api.hooks import Hook, TrainState
-from .store import StoreError, guarded, open_client, redact
+from .artifact_root import ARTIFACT_FOLDER, store_folder
+from .store_paths import relocate_new_experiment
+from .store import StoreError, guarded, open_client, redact, store_lock
 from .store_query import StoreQuery
 
 if TYPE_CHECKING:
@@ -85,22 +87,25 @@ def library_versions() -> dict[str, str]:
 def ensure_experiment(client: Any, tracking_uri: str, name: str, kind: str = "cells") -> str:
     """The id of the harness experiment ``name`` of ``kind``, created if absent; a
     :class:`StoreError` if the name is taken by a deleted experiment or by another tool's."""
-    existing = client.get_experiment_by_name(name)
-    if existing is not None:
-        return adopt_experiment(client, tracking_uri, existing, kind)
-    artifact_location = None
-    if tracking_uri.startswith("sqlite:///"):
-        # keep artifacts beside the database rather than in whatever directory we run from
-        db_path = Path(tracking_uri[len("sqlite:///"):])
-        artifact_location = (db_path.parent / "mlartifacts").resolve().as_uri()
-    try:
-        return client.create_experiment(name, artifact_location=artifact_location,
-                                        tags={KIND_TAG: kind, EXPERIMENT_KIND_TAG: MODEL_TRAINING})
-    except Exception:  # another runner created it a moment ago: use theirs
+    # a SQLite store: under its lock, so that a runner finding the experiment finds it relocated
+    with store_lock(tracking_uri):
         existing = client.get_experiment_by_name(name)
-        if existing is None:
-            raise
-        return adopt_experiment(client, tracking_uri, existing, kind)
+        if existing is not None:
+            return adopt_experiment(client, tracking_uri, existing, kind)
+        folder = store_folder(tracking_uri)
+        # artifacts beside the database, not in whatever directory we run from; MLflow stores the
+        # location absolute, and relocate_new_experiment makes it relative to the store's folder
+        artifact_location = (folder / ARTIFACT_FOLDER).as_uri() if folder is not None else None
+        try:
+            experiment_id = client.create_experiment(name, artifact_location=artifact_location,
+                                                     tags={KIND_TAG: kind, EXPERIMENT_KIND_TAG: MODEL_TRAINING})
+        except Exception:  # another runner (on a server store) created it a moment ago: use theirs
+            existing = client.get_experiment_by_name(name)
+            if existing is None:
+                raise
+            return adopt_experiment(client, tracking_uri, existing, kind)
+        relocate_new_experiment(tracking_uri, experiment_id)
+        return experiment_id
 
 
 def adopt_experiment(client: Any, tracking_uri: str, experiment: Any, kind: str) -> str:

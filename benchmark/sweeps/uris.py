@@ -44,3 +44,29 @@ def sqlite_path(uri: str) -> Path | None:
         return None
     path = uri[len("sqlite:///"):].split("?", 1)[0]
     return Path(path) if path and path != ":memory:" else None
+
+
+def portable_argument(argument: str, cwd: str | Path | None = None) -> str:
+    """A command-line argument as it may be recorded (in a board, a run's tags): an absolute path
+    under ``cwd`` (default: the working directory) written relative to it, one under the home
+    folder as ``~/...``; in a plain argument, a ``sqlite:///`` URI or an ``--option=`` value.
+    Any other argument is returned as it is."""
+    import os
+
+    for prefix in ("sqlite:///", ""):
+        head, _, value = argument.partition("=") if argument.startswith("--") and "=" in argument else ("", "", argument)
+        if not value.startswith(prefix):
+            continue
+        path = value[len(prefix):]
+        if not os.path.isabs(path):
+            return argument
+        here, home = Path(cwd or os.getcwd()).resolve(), Path.home().resolve()
+        resolved = Path(os.path.normpath(path))
+        if resolved == here or here in resolved.parents:
+            shown = os.path.relpath(resolved, here)
+        elif home != Path("/") and home in resolved.parents:
+            shown = "~/" + os.path.relpath(resolved, home)
+        else:
+            return argument
+        return f"{head}={prefix}{shown}" if head else f"{prefix}{shown}"
+    return argument
