@@ -47,7 +47,7 @@ table.sortable th[aria-sort=ascending]::after { content: " ▲"; }
 table.sortable th[aria-sort=descending]::after { content: " ▼"; }
 .simulated { color: #b00; font-weight: bold; }
 .note { font-weight: bold; color: #8a4b00; }
-.key, .meta, details { font-size: 13px; color: #444; max-width: 1100px; }
+.key, .meta, .info, details { font-size: 13px; color: #444; max-width: 1100px; }
 details { margin: 0.3em 0; }
 details summary { cursor: pointer; color: #0550ae; }
 a { color: #0550ae; text-decoration: none; }
@@ -252,7 +252,7 @@ def render_html(board: Board, plots: dict[str, bytes], links: BoardLinks | None 
     else:
         single = one_seed(board)
         tasks = len(board.tasks)
-        parts.append(f'<p class="meta">{len(board.runs)} finished cells, {tasks} task{"s" if tasks != 1 else ""}; '
+        parts.append(f'<p class="info">{len(board.runs)} finished cells, {tasks} task{"s" if tasks != 1 else ""}; '
                      f"generated {_e(board.generated)}. "
                      + ("Each figure links to its run in MLflow." if links else "") + "</p>")
         if single:

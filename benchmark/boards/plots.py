@@ -265,13 +265,16 @@ def _baseline_and_front(ax, board: Board, task: str, family: str, table, column:
 
 
 def board_figures(board: Board) -> dict[str, Figure]:
-    """File name -> figure, three per task: the Δ plot (the main one), the metric, the cost."""
+    """File name -> figure, three per task: the Δ plot (the main one; none when a task has only
+    the reference methods), the metric, the cost."""
     styles = method_styles(board)
     figures = {}
     for task in board.tasks:
         if not _families(board, task):
             continue
-        figures[f"{slug(task)}-delta-vs-ratio.png"] = delta_vs_ratio(board, task, styles)
+        if any((board.tables[(task, f)].method != reference_of(board.tables[(task, f)], f)).any()
+               for f in _families(board, task)):  # else nothing to draw against the reference
+            figures[f"{slug(task)}-delta-vs-ratio.png"] = delta_vs_ratio(board, task, styles)
         figures[f"{slug(task)}-metric-vs-ratio.png"] = metric_vs_ratio(board, task, styles)
         figures[f"{slug(task)}-metric-vs-cost.png"] = metric_vs_cost(board, task, styles)
     return figures
