@@ -21,6 +21,11 @@ TOP_MARK = "◆"  # the best mean at its ratio, whatever the margin (always mark
 ONE_SEED_NOTE = "One seed: no intervals and no significance tests; every cell shows the value only."
 MARK_KEY = (f"{TOP_MARK} best mean at its ratio (bold); {BEST_MARK} ahead of the next best by more than noise "
             "(paired t-test over seeds, p < 0.05); [low, high]: 95% confidence interval of the mean over seeds.")
+
+
+def mark_key(single: bool = False) -> str:
+    """What the lead tables' marks mean (on a one-seed board only the best's: no test, no interval)."""
+    return f"{TOP_MARK} best value at its ratio (bold)." if single else MARK_KEY
 ORDER_RULES = ("Order: tasks alphabetical (one tab each); data pruning, then model pruning; in the lead tables "
                "ratios ascend left to right and methods go by their mean rank over the ratios (rank 1 = best "
                "mean at a ratio), then by name; detail tables by ratio, then best mean first.")

@@ -11,7 +11,7 @@ import base64
 import html
 import math
 
-from .format import (BEST_MARK, LEGEND, MARK_KEY, ONE_SEED_NOTE, ORDER_RULES, TOP_MARK, column_help, cost_sections,
+from .format import (BEST_MARK, LEGEND, mark_key, ONE_SEED_NOTE, ORDER_RULES, TOP_MARK, column_help, cost_sections,
                      detail_tables, lead_grid, normalised_grid, normalised_tasks, one_seed, ranks, reference_line,
                      simulated, task_heading)
 from .leaderboard import FAMILIES, FAMILY_TITLE, Board
@@ -257,7 +257,7 @@ def render_html(board: Board, plots: dict[str, bytes], links: BoardLinks | None 
                      + ("Each figure links to its run in MLflow." if links else "") + "</p>")
         if single:
             parts.append(f'<p class="note" id="one-seed">{_e(ONE_SEED_NOTE)}</p>')
-        parts += [f'<p class="key">{_e(MARK_KEY)} {_e(ORDER_RULES)}</p>',
+        parts += [f'<p class="key">{_e(mark_key(single))} {_e(ORDER_RULES)}</p>',
                   f"<details><summary>Definitions of every column and figure</summary><p>{_e(LEGEND)}</p></details>",
                   _tabs(board, [_task_panel(board, task, plots, single, links) for task in board.tasks])]
         if tasks > 1:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from .format import (BEST_MARK, LEGEND, MARK_KEY, ONE_SEED_NOTE, ORDER_RULES, cost_sections, detail_tables,
+from .format import (BEST_MARK, LEGEND, mark_key, ONE_SEED_NOTE, ORDER_RULES, cost_sections, detail_tables,
                      lead_grid, lead_text, normalised_grid, normalised_tasks, one_seed, overview, reference_line,
                      task_heading)
 from .leaderboard import FAMILIES, FAMILY_TITLE, Board
@@ -35,7 +35,7 @@ def render_markdown(board: Board) -> str:
     lines += [f"{len(board.runs)} finished cells, {len(board.tasks)} task(s); generated {board.generated}.", ""]
     if single:
         lines += [f"**{ONE_SEED_NOTE}**", ""]
-    lines += [f"{MARK_KEY} {ORDER_RULES} Definitions of every column: at the end.", ""]
+    lines += [f"{mark_key(single)} {ORDER_RULES} Definitions of every column: at the end.", ""]
     for task in board.tasks:
         lines += [f"## {markdown_text(task_heading(board, task))}", "", reference_line(board, task, single), ""]
         for family in FAMILIES:
