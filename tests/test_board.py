@@ -354,3 +354,35 @@ def test_plot_texts_stay_inside_their_figures(published, monkeypatch):
         outside = [text for text, e, box in drawn
                    if not (box.x0 - 1 <= e.x0 and e.x1 <= box.x1 + 1 and box.y0 - 1 <= e.y0 and e.y1 <= box.y1 + 1)]
         assert outside == [], name
+
+
+def test_html_rows_link_to_their_summary_runs_and_cells_in_the_store(published):
+    """Every lead cell links to the summary run of its row (found in the store by id, its params
+    the row's), every detail row's seed count to exactly its cells; at `prunebench ui`'s address."""
+    from urllib.parse import unquote
+
+    from test_board_lead import parse
+
+    uri, tmp, result = published
+    client = MlflowClient(tracking_uri=uri)
+    page = parse((tmp / "results" / "board.html").read_text(encoding="utf-8"))
+    checked = 0
+    for table in (t for t in page.tables if t["class"] == "lead"):
+        task, family = table["id"][len("lead-"):].split("--")
+        ratios = [float(c["text"][2:]) for c in table["head"][1:]]
+        for row in table["rows"]:
+            for ratio, cell in zip(ratios, row[1:]):
+                if not cell["text"]:
+                    continue
+                prefix = f"http://127.0.0.1:5000/#/experiments/{result.experiment_id}/runs/"
+                assert cell["href"].startswith(prefix), cell
+                run = client.get_run(cell["href"][len(prefix):].split("?")[0])
+                assert run.data.params == {"task": task, "family": family, "method": row[0]["text"],
+                                           "ratio": f"{ratio:g}"}
+                checked += 1
+    assert checked == 6  # cifar10 random; fashion-mnist random, el2n, magnitude x2, random-weights
+    detail = next(t for t in page.tables if t["id"] == "fashion-mnist--data")
+    el2n = next(r for r in detail["rows"] if r[0]["text"].startswith("el2n"))
+    ids = re.findall(r"'([0-9a-f]{32})'", unquote(el2n[4]["href"]))
+    runs = client.search_runs([result.experiment_id], "tags.label = 'el2n'")
+    assert sorted(ids) == sorted(r.info.run_id for r in runs) and len(ids) == 3
