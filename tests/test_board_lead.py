@@ -388,3 +388,13 @@ def test_in_chromium_the_first_table_is_in_the_first_screen_with_the_best_of_eve
             assert model["y"] + model["height"] <= height
     finally:
         driver.quit()
+
+
+def test_methods_that_tie_for_the_best_mean_are_both_marked():
+    runs = make_runs(tasks=("fashion-mnist",), ratios=(0.5,), noise=0.0)
+    # no noise: the values are 0.9 - slope * ratio; give wanda magnitude's slope, so they tie
+    tie = (runs.label == "wanda")
+    runs.loc[tie, "value"] = runs[(runs.label == "magnitude")].value.values
+    page = parse(render_html(build_board(runs, "tie"), {}))
+    lead = next(t for t in page.tables if t["id"] == "lead-fashion-mnist--model")
+    assert sorted(r[0]["text"] for r in lead["rows"] if TOP_MARK in r[1]["text"]) == ["magnitude", "wanda"]

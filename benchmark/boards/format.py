@@ -61,10 +61,16 @@ def one_seed(board: Board) -> bool:
 
 def ranks(table: pd.DataFrame) -> list[int]:
     """Each row's rank within its ratio: the table's own ``rank`` column where it has one, else
-    its position in the ratio's rows (a family table is sorted best first within a ratio)."""
+    its position in the ratio's rows (a family table is sorted best first within a ratio), rows
+    with equal means sharing the better one."""
     if "rank" in table:
         return [int(r) for r in table["rank"]]
-    return [int(r) + 1 for r in table.groupby("ratio", sort=False).cumcount()]
+    out, previous = [], None
+    for position, ratio, mean in zip(table.groupby("ratio", sort=False).cumcount(), table.ratio, table["mean"]):
+        # equal means share the better rank (both best when they tie)
+        out.append(out[-1] if previous == (ratio, mean) else int(position) + 1)
+        previous = (ratio, mean)
+    return out
 
 
 def interval(low, high) -> str:
