@@ -116,6 +116,7 @@ def _categorical(ax, methods: list[str], ratio: float) -> dict[str, int]:
     """One ratio: methods side by side on the x axis (their positions), named on its ticks."""
     ax.set_xticks(range(len(methods)), [mathtext_safe(m) for m in methods], rotation=20, ha="right", fontsize=8)
     ax.set_xlabel(f"method (ratio removed {ratio:g})")
+    ax.set_xlim(-0.5, len(methods) - 0.5)
     return {m: i for i, m in enumerate(methods)}
 
 
