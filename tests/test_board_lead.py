@@ -49,7 +49,8 @@ def make_runs(tasks=("cwru-sim", "fashion-mnist"), seeds=(0, 1, 2), ratios=(0.3,
                 "kept_fraction": 1 - ratio if family == "data" else 1.0,
                 "realised_sparsity": ratio if family == "model" else 0.0,
                 "total_sample_passes_rel": 1 - ratio if family == "data" else 1.0,
-                "cost_rel": (1 - ratio) * (1.1 if label in ("el2n", "forgetting") else 1.0) if family == "data" else 1.0,
+                "cost_rel": ((1 - ratio) * (1.1 if label in ("el2n", "forgetting") else 1.0) if family == "data"
+                             else 1.0),
                 "forward_rel": 0.0, "forward_derived": False, "seconds_derived": False, "scoring_seconds": 0.0,
                 "train_seconds": 100 * (1 - ratio) + seed, "seconds": 100 * (1 - ratio) + seed,
                 "params_total": 1000.0, "params_remaining": 1000 * (1 - ratio) if family == "model" else 1000.0,
@@ -213,7 +214,8 @@ def test_rows_link_to_their_summary_run_and_their_cells(board):
     detail = next(t for t in page.tables if t["id"] == "fashion-mnist--model")
     first = detail["rows"][0]
     method, ratio = first[0]["text"].split(" ")[0], float(first[1]["text"])
-    cells = board.runs[(board.runs.task == "fashion-mnist") & (board.runs.label == method) & (board.runs.ratio == ratio)]
+    runs = board.runs
+    cells = runs[(runs.task == "fashion-mnist") & (runs.label == method) & (runs.ratio == ratio)]
     assert first[0]["href"] == run_url("http://ui.example:5000", "7", ids[("fashion-mnist", "model", method, ratio)])
     assert first[4]["href"] == cells_url("http://ui.example:5000", "7", list(cells.run_id))
     assert all(f"%27{run_id}%27" in first[4]["href"] for run_id in cells.run_id) and len(cells) == 3
@@ -286,7 +288,7 @@ def test_the_delta_plot_comes_first_with_error_bars_against_the_family_baseline(
 def test_legends_hold_every_drawn_element_and_cost_plots_have_error_bars(board, figures):
     for name, fig in figures.items():
         for ax in fig.axes:
-            handles, labels = ax.get_legend_handles_labels()
+            _, labels = ax.get_legend_handles_labels()
             shown = [t.get_text() for t in ax.get_legend().get_texts()]
             assert shown == labels and labels, name
             drawn = [a.get_label() for a in (*ax.lines, *ax.collections, *ax.patches, *ax.containers)
@@ -349,12 +351,11 @@ def test_ui_url_is_checked_before_anything_runs(capsys):
 def test_in_chromium_the_first_table_is_in_the_first_screen_with_the_best_of_every_ratio_marked(board, tmp_path):
     """At 1400 x 900 the page opens on the first task's lead table, whole, with one best cell
     marked per ratio column; the second tab shows the second task's in the same place."""
-    from selenium.webdriver.common.by import By
-
     from matplotlib.figure import Figure
+    from selenium.webdriver.common.by import By
+    from test_board import browser
 
     from benchmark.boards.plots import _png
-    from test_board import browser
 
     # the plots' places held by a small image each (they come after the tables; drawing them takes long)
     png = _png(Figure(figsize=(8, 3)))
@@ -377,7 +378,7 @@ def test_in_chromium_the_first_table_is_in_the_first_screen_with_the_best_of_eve
             assert first[0] == f"lead-{task}--data"
             assert first[4] == 0 and 0 < first[1] and first[2] <= height and first[3] <= width, first
             table = driver.find_element(By.ID, f"lead-{task}--data")
-            rows = [[td for td in tr.find_elements(By.TAG_NAME, "td")] for tr in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
+            rows = [tr.find_elements(By.TAG_NAME, "td") for tr in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
             for column, ratio in enumerate((0.3, 0.5, 0.7, 0.9), start=1):
                 marked = [r[0].text for r in rows if TOP_MARK in r[column].text]
                 assert marked == [expected_marks(board.runs, task, "data", ratio)[0]], (task, ratio)

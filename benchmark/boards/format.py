@@ -312,7 +312,6 @@ class LeadCell:
     interval: str  # its 95% CI, "(1 seed)", or "" on a one-seed board
     top: bool  # the best mean at its ratio
     significant: bool  # and ahead of the next best by more than noise
-    row: int  # its index in the family table
 
 
 def lead_grid(table: pd.DataFrame, single: bool = False) -> tuple[list[float], list[tuple[str, list]]]:
@@ -322,7 +321,7 @@ def lead_grid(table: pd.DataFrame, single: bool = False) -> tuple[list[float], l
     by_rank = table.assign(_rank=ranks(table))
     order = by_rank.groupby("method")["_rank"].mean().reset_index().sort_values(["_rank", "method"]).method
     cells: dict[tuple[str, float], LeadCell] = {}
-    for index, r in by_rank.iterrows():
+    for _, r in by_rank.iterrows():
         if single:
             shown = ""
         elif missing(r.ci_low):
@@ -330,7 +329,7 @@ def lead_grid(table: pd.DataFrame, single: bool = False) -> tuple[list[float], l
         else:
             shown = f"[{r.ci_low:.4f}, {r.ci_high:.4f}]"
         cells[(r.method, r.ratio)] = LeadCell(number(r["mean"]), shown, r._rank == 1,
-                                              not missing(r.get("best")) and bool(r.get("best")), int(index))
+                                              not missing(r.get("best")) and bool(r.get("best")))
     return ratios, [(method, [cells.get((method, ratio)) for ratio in ratios]) for method in order]
 
 

@@ -11,8 +11,8 @@ import base64
 import html
 import math
 
-from .format import (BEST_MARK, LEGEND, mark_key, ONE_SEED_NOTE, ORDER_RULES, TOP_MARK, column_help, cost_sections,
-                     detail_tables, lead_grid, normalised_grid, normalised_tasks, one_seed, ranks, reference_line,
+from .format import (BEST_MARK, LEGEND, ONE_SEED_NOTE, ORDER_RULES, TOP_MARK, column_help, cost_sections, detail_tables,
+                     lead_grid, mark_key, missing, normalised_grid, normalised_tasks, one_seed, ranks, reference_line,
                      simulated, task_heading)
 from .leaderboard import FAMILIES, FAMILY_TITLE, Board
 from .links import BoardLinks
@@ -179,9 +179,9 @@ def _detail(board: Board, task: str, family: str, single: bool, links: BoardLink
     parts = []
     row_keys = list(zip(table.method, table.ratio))
     for i, (caption, headers, rows) in enumerate(detail_tables(table, family, metric, single)):
-        classes = [" ".join((["top"] if rank == 1 else []) + (["best"] if best is True else []))
-                   for rank, best in zip(ranks(table), [bool(b) if b == b and b is not None else False
-                                                        for b in table.get("best", [False] * len(table))])]
+        best = [not missing(b) and bool(b) for b in table.get("best", [False] * len(table))]
+        classes = [" ".join((["top"] if rank == 1 else []) + (["best"] if marked else []))
+                   for rank, marked in zip(ranks(table), best)]
         out = []
         for method, ratio in row_keys:
             cells = {}

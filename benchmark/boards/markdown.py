@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from .format import (BEST_MARK, LEGEND, mark_key, ONE_SEED_NOTE, ORDER_RULES, cost_sections, detail_tables,
-                     lead_grid, lead_text, normalised_grid, normalised_tasks, one_seed, overview, reference_line,
-                     task_heading)
+from .format import (BEST_MARK, LEGEND, ONE_SEED_NOTE, ORDER_RULES, cost_sections, detail_tables, lead_grid, lead_text,
+                     mark_key, normalised_grid, normalised_tasks, one_seed, overview, reference_line, task_heading)
 from .leaderboard import FAMILIES, FAMILY_TITLE, Board
 from ..sweeps.names import markdown_cell, markdown_code, markdown_text
 from ..sweeps.tracking import SUMMARY_FILTER
@@ -46,8 +45,8 @@ def render_markdown(board: Board) -> str:
         for family in FAMILIES:
             headers, rows = normalised_grid(board, family)
             if rows:
-                lines += [f"## Normalised score over {normalised_tasks(board, family)} tasks, {FAMILY_TITLE[family]}",
-                          "", _table(headers, rows), ""]
+                title = f"Normalised score over {normalised_tasks(board, family)} tasks, {FAMILY_TITLE[family]}"
+                lines += [f"## {title}", "", _table(headers, rows), ""]
     for task in board.tasks:
         info = board.task_info(task)
         lines += [f"## Details: {markdown_text(task_heading(board, task))}", ""]
