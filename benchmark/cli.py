@@ -45,6 +45,17 @@ def _experiment_name(text: str) -> str:
     return text
 
 
+def _ui_url(text: str) -> str:
+    """An http(s) address of the MLflow UI, or '' for a board without links."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text)
+    if text and not (parts.scheme in ("http", "https") and parts.hostname and not parts.query and not parts.fragment):
+        raise argparse.ArgumentTypeError(f"{text!r} is not the UI's address: give http(s)://HOST[:PORT][/PATH], "
+                                         "e.g. http://127.0.0.1:5000, or '' for no links")
+    return text.rstrip("/")
+
+
 def _store_fault(error: Exception) -> int:
     print(f"error: {error}", file=sys.stderr)
     return STORE_FAULT
@@ -220,7 +231,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     command = redact("prunebench " + " ".join(shlex.quote(portable_argument(a)) for a in sys.argv[1:]))
     try:
         published = build_and_publish(uri, args.experiment, Path(args.out), command=command,
-                                      log_board=not args.no_mlflow)
+                                      log_board=not args.no_mlflow, ui_base=getattr(args, "ui_url", None))
     except StoreError as error:
         return _store_fault(error)
     except UnsafePathError as error:  # a link planted in --out: nothing written through it
@@ -497,6 +508,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-mlflow", action="store_true",
                    help="write nothing to MLflow (by default: the experiment's description and summary runs, "
                         "and the board's files as its run of the experiment 'leaderboards')")
+    p.add_argument("--ui-url", default=None, type=_ui_url,
+                   help="the MLflow UI's address, for the HTML board's links to each row's summary run and cells "
+                        "(default: the tracking server's, else what `prunebench ui` prints, http://127.0.0.1:5000; "
+                        "'' for no links)")
     p.set_defaults(func=cmd_leaderboard)
 
     p = sub.add_parser("compare", help="two method labels at one ratio: seeds, means, paired difference and p-value")

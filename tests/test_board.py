@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import statistics
 from pathlib import Path
@@ -79,7 +80,9 @@ def expected_rows():
         diffs = [a - b for a, b in zip(xs, full)]
         p = stats.ttest_rel(xs, full).pvalue
         mark = " ≈" if p >= 0.05 else ""
-        row = [label, "0.5", f"{statistics.mean(xs):.4f} ± {statistics.stdev(xs):.4f}", f"[{low:.4f}, {high:.4f}]",
+        # el2n has the best mean at 0.5 (◆) but is not ahead of random by more than noise (no ▲)
+        row = [f"{label} ◆" if label == "el2n" else label, "0.5",
+               f"{statistics.mean(xs):.4f} ± {statistics.stdev(xs):.4f}", f"[{low:.4f}, {high:.4f}]",
                "3", f"{statistics.mean(diffs):+.4f}{mark} (p={p:.3f}, won {sum(d > 0 for d in diffs)}/3)"]
         if label == "el2n":
             base = values("fashion-mnist", "random", 0.5)
@@ -124,11 +127,14 @@ def published(tmp_path_factory):
 
 
 def detail_rows(text: str, first: str) -> list[list[str]]:
-    """Rows of the markdown detail tables (17 columns for data pruning, 18 for model pruning)
-    that start with ``first``."""
+    """Rows that start with ``first`` of the markdown detail tables, each family's two joined
+    back into one (the metric's table: 8 columns for data pruning, 9 for model pruning; the
+    costs' table: 11, the first two of them method and ratio again)."""
     rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines()
             if line.startswith(f"| {first} ")]
-    return [r for r in rows if len(r) in (17, 18)]
+    metric, costs = [r for r in rows if len(r) in (8, 9)], [r for r in rows if len(r) == 11]
+    assert len(metric) == len(costs) and all(m[:2] == c[:2] for m, c in zip(metric, costs))
+    return [m + c[2:] for m, c in zip(metric, costs)]
 
 
 def test_markdown_holds_the_independently_computed_numbers(published):
@@ -146,14 +152,17 @@ def test_markdown_holds_the_independently_computed_numbers(published):
     assert one[11:14] == ["280", "0.100", "1.00"]  # params left, FLOPs x dense, cost x full
     # random-weights measured FLOPs 0.2 (0.8) and 1.0 (dense), params 360 and 1000: 0.1 and 280 are below both
     assert one[7:9] == ["out of range (1 below range)", "out of range (1 below range)"]
-    assert f"{expected_normalised_random():.1f} (2 tasks)" in text
+    # random's score is over both tasks (the most): no count; el2n's over one of them, said
+    assert re.search(rf"^\| random +\| {expected_normalised_random():.1f} +\|", text, re.M)
+    assert re.search(r"^\| el2n +\| [0-9.]+ \(1 of 2 tasks\) +\|", text, re.M)
     assert "Command: `prunebench leaderboard --experiment board`" in text
     full = values("fashion-mnist", "full", 0.0)
     low, high = accuracy_ci(full)
     assert (f"Full data / dense reference: {statistics.mean(full):.4f} ± {statistics.stdev(full):.4f} over 3 seeds, "
             f"95% CI [{low:.4f}, {high:.4f}].") in text
     plots = sorted(p.name for p in (tmp / "results" / "board-plots").iterdir())
-    assert plots == ["cifar10-metric-vs-cost.png", "cifar10-metric-vs-ratio.png",
+    # cifar10 has random alone: no Δ to draw
+    assert plots == ["cifar10-metric-vs-cost.png", "cifar10-metric-vs-ratio.png", "fashion-mnist-delta-vs-ratio.png",
                      "fashion-mnist-metric-vs-cost.png", "fashion-mnist-metric-vs-ratio.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in (tmp / "results" / "board-plots").iterdir())
 
@@ -207,48 +216,80 @@ def browser():
     return webdriver.Chrome(service=Service(driver), options=options)
 
 
+def network_references(html: str) -> list[str]:
+    """Every address the page would fetch by itself (images, scripts, styles, frames): a link
+    the reader follows (``<a href>``) is not one."""
+    from html.parser import HTMLParser
+
+    found = []
+
+    class Fetches(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            for name, value in attrs:
+                if name in ("src", "srcset", "data") or (name == "href" and tag != "a"):
+                    if value and not value.startswith("data:"):
+                        found.append(f"<{tag} {name}={value}>")
+
+    Fetches().feed(html)
+    return found + re.findall(r"url\((?!data:)[^)]*\)|@import", html)
+
+
+def show_task(driver, task: str) -> None:
+    """Click the tab of ``task`` (the tasks' panels are tabs; only the chosen one shows)."""
+    from selenium.webdriver.common.by import By
+
+    for label in driver.find_elements(By.CSS_SELECTOR, ".tabs > label"):
+        if label.text.split(" (")[0] == task:
+            label.click()
+            return
+    raise AssertionError(f"no tab for {task}")
+
+
 def test_html_in_chromium_holds_the_numbers_and_sorts(published):
     from selenium.webdriver.common.by import By
 
     _, tmp, _ = published
     page = tmp / "results" / "board.html"
     html = page.read_text(encoding="utf-8")
-    assert "http://" not in html and "https://" not in html  # self-contained: no network assets
+    assert network_references(html) == []  # self-contained: no network assets (links out are anchors)
     driver = browser()
     try:
         driver.get(page.as_uri())
         assert driver.title == "Leaderboard: board"
-        table = driver.find_element(By.ID, "fashion-mnist--data")
+        show_task(driver, "fashion-mnist")
 
-        def rows():
+        def rows(table):
             return [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
                     for tr in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
 
+        table = driver.find_element(By.ID, "fashion-mnist--data")
+        costs = driver.find_element(By.ID, "fashion-mnist--data--cost")
         expected = expected_rows()
-        assert rows() == [expected["el2n"], expected["random"]]
+        assert [m + c[2:] for m, c in zip(rows(table), rows(costs))] == [expected["el2n"], expected["random"]]
         headers = table.find_elements(By.TAG_NAME, "th")
         mean_header = [h for h in headers if h.text.startswith("accuracy mean")][0]
+        assert "mean and sample std over seeds" in mean_header.get_attribute("title")  # the column's tooltip
         mean_header.click()  # ascending: random (0.85) first
-        assert [r[0] for r in rows()] == ["random", "el2n"]
+        assert [r[0] for r in rows(table)] == ["random", "el2n ◆"]
         assert mean_header.get_attribute("aria-sort") == "ascending"
         mean_header.click()
-        assert [r[0] for r in rows()] == ["el2n", "random"]
-        speedup_header = [h for h in headers if h.text.startswith("speedup")][0]
+        assert [r[0] for r in rows(table)] == ["el2n ◆", "random"]
+        speedup_header = [h for h in costs.find_elements(By.TAG_NAME, "th") if h.text.startswith("speedup")][0]
         speedup_header.click()  # 1.25 (el2n) < 2.00 (random)
-        assert [r[0] for r in rows()] == ["el2n", "random"]
+        assert [r[0] for r in rows(costs)] == ["el2n ◆", "random"]
         images = driver.find_elements(By.TAG_NAME, "img")
-        assert len(images) == 4
+        assert len(images) == 5
         assert all(driver.execute_script("return arguments[0].naturalWidth", img) > 0 for img in images)
         assert "reconstructed" in driver.find_element(By.CLASS_NAME, "meta").text
     finally:
         driver.quit()
 
 
-def test_html_tables_fit_a_1400_pixel_window_sorted_by_mean_with_the_best_marked(published):
+def test_html_numbers_never_wrap_at_1400_pixels_sorted_by_mean_with_the_best_marked(published):
     from selenium.webdriver.common.by import By
 
     _, tmp, _ = published
-    # magnitude beats random-weights at 0.8 on every seed, by more than noise: marked best
+    # magnitude beats random-weights at 0.8 on every seed, by more than noise: marked best and significant
     magnitude, rivals = values("fashion-mnist", "magnitude", 0.8), values("fashion-mnist", "random-weights", 0.8)
     assert stats.ttest_rel(magnitude, rivals).pvalue < 0.05
     driver = browser()
@@ -256,20 +297,29 @@ def test_html_tables_fit_a_1400_pixel_window_sorted_by_mean_with_the_best_marked
         driver.set_window_size(1400, 900)
         driver.get((tmp / "results" / "board.html").as_uri())
         viewport = driver.execute_script("return document.documentElement.clientWidth")
-        widths = driver.execute_script("""return Array.from(document.querySelectorAll('table')).map(t =>
-            [t.id || t.className, t.getBoundingClientRect().right, t.parentElement.scrollWidth, t.parentElement.clientWidth])""")
-        assert len(widths) == 13  # 2 normalised; cifar10 3 (no area gap); fashion-mnist 4 per family
-        for name, right, scroll, client in widths:
-            assert right <= viewport and scroll <= client, name  # no column clipped or scrolled away
+        for task, count in (("cifar10", 4), ("fashion-mnist", 10)):
+            show_task(driver, task)
+            # per visible table: its right edge, the widest of its rows' heights over the cells' font size
+            shapes = driver.execute_script("""return Array.from(document.querySelectorAll('table'))
+                .filter(t => t.offsetParent !== null).map(t => [t.id || t.className,
+                  Math.min(t.getBoundingClientRect().right, t.parentElement.getBoundingClientRect().right),
+                  Math.max(...Array.from(t.tBodies[0].rows).map(r => r.getBoundingClientRect().height
+                    / parseFloat(getComputedStyle(r.cells[0]).fontSize)))])""")
+            # lead 1 / 2, detail 2 per family, area gap (fashion-mnist), rankings; 2 normalised outside the tabs
+            assert len(shapes) == count + 2, shapes
+            for name, right, height in shapes:
+                assert right <= viewport, name
+                if name != "equal-cost":  # the rankings' text may wrap, a number never does
+                    assert height < 2.3, name  # one line of text and the cell's padding
         table = driver.find_element(By.ID, "fashion-mnist--model")
         rows = table.find_elements(By.CSS_SELECTOR, "tbody tr")
         cells = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")][:2] for tr in rows]
-        assert cells == [["magnitude ▲", "0.8"], ["random-weights", "0.8"], ["magnitude", "0.9"]]
-        assert [tr.get_attribute("class") for tr in rows] == ["best", "", ""]
-        # el2n (0.88) over random (0.85) is not significant with three seeds: first, but not marked
+        assert cells == [["magnitude ◆ ▲", "0.8"], ["random-weights", "0.8"], ["magnitude ◆", "0.9"]]
+        assert [tr.get_attribute("class") for tr in rows] == ["top best", "", "top"]
+        # el2n (0.88) over random (0.85) is not significant with three seeds: the best (◆), no ▲
         assert stats.ttest_rel(values("fashion-mnist", "el2n", 0.5), values("fashion-mnist", "random", 0.5)).pvalue >= 0.05
         data = driver.find_element(By.ID, "fashion-mnist--data").find_elements(By.CSS_SELECTOR, "tbody tr td:first-child")
-        assert [td.text for td in data] == ["el2n", "random"]
+        assert [td.text for td in data] == ["el2n ◆", "random"]
     finally:
         driver.quit()
 
@@ -296,7 +346,7 @@ def test_plot_texts_stay_inside_their_figures(published, monkeypatch):
     monkeypatch.setattr(Text, "draw", recording)
     uri, _, _ = published
     figures = board_figures(build_board(load_runs(uri, "board"), "board"))
-    assert len(figures) == 4
+    assert len(figures) == 5
     for name, fig in figures.items():
         drawn.clear()
         FigureCanvasAgg(fig).draw()  # drawn as saved, before bbox_inches='tight' would crop
@@ -304,3 +354,35 @@ def test_plot_texts_stay_inside_their_figures(published, monkeypatch):
         outside = [text for text, e, box in drawn
                    if not (box.x0 - 1 <= e.x0 and e.x1 <= box.x1 + 1 and box.y0 - 1 <= e.y0 and e.y1 <= box.y1 + 1)]
         assert outside == [], name
+
+
+def test_html_rows_link_to_their_summary_runs_and_cells_in_the_store(published):
+    """Every lead cell links to the summary run of its row (found in the store by id, its params
+    the row's), every detail row's seed count to exactly its cells; at `prunebench ui`'s address."""
+    from urllib.parse import unquote
+
+    from test_board_lead import parse
+
+    uri, tmp, result = published
+    client = MlflowClient(tracking_uri=uri)
+    page = parse((tmp / "results" / "board.html").read_text(encoding="utf-8"))
+    checked = 0
+    for table in (t for t in page.tables if t["class"] == "lead"):
+        task, family = table["id"][len("lead-"):].split("--")
+        ratios = [float(c["text"][2:]) for c in table["head"][1:]]
+        for row in table["rows"]:
+            for ratio, cell in zip(ratios, row[1:]):
+                if not cell["text"]:
+                    continue
+                prefix = f"http://127.0.0.1:5000/#/experiments/{result.experiment_id}/runs/"
+                assert cell["href"].startswith(prefix), cell
+                run = client.get_run(cell["href"][len(prefix):].split("?")[0])
+                assert run.data.params == {"task": task, "family": family, "method": row[0]["text"],
+                                           "ratio": f"{ratio:g}"}
+                checked += 1
+    assert checked == 6  # cifar10 random; fashion-mnist random, el2n, magnitude x2, random-weights
+    detail = next(t for t in page.tables if t["id"] == "fashion-mnist--data")
+    el2n = next(r for r in detail["rows"] if r[0]["text"].startswith("el2n"))
+    ids = re.findall(r"'([0-9a-f]{32})'", unquote(el2n[4]["href"]))
+    runs = client.search_runs([result.experiment_id], "tags.label = 'el2n'")
+    assert sorted(ids) == sorted(r.info.run_id for r in runs) and len(ids) == 3

@@ -419,7 +419,7 @@ def hostile_board(tmp_path):
 
 def test_a_hostile_label_gives_a_board_with_plots(hostile_board):
     pngs = [p for p in hostile_board.files if p.suffix == ".png"]
-    assert len(pngs) == 2 and all(p.read_bytes().startswith(b"\x89PNG") for p in pngs)
+    assert len(pngs) == 3 and all(p.read_bytes().startswith(b"\x89PNG") for p in pngs)
 
 
 def test_a_hostile_label_cannot_add_a_markdown_column_or_carry_html(hostile_board):

@@ -25,8 +25,9 @@ def board_numbers(markdown: str) -> dict[tuple[str, str], dict[str, float]]:
     """(method, ratio) -> the figures the markdown board shows for it, parsed from its text."""
     out = {}
     rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in markdown.splitlines()]
-    for row in (r for r in rows if len(r) in (17, 18) and re.fullmatch(r"[0-9.]+", r[1])):
-        label = row[0].replace(" ▲", "")
+    # the detail tables' first part: method, ratio, mean ± std, CI, seeds, Δ full, ... (8 or 9 columns)
+    for row in (r for r in rows if len(r) in (8, 9) and re.fullmatch(r"[0-9.]+", r[1])):
+        label = row[0].replace(" ▲", "").replace(" ◆", "")
         mean, _ = NUMBER.findall(row[2])
         low, high = NUMBER.findall(row[3])
         numbers = {"mean": float(mean), "ci_low": float(low), "ci_high": float(high), "seeds": float(row[4]),
@@ -85,9 +86,10 @@ def test_prunebench_ui_shows_the_board_in_model_training_view(tmp_path):
 
         text = expand_description(driver)
         assert f"Leaderboard: {SWEEP['name']}" in text and "10 finished cells" in text
-        for line in markdown.splitlines():  # the method x ratio overview's cells, as the board has them
-            if "±" in line and line.count("|") == 3:
-                assert line.split("|")[2].strip() in text
+        leads = [line for line in markdown.splitlines() if "[" in line and line.count("|") == 3]
+        assert len(leads) == 4
+        for line in leads:  # the lead tables' means (one ratio: method | r=0.5), as the description has them
+            assert NUMBER.findall(line.split("|")[2])[0] in text
     finally:
         if driver is not None:
             driver.quit()

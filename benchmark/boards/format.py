@@ -3,6 +3,7 @@ the markdown and the HTML renderings so that both show exactly the same text."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -17,6 +18,18 @@ DERIVED_MARK = "†"  # the figure is derived from the run's logged params (logg
 INDICATIVE_MARK = "~"  # wall-clock: the runs' own timing spread is large (or one seed)
 FRONT_MARK = "★"  # on the family's metric-cost Pareto front
 BEST_MARK = "▲"  # the best mean at its ratio, ahead of the next by more than noise
+TOP_MARK = "◆"  # the best mean at its ratio, whatever the margin (always marked)
+ONE_SEED_NOTE = "One seed: no intervals and no significance tests; every cell shows the value only."
+MARK_KEY = (f"{TOP_MARK} best mean at its ratio (bold); {BEST_MARK} ahead of the next best by more than noise "
+            "(paired t-test over seeds, p < 0.05); [low, high]: 95% confidence interval of the mean over seeds.")
+
+
+def mark_key(single: bool = False) -> str:
+    """What the lead tables' marks mean (on a one-seed board only the best's: no test, no interval)."""
+    return f"{TOP_MARK} best value at its ratio (bold)." if single else MARK_KEY
+ORDER_RULES = ("Order: tasks alphabetical (one tab each); data pruning, then model pruning; in the lead tables "
+               "ratios ascend left to right and methods go by their mean rank over the ratios (rank 1 = best "
+               "mean at a ratio), then by name; detail tables by ratio, then best mean first.")
 COST_NAMES = {"cost": "cost", "flops": "FLOPs", "params": "params"}
 
 
@@ -30,19 +43,48 @@ def number(value, spec: str = ".4f", signed: bool = False) -> str:
     return f"{value:+{spec}}" if signed else f"{value:{spec}}"
 
 
-def mean_std(mean, std) -> str:
+def mean_std(mean, std, single: bool = False) -> str:
+    """``0.9074 ± 0.0014``; ``(1 seed)`` for a row with one seed, unless the whole board has one
+    (``single``: said once at its top)."""
+    if single:
+        return number(mean)
     return f"{number(mean)} ± {number(std)}" if not missing(std) else f"{number(mean)} (1 seed)"
+
+
+def one_seed(board: Board) -> bool:
+    """Whether every row of ``board`` (the reference included) rests on one seed: then no
+    interval or test exists anywhere, and the board says so once instead of in every cell."""
+    runs = board.runs
+    if runs.empty:
+        return False
+    return int(runs.groupby(["task", "family", "label", "ratio"]).seed.nunique().max()) == 1
+
+
+def ranks(table: pd.DataFrame) -> list[int]:
+    """Each row's rank within its ratio: the table's own ``rank`` column where it has one, else
+    its position in the ratio's rows (a family table is sorted best first within a ratio), rows
+    with equal means sharing the better one."""
+    if "rank" in table:
+        return [int(r) for r in table["rank"]]
+    out, previous = [], None
+    for position, ratio, mean in zip(table.groupby("ratio", sort=False).cumcount(), table.ratio, table["mean"]):
+        # equal means share the better rank (both best when they tie)
+        out.append(out[-1] if previous == (ratio, mean) else int(position) + 1)
+        previous = (ratio, mean)
+    return out
 
 
 def interval(low, high) -> str:
     return FEW_SEEDS if missing(low) else f"[{low:.4f}, {high:.4f}]"
 
 
-def delta(mean_diff, p_value, noise, wins, pairs) -> str:
+def delta(mean_diff, p_value, noise, wins, pairs, single: bool = False) -> str:
     """Paired difference, e.g. ``+0.0123 (p=0.041, won 3/3)``; ``≈`` marks noise."""
     if missing(mean_diff):
         return "-"
     text = f"{mean_diff:+.4f}"
+    if single:
+        return text
     if missing(p_value):
         return f"{text} ({int(pairs)} seed{'s' if pairs != 1 else ''}: no test)"
     mark = f" {NOISE_MARK}" if noise else ""
@@ -62,7 +104,7 @@ def peak_memory(rss_mb, device_mb) -> str:
     return f"{rss_mb:,.0f}" if missing(device_mb) else f"{rss_mb:,.0f} / {device_mb:,.0f} GPU"
 
 
-def equal_cost(row, name: str) -> str:
+def equal_cost(row, name: str, single: bool = False) -> str:
     """Δ baseline at equal cost with its interval, or why there is none."""
     n, below, above = row[f"n_at_{name}"], row[f"below_at_{name}"], row[f"above_at_{name}"]
     if missing(n):
@@ -72,14 +114,17 @@ def equal_cost(row, name: str) -> str:
         return "out of range (" + ", ".join(outside) + ")" if outside else "-"
     low, high = row[f"ci_low_at_{name}"], row[f"ci_high_at_{name}"]
     text = f"{row[f'delta_at_{name}']:+.4f} " + (f"[{low:+.4f}, {high:+.4f}]" if not missing(low) else "")
-    notes = [f"{int(n)} seed{'s' if n != 1 else ''}"] + outside + ([] if row[f"paired_at_{name}"] else ["unpaired"])
-    return f"{text.strip()} ({', '.join(notes)})"
+    notes = ([] if single else [f"{int(n)} seed{'s' if n != 1 else ''}"]) + outside + (
+        [] if row[f"paired_at_{name}"] else ["unpaired"])
+    return f"{text.strip()} ({', '.join(notes)})" if notes else text.strip()
 
 
-def speedup_text(row) -> str:
+def speedup_text(row, single: bool = False) -> str:
     if missing(row.speedup):
         return "-"
     mark = f" {INDICATIVE_MARK}" if row.speedup_indicative else ""
+    if single:
+        return f"{row.speedup:.2f}{mark}"
     if missing(row.speedup_ci_low):
         return f"{row.speedup:.2f} (< {MIN_RATIO_SEEDS} seeds: no interval){mark}"
     return f"{row.speedup:.2f} [{row.speedup_ci_low:.2f}, {row.speedup_ci_high:.2f}]{mark}"
@@ -95,25 +140,82 @@ def detail_columns(family: str, metric: str, higher: bool = True) -> list[str]:
             "provenance"]
 
 
-def detail_rows(table: pd.DataFrame, family: str) -> list[list[tuple[str, object]]]:
+def column_help(family: str, metric: str) -> dict[str, str]:
+    """A one-sentence definition of every column heading of the family's tables (the HTML's
+    tooltips; the full text is :data:`LEGEND`)."""
+    baseline = FAMILY_BASELINE[family]
+    out = {
+        "method": f"the method's label; {TOP_MARK} best mean at this ratio, {BEST_MARK} ahead of the next best "
+                  "by more than noise (paired t-test, p < 0.05)",
+        "ratio": "fraction of training samples removed" if family == "data"
+                 else "fraction of prunable weights removed",
+        f"{metric} mean ± std": f"test {metric} at the end of training: mean and sample std over seeds",
+        f"{metric} mean": f"test {metric} at the end of training (one seed)",
+        "95% CI": "95% confidence interval of the mean over seeds (Student's t; a bounded metric on the logit "
+                  "scale of its range, so the interval stays inside it)",
+        "seeds": "finished cells (seeds) behind the row",
+        "Δ full": "mean paired difference to the full-data / dense reference (same seed), p-value of the paired "
+                  f"t-test and wins; {NOISE_MARK} within noise (p ≥ 0.05)",
+        f"Δ {baseline} @ equal ratio": f"mean paired difference to {baseline} at the same ratio and seed, p-value"
+                                       f" and wins; {NOISE_MARK} within noise",
+        "test loss": "the task's loss on the test split, mean over seeds",
+        "kept": "realised fraction of training samples per epoch",
+        "sparsity": "realised fraction of prunable weights that are zero",
+        "params left": "parameters not zeroed",
+        "FLOPs ×dense": "theoretical FLOPs of the masked model's weight layers over the dense model's",
+        "cost ×full": "total cost in training-pass equivalents (training, the method's own passes, scoring "
+                      f"forwards at {FORWARD_WEIGHT:.3g}) over the full-data cell's",
+        "fwd passes ×full": "forward-only scoring passes over the full-data cell's training passes",
+        "speedup ×full": "full-data wall-clock over the cell's, geometric mean over seeds with its 95% CI on the "
+                         f"log scale (from {MIN_RATIO_SEEDS} seeds); {INDICATIVE_MARK} indicative (noisy timing)",
+        "seconds": "training + scoring wall-clock per cell",
+        "peak MB": "peak resident memory of the cell (process RSS), then the GPU's peak allocation",
+        "front": f"{FRONT_MARK}: on the family's Pareto front of (mean cost, mean {metric})",
+        "provenance": "reference-code: checked against the authors' code; reconstructed: from the paper",
+    }
+    for axis in EQUAL_COST[family]:
+        out[f"Δ {baseline} @ equal {COST_NAMES[axis.name]}"] = (
+            f"per seed, the metric minus {baseline}'s monotone curve of that seed at the same "
+            f"{COST_NAMES[axis.name]}; mean [95% CI]; never extrapolated outside {baseline}'s range")
+    return out
+
+
+def detail_tables(table: pd.DataFrame, family: str, metric: str, single: bool = False, higher: bool = True
+                  ) -> list[tuple[str, list[str], list[list[tuple[str, object]]]]]:
+    """The family's detail as two narrower tables, (caption, headers, rows) each: the metric and
+    its comparisons, then the costs; both keyed by method and ratio. A one-seed board has no
+    interval column."""
+    headers, rows = detail_columns(family, metric, higher), detail_rows(table, family, single)
+    split = headers.index("test loss")
+    keep_quality = [i for i in range(split) if not (single and headers[i] == "95% CI")]
+    if single:
+        mean_std = f"{metric} mean ± std{direction.note(higher)}"
+        headers = [f"{metric} mean{direction.note(higher)}" if h == mean_std else h for h in headers]
+    keep_cost = [0, 1, *range(split, len(headers))]
+    return [(caption, [headers[i] for i in keep], [[row[i] for i in keep] for row in rows])
+            for caption, keep in (("The metric and its comparisons", keep_quality), ("Costs", keep_cost))]
+
+
+def detail_rows(table: pd.DataFrame, family: str, single: bool = False) -> list[list[tuple[str, object]]]:
     """Each cell as (text, sort key); the sort key is the number behind the text."""
     out = []
-    for _, r in table.iterrows():
+    for rank, (_, r) in zip(ranks(table), table.iterrows()):
         derived = DERIVED_MARK if r.forward_derived else ""
         total = (number(r.cost_rel, ".2f") + derived, r.cost_rel)
         if family == "data":
             cost = [(number(r.realised, ".3f"), r.realised), total,
-                    (number(r.forward_rel, ".2f") + derived, r.forward_rel), (speedup_text(r), r.speedup)]
+                    (number(r.forward_rel, ".2f") + derived, r.forward_rel), (speedup_text(r, single), r.speedup)]
         else:
             cost = [(number(r.realised, ".3f"), r.realised), (count(r.params_remaining), r.params_remaining),
                     (number(r.flops_rel, ".3f"), r.flops_rel), total]
         out.append([
-            (r.method + best_mark(r.get("best")), r.method), (f"{r.ratio:g}", r.ratio),
-            (mean_std(r["mean"], r["std"]), r["mean"]),
+            (r.method + top_mark(rank) + best_mark(r.get("best")), r.method), (f"{r.ratio:g}", r.ratio),
+            (mean_std(r["mean"], r["std"], single), r["mean"]),
             (interval(r.ci_low, r.ci_high), r.ci_low), (str(r.seeds), r.seeds),
-            (delta(r.delta_full, r.p_full, r.noise_full, r.wins_full, r.pairs_full), r.delta_full),
-            (delta(r.delta_random, r.p_random, r.noise_random, r.wins_random, r.pairs_random), r.delta_random),
-            *[(equal_cost(r, axis.name), r[f"delta_at_{axis.name}"]) for axis in EQUAL_COST[family]],
+            (delta(r.delta_full, r.p_full, r.noise_full, r.wins_full, r.pairs_full, single), r.delta_full),
+            (delta(r.delta_random, r.p_random, r.noise_random, r.wins_random, r.pairs_random, single),
+             r.delta_random),
+            *[(equal_cost(r, axis.name, single), r[f"delta_at_{axis.name}"]) for axis in EQUAL_COST[family]],
             (number(r.loss), r.loss), *cost,
             (number(r.seconds, ".0f") + (DERIVED_MARK if r.seconds_derived else ""), r.seconds),
             (peak_memory(r.peak_rss_mb, r.peak_device_mb), r.peak_rss_mb),
@@ -122,24 +224,25 @@ def detail_rows(table: pd.DataFrame, family: str) -> list[list[tuple[str, object
     return out
 
 
-def area_columns(family: str) -> list[str]:
+def area_columns(family: str, single: bool = False) -> list[str]:
     name = COST_NAMES[EQUAL_COST[family][0].name]
-    return ["rank", "method", f"area gap vs {FAMILY_BASELINE[family]} (mean Δ over common {name} range)", "95% CI",
-            "seeds", f"common {name} range", "ratios"]
+    return ["rank", "method", f"area gap vs {FAMILY_BASELINE[family]} (mean Δ over common {name} range)",
+            *([] if single else ["95% CI", "seeds"]), f"common {name} range", "ratios"]
 
 
-def area_rows(areas: pd.DataFrame) -> list[list[str]]:
+def area_rows(areas: pd.DataFrame, single: bool = False) -> list[list[str]]:
     rows = []
     for rank, r in enumerate(areas.itertuples(), start=1):
         span = "-" if missing(r.range_low) else f"{r.range_low:.3g} – {r.range_high:.3g}"
         note = "" if r.paired else " (unpaired)"
         if r.points == 1 and not missing(r.area_gap):
             note += " (one cost point: the Δ there)"
+        spread = [] if single else [interval_signed(r.ci_low, r.ci_high), str(r.seeds)]
         if missing(r.area_gap):
-            rows.append(["-", r.method, "no common cost range with the baseline", "-", "0", span, str(r.ratios)])
+            spread = [] if single else ["-", "0"]
+            rows.append(["-", r.method, "no common cost range with the baseline", *spread, span, str(r.ratios)])
             continue
-        rows.append([str(rank), r.method, number(r.area_gap, "+.4f") + note, interval_signed(r.ci_low, r.ci_high),
-                     str(r.seeds), span, str(r.ratios)])
+        rows.append([str(rank), r.method, number(r.area_gap, "+.4f") + note, *spread, span, str(r.ratios)])
     return rows
 
 
@@ -173,14 +276,15 @@ def rankings(table: pd.DataFrame, family: str) -> tuple[list[str], list[list[str
              "where they disagree"], out)
 
 
-def cost_sections(board: Board, task: str, family: str) -> list[tuple[str, list[str], list[list[str]]]]:
+def cost_sections(board: Board, task: str, family: str, single: bool = False
+                  ) -> list[tuple[str, list[str], list[list[str]]]]:
     """The equal-cost part of a family's block: (caption, headers, rows); no headers = a line of text."""
     table = board.tables[(task, family)]
     out = [(front_line(board, task, family), [], [])]
     areas = board.areas.get((task, family))
     if areas is not None:
         out.append((f"One number per method, accounting for cost (best first): the area gap to "
-                    f"{FAMILY_BASELINE[family]}.", area_columns(family), area_rows(areas)))
+                    f"{FAMILY_BASELINE[family]}.", area_columns(family, single), area_rows(areas, single)))
     out.append(("Ranking at equal ratio against ranking at equal cost.", *rankings(table, family)))
     return out
 
@@ -201,6 +305,48 @@ def best_mark(best) -> str:
     return f" {BEST_MARK}" if not missing(best) and bool(best) else ""
 
 
+def top_mark(rank) -> str:
+    return f" {TOP_MARK}" if rank == 1 else ""
+
+
+@dataclass(frozen=True)
+class LeadCell:
+    """One cell of a lead table: a (method, ratio) row of the family table, as shown."""
+
+    value: str  # the mean
+    interval: str  # its 95% CI, "(1 seed)", or "" on a one-seed board
+    top: bool  # the best mean at its ratio
+    significant: bool  # and ahead of the next best by more than noise
+
+
+def lead_grid(table: pd.DataFrame, single: bool = False) -> tuple[list[float], list[tuple[str, list]]]:
+    """The family's answer at a glance: ratios ascending, and per method (by its mean rank over
+    the ratios, then by name) one :class:`LeadCell` or None per ratio."""
+    ratios = sorted(table.ratio.unique())
+    by_rank = table.assign(_rank=ranks(table))
+    order = by_rank.groupby("method")["_rank"].mean().reset_index().sort_values(["_rank", "method"]).method
+    cells: dict[tuple[str, float], LeadCell] = {}
+    for _, r in by_rank.iterrows():
+        if single:
+            shown = ""
+        elif missing(r.ci_low):
+            shown = f"({int(r.seeds)} seed{'s' if r.seeds != 1 else ''})"
+        else:
+            shown = f"[{r.ci_low:.4f}, {r.ci_high:.4f}]"
+        cells[(r.method, r.ratio)] = LeadCell(number(r["mean"]), shown, r._rank == 1,
+                                              not missing(r.get("best")) and bool(r.get("best")))
+    return ratios, [(method, [cells.get((method, ratio)) for ratio in ratios]) for method in order]
+
+
+def lead_text(cell: "LeadCell | None", bold: str = "**") -> str:
+    """A lead cell as plain text (markdown: the best bold)."""
+    if cell is None:
+        return ""
+    value = f"{bold}{cell.value}{bold}" if cell.top else cell.value
+    marks = (f" {TOP_MARK}" if cell.top else "") + (f" {BEST_MARK}" if cell.significant else "")
+    return " ".join(part for part in (value, cell.interval) if part) + marks
+
+
 def overview(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Method x ratio grid of mean ± std (the best of a ratio marked), methods by their mean over ratios."""
     best = table["best"] if "best" in table else [False] * len(table)
@@ -213,11 +359,17 @@ def overview(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
 
 
 def normalised_grid(board: Board, family: str) -> tuple[list[str], list[list[str]]]:
+    """Method x ratio grid of the normalised score, methods by their mean rank over the ratios
+    (as the lead tables); a cell over fewer tasks than the most says how many."""
     rows = board.normalised[board.normalised.family == family] if not board.normalised.empty else board.normalised
     if rows.empty:
         return [], []
-    grid = rows.assign(shown=[f"{s:.1f} ({t} task{'s' if t != 1 else ''})" for s, t in zip(rows.score, rows.tasks)])
-    grid = grid.pivot(index="method", columns="ratio", values="shown").fillna("")
+    most = int(rows.tasks.max())
+    grid = rows.assign(shown=[f"{s:.1f}" + (f" ({t} of {most} tasks)" if t < most else "")
+                              for s, t in zip(rows.score, rows.tasks)])
+    rank = grid.groupby("ratio")["score"].rank(ascending=False, method="min")
+    order = grid.assign(rank=rank).groupby("method")["rank"].mean().reset_index().sort_values(["rank", "method"])
+    grid = grid.pivot(index="method", columns="ratio", values="shown").fillna("").loc[list(order.method)]
     return ["method"] + [f"r={r:g}" for r in grid.columns], grid.reset_index().values.tolist()
 
 
@@ -229,13 +381,24 @@ def normalised_note(board: Board) -> str:
         f"{task}: {why}" for task, why in sorted(board.normalised_skipped.items())) + "."
 
 
+def normalised_tasks(board: Board, family: str) -> int:
+    """The most tasks a normalised score of ``family`` averages over."""
+    rows = board.normalised[board.normalised.family == family] if not board.normalised.empty else board.normalised
+    return 0 if rows.empty else int(rows.tasks.max())
+
+
+def simulated(board: Board, task: str) -> bool:
+    """Whether ``task``'s cells ran on simulated data (their ``data_origin`` tag)."""
+    return board.task_info(task)["data_origin"] == "simulated"
+
+
 def task_heading(board: Board, task: str) -> str:
     info = board.task_info(task)
     origin = "SIMULATED data" if info["data_origin"] == "simulated" else f"{info['data_origin']} data"
     return f"{task} ({origin}), test {direction.metric_label(info['metric'], info['higher_is_better'])}"
 
 
-def reference_line(board: Board, task: str) -> str:
+def reference_line(board: Board, task: str, single: bool = False) -> str:
     info = board.task_info(task)
     full = info["full"]
     # a lower-is-better task says once how its figures read
@@ -244,6 +407,8 @@ def reference_line(board: Board, task: str) -> str:
         "the best, and a negative Δ is an improvement.")
     if full.n == 0:
         return "No full-data / dense reference cell finished yet: Δ full is empty." + lower
+    if single:
+        return f"Full data / dense reference: {number(full.mean)}." + lower
     if full.n == 1:
         return f"Full data / dense reference: {number(full.mean)}, one seed ({FEW_SEEDS} for an interval)." + lower
     return (f"Full data / dense reference: {mean_std(full.mean, full.std)} over {full.n} seeds, "
@@ -276,8 +441,9 @@ LEGEND = (
     "match), mean and 95% CI over seeds; outside the baseline's measured cost range there is no number (never"
     " extrapolated: 'above range' means the cell costs more than the baseline ever measured, e.g. more than "
     "full data). Data pruning is compared at equal cost, model pruning at equal theoretical FLOPs and at "
-    f"equal parameters left. {BEST_MARK} after a method: the best mean at its ratio, and the paired "
-    "difference (same seeds) to the next best is not noise (p < 0.05); rows of a ratio are sorted by mean. "
+    f"equal parameters left. {TOP_MARK} after a method or value: the best mean at its ratio (methods that tie all "
+    f"have it); {BEST_MARK}: the best, and its paired difference (same seeds) to the next best is not noise "
+    "(p < 0.05); rows of a ratio are sorted by mean. "
     f"*front* {FRONT_MARK}: on the family's Pareto front of (mean cost, mean metric) "
     "over all its cells and the reference. Area gap: per seed, the area between the method's metric-cost "
     "curve (its cells joined in cost order) and the baseline's over their common cost range, divided by the "

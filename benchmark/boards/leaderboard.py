@@ -93,7 +93,7 @@ def load_runs(tracking_uri: str, experiment: str, client=None, sql: bool | None 
         tags, params, metrics = run.tags, run.params, run.metrics
         metric = tags.get("metric", "accuracy")
         row = {
-            "cell_id": tags["cell_id"], "task": tags["task"], "method": tags["method"],
+            "cell_id": tags["cell_id"], "run_id": run.run_id, "task": tags["task"], "method": tags["method"],
             "label": tags.get("label", tags["method"]), "family": tags.get("family", ""),
             "provenance": tags.get("provenance", ""), "data_origin": tags.get("data_origin", ""),
             "code_version": tags.get("code_version", ""), "metric": metric,

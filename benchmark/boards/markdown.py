@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from .format import (BEST_MARK, LEGEND, cost_sections, detail_columns, detail_rows, normalised_grid,
-                     normalised_note, overview, reference_line, task_heading)
+from .format import (BEST_MARK, LEGEND, ONE_SEED_NOTE, ORDER_RULES, cost_sections, detail_tables, lead_grid, lead_text,
+                     mark_key, normalised_grid, normalised_note, normalised_tasks, one_seed, overview, reference_line,
+                     task_heading)
 from .method_notes import FILLED_NOTE, notes_table
 from .leaderboard import FAMILIES, FAMILY_TITLE, Board
 from ..sweeps.names import markdown_cell, markdown_code, markdown_text
@@ -17,38 +18,60 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
                     tablefmt="github", disable_numparse=True)
 
 
+def lead_markdown(table, single: bool) -> tuple[list[str], list[list[str]]]:
+    """The HTML board's lead table as markdown: methods by ratio, the best bold and marked."""
+    ratios, rows = lead_grid(table, single)
+    return ["method"] + [f"r={r:g}" for r in ratios], [[method] + [lead_text(c) for c in cells]
+                                                       for method, cells in rows]
+
+
 def render_markdown(board: Board) -> str:
+    """As the HTML board: the answer first (per task and family a methods x ratio table), then
+    the cross-task scores, the detail tables, the provenance and the definitions."""
     lines = [f"# Leaderboard: {board.experiment}", ""]
     if board.runs.empty:
         return "\n".join(lines + ["No finished cells yet."]) + "\n"
+    single = one_seed(board)
     # run tags (code_version, task, data_origin, metric) are free text: escaped wherever they land
-    lines += [f"Generated {board.generated} from {len(board.runs)} finished cells; "
-              f"code version(s): {markdown_text(', '.join(board.code_versions))}."]
-    if board.command:
-        lines += ["", f"Command: {markdown_code(board.command)}"]
-    lines += ["", LEGEND, ""]
-    for family in FAMILIES:
-        headers, rows = normalised_grid(board, family)
-        if rows:
-            lines += [f"## Normalised score, {FAMILY_TITLE[family]}", "", _table(headers, rows), ""]
+    lines += [f"{len(board.runs)} finished cells, {len(board.tasks)} task(s); generated {board.generated}.", ""]
+    if single:
+        lines += [f"**{ONE_SEED_NOTE}**", ""]
+    lines += [f"{mark_key(single)} {ORDER_RULES} Definitions of every column: at the end.", ""]
+    for task in board.tasks:
+        lines += [f"## {markdown_text(task_heading(board, task))}", "", reference_line(board, task, single), ""]
+        for family in FAMILIES:
+            table = board.tables.get((task, family))
+            if table is not None:
+                lines += [f"**{FAMILY_TITLE[family]}**", "", _table(*lead_markdown(table, single)), ""]
+    if len(board.tasks) > 1:
+        for family in FAMILIES:
+            headers, rows = normalised_grid(board, family)
+            if rows:
+                title = f"Normalised score over {normalised_tasks(board, family)} tasks, {FAMILY_TITLE[family]}"
+                lines += [f"## {title}", "", _table(headers, rows), ""]
     if normalised_note(board):
         lines += [markdown_text(normalised_note(board)), ""]
     for task in board.tasks:
         info = board.task_info(task)
-        lines += [f"## {markdown_text(task_heading(board, task))}", "", reference_line(board, task), ""]
+        lines += [f"## Details: {markdown_text(task_heading(board, task))}", ""]
         for family in FAMILIES:
             table = board.tables.get((task, family))
             if table is None:
                 continue
-            body = [[text for text, _ in row] for row in detail_rows(table, family)]
-            lines += [f"### {FAMILY_TITLE[family]}", "", _table(*overview(table)), "",
-                      _table(detail_columns(family, info["metric"], info["higher_is_better"]), body), ""]
-            for caption, headers, rows in cost_sections(board, task, family):
+            lines += [f"### {FAMILY_TITLE[family]}", ""]
+            for caption, headers, rows in detail_tables(table, family, info["metric"], single,
+                                                        info["higher_is_better"]):
+                lines += [f"{caption}:", "", _table(headers, [[text for text, _ in row] for row in rows]), ""]
+            for caption, headers, rows in cost_sections(board, task, family, single):
                 lines += [markdown_text(caption), ""] + ([_table(headers, rows), ""] if headers else [])
     headers, rows, filled = notes_table(board.runs)
     if rows:
         lines += ["## Methods on this board: settings as run", "", _table(headers, rows), ""]
         lines += [FILLED_NOTE, ""] if filled else []
+    lines += ["## Provenance", "", f"Code version(s): {markdown_text(', '.join(board.code_versions))}."]
+    if board.command:
+        lines += ["", f"Command: {markdown_code(board.command)}"]
+    lines += ["", "## Definitions", "", LEGEND]
     return "\n".join(lines) + "\n"
 
 

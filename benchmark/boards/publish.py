@@ -121,9 +121,12 @@ def log_to_mlflow(board: Board, markdown: str, html: str, plots: dict[str, bytes
     return run_id
 
 
-def publish(board: Board, out_dir: Path | None, tracking_uri: str | None, client=None) -> Published:
+def publish(board: Board, out_dir: Path | None, tracking_uri: str | None, client=None,
+            ui_base: str | None = None) -> Published:
     """The board's files into ``out_dir``, and into MLflow at ``tracking_uri`` (through ``client``,
-    the store's open ``MlflowClient``, if given: the store is opened once per command)."""
+    the store's open ``MlflowClient``, if given: the store is opened once per command). Once
+    the summary runs exist, the HTML is made again with each row linked to its summary run and
+    cells in the UI at ``ui_base`` (default: :func:`.in_mlflow.ui_base`; ``""``: no links)."""
     markdown = render_markdown(board)
     plots = board_plots(board)
     html = render_html(board, plots)
@@ -134,6 +137,15 @@ def publish(board: Board, out_dir: Path | None, tracking_uri: str | None, client
         client = client or open_client(tracking_uri)
         published.mlflow_run_id = log_to_mlflow(board, markdown, html, plots, tracking_uri, client)
         publish_on_experiment(published, board, tracking_uri, client)
+        if ui_base != "":
+            from .in_mlflow import ui_base as default_base
+            from .links import read_links
+
+            links = read_links(client, published.experiment_id, ui_base or default_base(tracking_uri))
+            html = render_html(board, plots, links)
+            client.log_text(published.mlflow_run_id, html, "leaderboard.html")
+            if out_dir is not None:
+                published.files[1] = write_inside(out_dir, f"{board.experiment}.html", html)
     return published
 
 
@@ -155,9 +167,9 @@ def publish_on_experiment(published: Published, board: Board, tracking_uri: str,
 
 
 def build_and_publish(tracking_uri: str, experiment: str, out_dir: Path | None, command: str = "",
-                      log_board: bool = True) -> Published:
+                      log_board: bool = True, ui_base: str | None = None) -> Published:
     """Read ``experiment``'s finished cells from ``tracking_uri`` and publish their board (the
     store opened once for both)."""
     client = open_client(tracking_uri)
     board = build_board(load_runs(tracking_uri, experiment, client), experiment, command=redact(command))
-    return publish(board, out_dir, tracking_uri if log_board and not board.runs.empty else None, client)
+    return publish(board, out_dir, tracking_uri if log_board and not board.runs.empty else None, client, ui_base)
