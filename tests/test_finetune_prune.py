@@ -148,3 +148,15 @@ def test_options_are_checked_by_type_before_construction():
         Platon.check_options({"deltaT": 2.5})
     with pytest.raises(ValueError, match="no option"):
         Movement.check_options({"lambda": 1.0})
+
+
+def test_the_variant_that_ran_is_a_run_tag():
+    from benchmark.sweeps.execute import variant_tag
+    from methods.model.seven import Seven
+
+    assert variant_tag(Movement(0.5)) == {"method_variant": "paper"}
+    assert variant_tag(Movement(0.5, variant="seven")) == {"method_variant": "seven"}
+    assert variant_tag(Platon(0.5)) == {"method_variant": "official"}
+    assert variant_tag(Seven(0.5, variant="pre")) == {"method_variant": "pre"}
+    from methods.model.magnitude import Magnitude
+    assert variant_tag(Magnitude(0.5)) == {}
