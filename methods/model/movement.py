@@ -145,7 +145,7 @@ class _Movement(ModelPruner):
         self._before: dict[str, torch.Tensor] = {}  # each weight as the forward pass saw it
         self._handles: list = []
         self.updates = 0
-        self.skipped_steps = 0
+        self._skipped = None  # steps skipped for non-finite gradients, a device counter
         self.window_start, self.window = 0, 1
 
     # -- the schedule ---------------------------------------------------------------------------
@@ -201,14 +201,18 @@ class _Movement(ModelPruner):
     def _paper_update(self, step: int) -> None:
         """Fold in step ``step``'s gradients, then set the mask for the next forward pass."""
         grads = {n: w.grad for n, w in self._weights.items() if w.grad is not None}
-        if not all(bool(torch.isfinite(g).all()) for g in grads.values()):
-            self.skipped_steps += 1  # a step the loss scaler skipped: no movement either
+        if not grads:
             return
+        # a step the loss scaler skipped (non-finite gradients) moves no score either; decided
+        # on the device, so nothing is read back to the host inside the step
+        finite = torch.stack([torch.isfinite(g).all() for g in grads.values()]).all()
+        self._skipped = self._skipped + (~finite).int() if self._skipped is not None else (~finite).int()
         regulariser = self._regulariser_gradients(step)
         for name, grad in grads.items():
-            self.scores[name].add_(self._before[name] * grad.float(), alpha=-self.lr)
+            delta = self._before[name] * grad.float()
             if name in regulariser:
-                self.scores[name].sub_(regulariser[name], alpha=self.lr)
+                delta.add_(regulariser[name])
+            self.scores[name].sub_(torch.where(finite, delta, 0.0), alpha=self.lr)
         self.updates += 1
         self._paper_mask(step + 1)
 
@@ -263,8 +267,8 @@ class _Movement(ModelPruner):
         out = super().summary()
         out[f"{self.name}_updates"] = float(self.updates)
         out[f"{self.name}_variant_seven"] = float(self.variant == "seven")
-        if self.skipped_steps:
-            out[f"{self.name}_skipped_steps"] = float(self.skipped_steps)
+        if self._skipped is not None:
+            out[f"{self.name}_skipped_steps"] = float(self._skipped)
         return out
 
 
@@ -351,7 +355,5 @@ def sigmoid_keep_mask(scores: torch.Tensor, tau: float) -> torch.Tensor:
     n = scores.numel()
     least = int(0.005 * n) + 1
     mask = torch.sigmoid(scores) > tau
-    if int(mask.sum()) < least:
-        cut = scores.flatten().kthvalue(max(n - least, 1)).values
-        mask = scores > cut
-    return mask
+    floor = scores > scores.flatten().kthvalue(max(n - least, 1)).values
+    return torch.where(mask.sum() < least, floor, mask)  # chosen on the device: no read-back
