@@ -82,15 +82,17 @@ class FakeTask(SimpleNamespace):
         return self.head_of(model)
 
 
-def replay(method, steps: int, head_of, prune_window=(0.0, 1.0), after_step=None) -> tuple[TinyEncoder, TrainState]:
+def replay(method, steps: int, head_of, prune_window=(0.0, 1.0), after_step=None,
+           total_steps: int | None = None) -> tuple[TinyEncoder, TrainState]:
     """Train the tiny encoder as the reference runs did (plain SGD, fixed batches), driving
-    ``method`` through its hooks as the trainer does; ``after_step(state)`` sees each step's end."""
+    ``method`` through its hooks as the trainer does; ``after_step(state)`` sees each step's end. ``total_steps``: the
+    run's planned length, if longer than the ``steps`` taken (a run cut short)."""
     model = TinyEncoder()
     x, y = data()
     optimizer = torch.optim.SGD(model.parameters(), lr=WEIGHT_LR)
     task = FakeTask(name="tiny-encoder", head_of=head_of, prune_window=prune_window)
     state = TrainState(model=model, optimizer=optimizer, task=task, splits=None, device=torch.device("cpu"),
-                       epochs=1, total_steps=steps, steps_per_full_epoch=steps)
+                       epochs=1, total_steps=total_steps or steps, steps_per_full_epoch=steps)
     method.on_run_start(state)
     for step in range(steps):
         xb, yb = batch(step, x, y)

@@ -219,3 +219,29 @@ def test_soft_movement_regulariser_moves_the_scores():
     for name in ENCODER:
         difference = with_reg.scores[name] - without.scores[name]
         assert bool((difference < 0).all()), name
+
+
+def test_soft_movement_reference_count_is_global_topk_one_more():
+    """The reference's global_topk cut keeps the scores above the (n - (int(n * keep) + 1))-th
+    smallest: int(n * keep) + 1 weights, the highest scores (independent computation)."""
+    cfg = FIXTURE["soft_movement"]["config"]
+    method = SoftMovement(0.5, count_rule="reference", warmup_steps=0.95, initial_warmup=1, final_warmup=0,
+                          mask_scores_learning_rate=cfg["mask_scores_learning_rate"])
+    _, state = replay(method, cfg["steps"], whole_head)
+    method.on_run_end(state)
+    scores = torch.cat([method.scores[n].flatten() for n in ENCODER])
+    kept = torch.cat([method.masker.masks[n].flatten() for n in ENCODER])
+    n = scores.numel()
+    assert int(kept.sum()) == int(n * 0.5) + 1
+    assert float(scores[kept].min()) > float(scores[~kept].max())
+
+
+@pytest.mark.parametrize("method_cls", [Movement, Platon])
+def test_seven_variants_cut_short_still_end_at_the_target(method_cls):
+    method = method_cls(0.5, variant="seven", start=0.25, length=0.75)
+    _, state = replay(method, 4, classifier, total_steps=8)  # the window is steps 2..7; 4 taken
+    before = sum(int(m.sum()) for m in method.masker.masks.values())
+    total = sum(w.numel() for w in method._weights.values())
+    assert before > total - round(0.5 * total)
+    method.on_run_end(state)
+    assert sum(int(m.sum()) for m in method.masker.masks.values()) == total - round(0.5 * total)

@@ -14,10 +14,11 @@ learning rate ``mask_scores_learning_rate`` (``lr``)::
                     R = mean over weight matrices of sum(sigmoid(S)) / numel   (l1 regularisation)
 
 ``movement`` keeps the top ``keep_t`` fraction of ``S`` in each weight matrix (the reference's
-``TopKBinarizer``; ``scope: global`` is its ``global_topk``); ``keep_t`` follows the reference's
+``TopKBinarizer``; ``scope: global`` ranks all matrices together); ``keep_t`` follows the reference's
 ``schedule_threshold``: ``initial_threshold`` for ``initial_warmup * warmup_steps`` steps,
 then cubic, ``final + (initial - final) * (1 - (t - w0) / (T - w0 - w1))^3``, then
-``final_threshold`` for the last ``final_warmup * warmup_steps`` steps; here
+``final_threshold`` for the last ``final_warmup * warmup_steps`` steps (0-based ``t``; the
+state is two float32 tensors per weight: ``S`` and the weight as the forward pass saw it); here
 ``initial_threshold = 1`` and ``final_threshold = 1 - ratio``. ``soft-movement`` keeps
 ``sigmoid(S) > tau_t`` (``selection: sigmoid_threshold``, the reference's
 ``sigmoied_threshold``: ``tau`` scheduled from ``initial_threshold`` 0 to ``final_threshold``
@@ -37,7 +38,8 @@ score ranks below every live one. Scores use plain SGD (the reference trains the
 ranking, and SGD makes the score the paper's accumulated ``-sum W * G``. Counts follow
 ``count_rule``: ``harness`` removes ``round((1 - keep) * n)``, ``reference`` keeps
 ``int(keep * n)`` as ``TopKBinarizer`` does (ties: the harness keeps the later index; the
-reference's descending sort decides).
+reference's descending sort decides); for ``soft-movement``'s top-k, ``reference`` keeps
+``int(keep * n) + 1`` as the reference's ``global_topk`` threshold does.
 
 ``variant: seven`` is what SEVEN's repository (``xiaojinying/SEVEN``, ``strategies/pruner.py``)
 runs as its "movement" baseline, in SEVEN's window (``start``, ``length``; see
@@ -191,7 +193,7 @@ class _Movement(ModelPruner):
             handle.remove()
         self._handles.clear()
         if self.variant == "seven" and self.updates < self.window:
-            self._select(self._seven_ranking(), 1.0)  # a run cut short still ends at the target
+            self._seven_update(None)  # a run cut short of the window still ends at the target
         elif self.variant == "paper":
             self._finish()
         super().on_run_end(state)
@@ -235,12 +237,16 @@ class _Movement(ModelPruner):
         if self.count_rule == "harness":
             self.masker.set(select_masks(ranking, 1.0 - keep, self.scope))
             return
-        cut = top_count_mask if self.variant == "paper" else at_least_kth_mask
+        cut = self._reference_cut()
         if self.scope == "layer":
             self.masker.set({n: cut(s, int(keep * s.numel())) for n, s in ranking.items()})
             return
         flat = torch.cat([s.flatten() for s in ranking.values()])
         self.masker.set(flat_views(cut(flat, int(keep * flat.numel())), ranking))
+
+    def _reference_cut(self):
+        """How the reference counts: ``TopKBinarizer`` (paper), ``fraction_threshold`` (SEVEN)."""
+        return top_count_mask if self.variant == "paper" else at_least_kth_mask
 
     # -- SEVEN's "movement" ---------------------------------------------------------------------
     @no_grad
@@ -254,8 +260,9 @@ class _Movement(ModelPruner):
             out[name] = torch.where(masks[name], score, 0.0) if name in masks else score
         return out
 
-    def _seven_update(self, t: int) -> None:
-        keep = keep_fraction(t, self.window, self.ratio)
+    def _seven_update(self, t: int | None) -> None:
+        """SEVEN's selection at window step ``t`` (None: at the target)."""
+        keep = keep_fraction(t, self.window, self.ratio) if t is not None else 1.0 - self.ratio
         ranking = self._seven_ranking()
         if self.count_rule == "harness":  # pruned below live ones scoring 0
             masks = self.masker.masks
@@ -342,10 +349,21 @@ class SoftMovement(_Movement):
             return  # sigmoid(S) > 0 everywhere
         self.masker.set({n: sigmoid_keep_mask(s, threshold) for n, s in self._ranking().items()})
 
+    def _reference_cut(self):
+        return global_topk_mask  # the reference ranks a threshold method's scores with global_topk
+
     def summary(self) -> dict[str, float]:
         out = super().summary()
         out["soft-movement_selection_topk"] = float(self.selection == "topk")
         return out
+
+
+def global_topk_mask(scores: torch.Tensor, keep: int) -> torch.Tensor:
+    """The reference's ``global_topk`` cut for ``keep = int(n * keep_fraction)``: keep the scores
+    above the ``max(n - (keep + 1), 1)``-th smallest, i.e. ``keep + 1`` of them (one more)."""
+    flat = scores.flatten()
+    n = flat.numel()
+    return scores > flat.kthvalue(max(n - (keep + 1), 1)).values
 
 
 def sigmoid_keep_mask(scores: torch.Tensor, tau: float) -> torch.Tensor:
