@@ -33,7 +33,7 @@ over all matrices, so the run ends at ``ratio`` like every other cell. In both,
 Deliberate differences, all from the harness's masks being permanent (a removed weight is
 zeroed and never returns, :class:`benchmark.api.masks.Masker`): a pruned weight's score stops
 moving (``W = 0``), where the reference keeps the weight and its score may bring it back; a
-score ranks below every live one. Scores use plain SGD (the reference trains them with AdamW,
+removed weight ranks below every live one. Scores use plain SGD (the reference trains them with AdamW,
 ``mask_scores_learning_rate`` 1e-2); for ``movement`` the learning rate does not change the
 ranking, and SGD makes the score the paper's accumulated ``-sum W * G``. Counts follow
 ``count_rule``: ``harness`` removes ``round((1 - keep) * n)``, ``reference`` keeps
