@@ -360,7 +360,8 @@ def test_a_file_added_to_methods_is_registered_without_editing_a_list(tmp_path: 
     assert listed.returncode == 0, listed.stderr
     rows = {line.split()[0]: line for line in listed.stdout.splitlines() if line.startswith("  ")}
     assert set(rows) == BUILTIN_METHODS | STATIC_BASELINES | {"seven", "emp", "ted", "infobatch", "ucb", "epsilon-greedy",
-                                                              "wanda", "sparsegpt", "keep-last", "keep-first-extra"}, listed.stdout
+                                                              "wanda", "sparsegpt", "movement", "soft-movement", "platon",
+                                                              "keep-last", "keep-first-extra"}, listed.stdout
     assert "family=data" in rows["keep-last"] and "options: offset" in rows["keep-last"]
 
     sweep = plugin_sweep(tmp_path, "[keep-last, keep-first-extra]")

@@ -16,6 +16,8 @@ from methods.data.infobatch import InfoBatch
 from methods.data.ucb import UCB
 from methods.data.emp import EMP
 from methods.model.magnitude import Magnitude
+from methods.model.movement import Movement, SoftMovement
+from methods.model.platon import Platon
 from methods.data.random_data import RandomData
 from methods.model.random_weights import RandomWeights
 from methods.model.seven import Seven
@@ -91,6 +93,13 @@ METHODS = {
     "random-weights": lambda: [RandomWeights(0.5, 0)],
     "seven-global": lambda: [Seven(0.5, 0, start=0.0, length=0.5)],
     "seven-layer": lambda: [Seven(0.5, 0, scope="layer", start=0.0, length=0.5)],
+    "movement": lambda: [Movement(0.5, 0, warmup_steps=0.2)],
+    "movement-reference-count": lambda: [Movement(0.5, 0, warmup_steps=0.2, count_rule="reference")],
+    "movement-seven": lambda: [Movement(0.5, 0, variant="seven", start=0.0, length=0.5)],
+    "soft-movement": lambda: [SoftMovement(0.5, 0, warmup_steps=0.2)],
+    "soft-movement-sigmoid": lambda: [SoftMovement(0.5, 0, selection="sigmoid_threshold", warmup_steps=0.2)],
+    "platon": lambda: [Platon(0.5, 0, deltaT=2, warmup_steps=0.2, final_warmup=2.0)],
+    "platon-seven": lambda: [Platon(0.5, 0, variant="seven", start=0.0, length=0.5)],
 }
 
 

@@ -48,7 +48,15 @@ class CellPlan:
                 "metric": self.task.metric, "chance_level": repr(float(self.task.chance_level)),
                 "metric_bounds": bounds_tag(self.task.metric_bounds),
                 "metric_higher_is_better": str(bool(self.task.higher_is_better)).lower(),
-                **origin_tags("method", type(self.method)), **origin_tags("task", type(self.task))}
+                **origin_tags("method", type(self.method)), **origin_tags("task", type(self.task)),
+                **variant_tag(self.method)}
+
+
+def variant_tag(method: Method) -> dict[str, str]:
+    """Which variant of a method ran (movement's ``paper`` or ``seven``, ...), for the board to
+    say: ``{"method_variant": ...}`` when the method has a string ``variant``, else nothing."""
+    variant = getattr(method, "variant", None)
+    return {"method_variant": variant} if isinstance(variant, str) else {}
 
 
 def bounds_tag(bounds: tuple[float, float] | None) -> str:
