@@ -233,7 +233,7 @@ def test_headers_say_lower_is_better_and_a_higher_board_reads_as_before(runs):
     assert "perplexity mean ± std (lower is better)" in text and re.search(r"\| negppl mean ± std +\|", text)
     assert "Lower is better for perplexity: rows" in text and "Lower is better for negppl" not in text
     assert "Pareto front (★, perplexity (lower is better) against FLOPs" in text
-    assert "wanda ▲" in text
+    assert "| wanda ◆ ▲ " in text  # the best of r=0.5 (lowest), ahead of the next best by more than noise
 
 
 def test_compare_counts_a_lower_perplexity_as_a_win(runs):
@@ -258,9 +258,10 @@ def test_plots_label_the_axis_and_draw_the_non_increasing_baseline(runs):
     from benchmark.boards.plots import board_figures
 
     figures = board_figures(build_board(runs[runs.task == LOWER], "direction"))
-    assert sorted(figures) == ["ppl-toy-metric-vs-cost.png", "ppl-toy-metric-vs-ratio.png"]
-    for figure in figures.values():
-        assert [ax.get_ylabel() for ax in figure.axes] == ["test perplexity (lower is better)"]
+    assert sorted(figures) == ["ppl-toy-delta-vs-ratio.png", "ppl-toy-metric-vs-cost.png", "ppl-toy-metric-vs-ratio.png"]
+    for name, figure in figures.items():
+        label = "test perplexity (lower is better)"
+        assert [ax.get_ylabel() for ax in figure.axes] == [f"Δ {label} vs random-weights" if "delta" in name else label]
     ax = figures["ppl-toy-metric-vs-cost.png"].axes[0]
     fit = [line for line in ax.get_lines() if line.get_label() == "random-weights: monotone fit"][0]
     assert np.all(np.diff(fit.get_ydata()) <= 0)  # pooled over seeds, never higher at more FLOPs

@@ -59,7 +59,9 @@ def method_notes(runs: pd.DataFrame) -> list[MethodNote]:
     for label, group in sorted(pruned.groupby("label"), key=lambda item: item[0]):
         first = group.iloc[0]
         # the class is read only for cells that logged no settings (its module imports no torch)
-        method_cls = None if group.method_settings.map(lambda v: isinstance(v, str) and bool(v)).all() else _method_class(first["method"])
+        logged = group.get("method_settings", pd.Series([None] * len(group), index=group.index))
+        recorded = logged.map(lambda v: isinstance(v, str) and bool(v)).all()
+        method_cls = None if recorded else _method_class(first["method"])
         seen: dict[str, tuple[dict | None, bool, str]] = {}
         for _, row in group.iterrows():
             settings, filled = _settings_of(row, method_cls)
