@@ -305,8 +305,9 @@ def test_html_numbers_never_wrap_at_1400_pixels_sorted_by_mean_with_the_best_mar
                   Math.min(t.getBoundingClientRect().right, t.parentElement.getBoundingClientRect().right),
                   Math.max(...Array.from(t.tBodies[0].rows).map(r => r.getBoundingClientRect().height
                     / parseFloat(getComputedStyle(r.cells[0]).fontSize)))])""")
-            # lead 1 / 2, detail 2 per family, area gap (fashion-mnist), rankings; 2 normalised outside the tabs
-            assert len(shapes) == count + 2, shapes
+            # lead 1 / 2, detail 2 per family, area gap (fashion-mnist), rankings; outside the tabs 2
+            # normalised and the methods' settings
+            assert len(shapes) == count + 3, shapes
             for name, right, height in shapes:
                 assert right <= viewport, name
                 if name != "equal-cost":  # the rankings' text may wrap, a number never does
