@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from helpers_mlflow_ui import (close_assistant, expand_description, runs_table, smoke_store,  # noqa: E402
-                               start_ui, wait_for)
+from helpers_mlflow_ui import (close_assistant, expand_description, run_rows, runs_table,  # noqa: E402
+                               smoke_store, start_ui, wait_for)
 from helpers_server import free_port, stop  # noqa: E402
 from test_board import browser  # noqa: E402
 
@@ -48,7 +48,8 @@ def main() -> int:
             driver.set_window_size(args.width, 900)
             close_assistant(driver, f"http://127.0.0.1:{port}")
             driver.get(url)
-            wait_for(driver, lambda d: len(runs_table(d)) == 5 and all(r.get("metrics.`mean`") for r in runs_table(d)))
+            wait_for(driver, lambda d: len(run_rows(runs_table(d))) == 5
+                     and all(r.get("metrics.`mean`") for r in run_rows(runs_table(d))))
             time.sleep(2)
             driver.save_screenshot(str(out / "runs-view.png"))
             expand_description(driver)
