@@ -44,7 +44,9 @@ def start_ui(uri: str, port: int, cwd: Path) -> tuple[subprocess.Popen, list[str
     """``prunebench ui`` on ``uri``; returns once it printed the sweep's view URL: the process,
     its output lines (stdout and stderr together; up to the URL, and on as they come) and the URL."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "benchmark.cli", "ui", "--port", str(port), "--tracking-uri", uri]
+    # a generous start: on a loaded 2-core machine the server's workers take minutes to answer
+    command = [sys.executable, "-m", "benchmark.cli", "ui", "--port", str(port), "--tracking-uri", uri,
+               "--start-timeout", str(PAGE_TIMEOUT * 2)]
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
     lines: list[str] = []

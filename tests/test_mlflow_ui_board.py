@@ -20,6 +20,12 @@ from test_board import browser
 pytestmark = pytest.mark.slow  # 40 cells written, a UI server started and its pages rendered
 
 
+def click(driver, element) -> None:
+    """Click as a reader would, through whatever floats over the element (the assistant's
+    button, a tooltip): the page's own click handler runs."""
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();", element)
+
+
 def test_the_board_view_in_chromium_groups_ratios_in_numeric_order_with_the_boards_ranks(tmp_path):
     from selenium.webdriver.common.by import By
 
@@ -42,7 +48,7 @@ def test_the_board_view_in_chromium_groups_ratios_in_numeric_order_with_the_boar
         # as a reader would: choose 'Model training' once (MLflow keeps it in the browser)
         driver.get(base + "/#/experiments")
         wait_for(driver, lambda d: d.find_elements(By.XPATH, "//*[normalize-space(text())='Model training']"))
-        driver.find_element(By.XPATH, "//*[normalize-space(text())='Model training']").click()
+        click(driver, driver.find_element(By.XPATH, "//*[normalize-space(text())='Model training']"))
         wait_for(driver, lambda d: d.execute_script("return localStorage.getItem('mlflow.workflowType_v1')"))
 
         driver.get(url)
@@ -95,11 +101,15 @@ def test_the_board_view_in_chromium_groups_ratios_in_numeric_order_with_the_boar
         # a summary run's page: the training layout, its description linking its cells
         driver.get(url)
         wait_for(driver, lambda d: d.find_elements(By.LINK_TEXT, "el2n r=0.5 (fashion-mnist)"))
-        driver.find_element(By.LINK_TEXT, "el2n r=0.5 (fashion-mnist)").click()
+        click(driver, driver.find_element(By.LINK_TEXT, "el2n r=0.5 (fashion-mnist)"))
         wait_for(driver, lambda d: d.find_elements(By.PARTIAL_LINK_TEXT, "Its cells"))
         sidebar = driver.find_element(By.TAG_NAME, "aside").text
         assert "Runs" in sidebar and "Evaluation runs" not in sidebar
-        driver.find_element(By.PARTIAL_LINK_TEXT, "Its cells").click()
+        before = set(driver.window_handles)
+        click(driver, driver.find_element(By.PARTIAL_LINK_TEXT, "Its cells"))
+        # MLflow's markdown opens links in a new tab
+        opened = wait_for(driver, lambda d: set(d.window_handles) - before)
+        driver.switch_to.window(opened.pop())
         wait_for(driver, lambda d: len(run_rows(runs_table(d))) == len(RATIO_BOARD[("el2n", 0.5)]))
         names = sorted(r["attributes.`Run Name`"].split("\n")[-1] for r in run_rows(runs_table(driver)))
         assert names == ["fashion-mnist/el2n/r0.5/s0", "fashion-mnist/el2n/r0.5/s1"]

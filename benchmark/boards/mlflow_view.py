@@ -37,7 +37,7 @@ SORT_KEY = "board_order"  # the metric the view sorts by: the board's row order
 GROUP_PARAMS = ("ratio", "family", "task")
 RUN_NAME_COLUMN = "attributes.`Run Name`"
 #: column widths in pixels: the run name and the interval whole at 1400 px
-WIDTHS = {RUN_NAME_COLUMN: 300, "tags.`CI`": 140, "params.`method`": 120, "metrics.`rank`": 90}
+WIDTHS = {RUN_NAME_COLUMN: 250, "tags.`CI`": 130, "params.`method`": 120, "metrics.`rank`": 80}
 CI_TAG = "CI"
 SIGNIFICANT_TAG = "significant"
 VS_RANDOM = "vs random"
