@@ -349,6 +349,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
             print(f"error: {error}", file=sys.stderr)
             return process.poll() or 1
         print(f"MLflow UI on {base} (Ctrl-C to stop)", file=sys.stderr)
+        # MLflow 3.17 keeps the GenAI | Model training choice in the browser only (default GenAI)
+        print(f"  first visit: open {base} and click 'Model training' in the sidebar once, or run pages "
+              "open in MLflow's GenAI layout", file=sys.stderr)
         for name, url in views:
             print(f"  {name}: {url}", file=sys.stderr)
         return wait_stopping(process, received)

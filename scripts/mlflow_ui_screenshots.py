@@ -8,6 +8,8 @@ prints in headless Chromium and saves:
   runs and sorted by mean (the board's view), with the description collapsed;
 - description.png: the same page with the description (the compact board) opened;
 - charts-view.png: the charts view of the same runs;
+- run-page.png: a summary run's page (training layout, chosen once as a reader would): its
+  description with the link to its cells, its task's plot and what every column holds;
 - html-board.png: the HTML board (the same sweep's) in a 1400-pixel window.
 
     python scripts/mlflow_ui_screenshots.py --out results/mlflow-ui
@@ -23,8 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from helpers_mlflow_ui import (close_assistant, expand_description, runs_table, smoke_store,  # noqa: E402
-                               start_ui, wait_for)
+from helpers_mlflow_ui import (close_assistant, expand_description, run_rows, runs_table,  # noqa: E402
+                               smoke_store, start_ui, wait_for)
 from helpers_server import free_port, stop  # noqa: E402
 from test_board import browser  # noqa: E402
 
@@ -48,7 +50,8 @@ def main() -> int:
             driver.set_window_size(args.width, 900)
             close_assistant(driver, f"http://127.0.0.1:{port}")
             driver.get(url)
-            wait_for(driver, lambda d: len(runs_table(d)) == 5 and all(r.get("metrics.`mean`") for r in runs_table(d)))
+            wait_for(driver, lambda d: len(run_rows(runs_table(d))) == 5
+                     and all(r.get("metrics.`mean`") for r in run_rows(runs_table(d))))
             time.sleep(2)
             driver.save_screenshot(str(out / "runs-view.png"))
             expand_description(driver)
@@ -60,6 +63,16 @@ def main() -> int:
             wait_for(driver, lambda d: d.find_elements("css selector", ".js-plotly-plot, canvas, svg.main-svg"))
             time.sleep(8)
             driver.save_screenshot(str(out / "charts-view.png"))
+            driver.set_window_size(args.width, 1400)
+            driver.get(f"http://127.0.0.1:{port}/#/experiments")
+            toggle = wait_for(driver, lambda d: d.find_elements("xpath", "//*[normalize-space(text())='Model training']"))
+            driver.execute_script("arguments[0].click();", toggle[0])  # MLflow remembers it in the browser
+            driver.get(url)
+            run_link = wait_for(driver, lambda d: d.find_elements("link text", "el2n r=0.5 (fashion-mnist)"))
+            driver.execute_script("arguments[0].click();", run_link[0])
+            wait_for(driver, lambda d: d.find_elements("partial link text", "Its cells"))
+            time.sleep(4)
+            driver.save_screenshot(str(out / "run-page.png"))
             driver.set_window_size(1400, 2400)
             driver.get((work / "store" / "board" / "smoke2.html").as_uri())
             time.sleep(1)

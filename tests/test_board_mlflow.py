@@ -107,8 +107,9 @@ def test_experiment_page_carries_the_board_and_its_view(store):
     # magnitude beats random-weights at 0.8 on every seed: p < 0.05, marked best in the overview
     assert "0.8900 ± 0.0100 ▲" in note
     view = json.loads(experiment.tags[VIEW_TAG])
-    assert view["searchFilter"] == SUMMARY_FILTER and view["orderByKey"] == "metrics.`mean`"
-    assert view["orderByAsc"] is False and "metrics.`p_random`" in view["selectedColumns"]
+    assert view["searchFilter"] == SUMMARY_FILTER and view["orderByKey"] == "metrics.`board_order`"
+    assert view["orderByAsc"] is True and "tags.`significant`" in view["selectedColumns"]
+    assert [k["groupByData"] for k in view["groupBy"]["groupByKeys"]] == ["ratio", "family", "task"]
     assert published.ui_url == ui_url("http://127.0.0.1:5000", published.experiment_id)
     assert sweep_views(uri, "http://h:1") == [("board", ui_url("http://h:1", published.experiment_id))]
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers_mlflow_ui import (SWEEP, VIEW_URL, close_assistant, expand_description, runs_table,
-                               smoke_store, start_ui, wait_for)
+from helpers_mlflow_ui import (SWEEP, VIEW_URL, close_assistant, expand_description, group_of, run_rows,
+                               runs_table, smoke_store, start_ui, wait_for)
 from helpers_server import free_port, stop
 from test_board import browser
 
@@ -66,23 +66,44 @@ def test_prunebench_ui_shows_the_board_in_model_training_view(tmp_path):
         driver.set_window_size(2200, 1200)  # every column of the view rendered (the grid draws only visible ones)
         close_assistant(driver, f"http://127.0.0.1:{port}")
         driver.get(url)
-        wait_for(driver, lambda d: len(runs_table(d)) == 5 and all(r.get("metrics.`mean`") for r in runs_table(d)))
+        wait_for(driver, lambda d: len(run_rows(runs_table(d))) == 5
+                 and all(r.get("metrics.`accuracy`") for r in run_rows(runs_table(d))))
         # model-training view: the runs table, no GenAI pages in the sidebar
         assert "workflowType=machine_learning" in driver.current_url
         sidebar = driver.find_element(By.TAG_NAME, "aside").text
         assert "Runs" in sidebar and "Evaluation runs" not in sidebar and "Prompts & versions" not in sidebar
         assert SWEEP["name"] in driver.find_element(By.CSS_SELECTOR, "[data-testid='experiment-link']").text
 
-        rows = runs_table(driver)
-        shown = {(r["params.`method`"], r["params.`ratio`"]): r for r in rows}
+        table = runs_table(driver)
+        rows = run_rows(table)
+        # the ratio is the group's (and in the run name); the view's readable columns hold the board's figures
+        shown = {(r["params.`method`"], r["attributes.`Run Name`"].split(" r=")[1].split(" ")[0]): r for r in rows}
         assert set(shown) == set(expected)
+        column = {"mean": "metrics.`accuracy`", "seeds": "metrics.`seeds`", "delta_full": "metrics.`vs full`"}
         for key, numbers in expected.items():
-            for metric, value in numbers.items():
-                cell = shown[key][f"metrics.`{metric}`"]
-                # the board rounds to 4 decimals (p to 3), the table shows the logged 6 significant digits
-                assert float(cell) == pytest.approx(value, abs=6e-4 if metric.startswith("p_") else 6e-5), (key, metric)
-        means = [float(r["metrics.`mean`"]) for r in rows]
-        assert means == sorted(means, reverse=True)  # sorted by the headline metric, best first
+            low, high = NUMBER.findall(shown[key]["tags.`CI`"])
+            numbers = {**numbers, "shown_low": float(low), "shown_high": float(high)}
+            assert numbers["shown_low"] == pytest.approx(numbers["ci_low"], abs=6e-5)
+            assert numbers["shown_high"] == pytest.approx(numbers["ci_high"], abs=6e-5)
+            for metric in set(column) & set(numbers):
+                # the board rounds to 4 decimals, the table shows the logged 6 significant digits
+                assert float(shown[key][column[metric]]) == pytest.approx(numbers[metric], abs=6e-5), (key, metric)
+            if key[0] not in ("full", "random", "random-weights"):  # a method against its random baseline
+                assert shown[key]["tags.`significant`"] in ("yes", "no")
+        # grouped by ratio and family, the reference apart; within a group by rank, best first
+        groups = [(g["ratio"], g["family"]) for g in map(group_of, table) if g]
+        assert groups == [("0", "reference"), ("0.5", "data"), ("0.5", "model")]
+        by_group: dict = {}
+        current = None
+        for row in table:  # the rows under each group header, in the order shown
+            if group_of(row):
+                current = group_of(row)
+            elif current["family"] != "reference":
+                by_group.setdefault((current["ratio"], current["family"]), []).append(row)
+        for members in by_group.values():
+            assert [int(r["metrics.`rank`"]) for r in members] == list(range(1, len(members) + 1))
+            means = [float(r["metrics.`mean`"]) for r in members]
+            assert means == sorted(means, reverse=True)
 
         text = expand_description(driver)
         assert f"Leaderboard: {SWEEP['name']}" in text and "10 finished cells" in text

@@ -4,11 +4,14 @@
   task's full / dense reference), in the sweep's own experiment, tagged ``run_type = summary``
   and keyed by the tag ``summary_key``. Their metrics are the board's numbers (``mean``,
   ``ci_low``, ``delta_full``, ``p_random``, ``cost_rel``, ``speedup`` ..., the column names of
-  the board's tables), their params its identity (task, family, method, ratio), so the runs
-  table filtered on them and sorted by ``mean`` is the leaderboard, and the charts view plots
-  it. One run per row rather than a parent run with the cells nested under it: a row's numbers
-  are a run's metrics (a parent run could hold only the sweep's), the cells stay as they were
-  logged (nesting would rewrite every cell's parent tag), and the table sorts and filters rows.
+  the board's tables) plus the readable columns of :mod:`.mlflow_view` (the metric's name,
+  ``CI``, ``vs random``, ``significant``, ``vs full``, ``rank``) and ``board_order``; their
+  params its identity (task, family, method, ratio). Each run's description says what every
+  column holds, links its cells (a search filter on their task, label and ratio) and shows
+  its task's plot, logged as its artifact. One run per row rather than a parent run with the
+  cells nested under it: a row's numbers are a run's metrics (a parent run could hold only the
+  sweep's), the cells stay as they were logged (nesting would rewrite every cell's parent tag,
+  and the full-data cells belong to every row), and the table sorts, groups and filters rows.
   Each ``leaderboard`` updates them in place (found by their key; metrics logged again at the
   next step, a figure that went away logged as NaN), removes the rows that left the board and
   any duplicate, so re-running it never piles up copies. A new one shows only once whole (made
@@ -18,21 +21,28 @@
 - **Description**: the experiment's ``mlflow.note.content`` holds the compact board
   (:func:`benchmark.boards.markdown.render_note`), which the runs page shows above the table.
 - **The view**: a shared view state (experiment tag ``mlflow.sharedViewState.prunebench-board``:
-  the filter, the sort and the columns to show) that :func:`ui_url` opens. MLflow 3.17's UI
-  picks GenAI or model training from its own ``workflowType`` (the sidebar's toggle, default
-  GenAI), not from the experiment's ``mlflow.experimentKind`` tag, so the URL names it too.
+  filter, sort, grouping, columns and charts, :func:`.mlflow_view.view_state`) that :func:`ui_url`
+  opens. MLflow 3.17's UI picks GenAI or model training from the URL's ``workflowType`` or the
+  browser's remembered sidebar toggle (default GenAI), not from the experiment's
+  ``mlflow.experimentKind`` tag (which only decides where the experiment's bare URL leads), so
+  every link the harness writes names it.
 """
 from __future__ import annotations
 
 import json
 import math
 import time
+from urllib.parse import quote
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from .leaderboard import EQUAL_COST, Board
+from .leaderboard import EQUAL_COST, FAMILY_BASELINE, Board
+from .mlflow_view import (CI_TAG, RANK, SIGNIFICANT_TAG, SORT_KEY, VS_FULL, VS_RANDOM, board_order_keys, board_ranks,
+                          cells_filter, column_help, headline_key, readable, runs_link)
+from .mlflow_view import view_state as board_view_state
+from .plots import slug
 from ..sweeps.names import markdown_text
 from ..sweeps.tracking import SUMMARY, SUMMARY_FILTER, SUMMARY_PENDING, SUMMARY_TAG
 
@@ -40,20 +50,15 @@ NOTE_TAG = "mlflow.note.content"
 KEY_TAG = "summary_key"
 VIEW_KEY = "prunebench-board"
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
-HEADLINE = "mean"
 DEFAULT_UI = "http://127.0.0.1:5000"  # `prunebench ui`'s default address
 MAX_TAG = 8000  # MLflow's limit on a run tag's value
+PLOT_DIR = "board-plot"  # where a summary run keeps its task's plot
 #: board-table columns logged as metrics, beyond the equal-cost ones (booleans as 0 / 1)
 METRICS = ("mean", "std", "ci_low", "ci_high", "seeds", "delta_full", "p_full", "wins_full", "pairs_full",
            "delta_random", "p_random", "wins_random", "pairs_random", "p_next", "best", "realised",
            "passes_rel", "cost_rel", "forward_rel", "flops_rel", "params_remaining", "speedup", "speedup_ci_low",
            "speedup_ci_high", "seconds", "loss", "peak_rss_mb", "peak_device_mb", "on_front")
 EQUAL_COST_METRICS = ("delta", "ci_low", "ci_high", "p", "n")
-#: the columns the view shows, in order (params then metrics); sorted by HEADLINE, best first
-VIEW_PARAMS = ("method", "ratio", "task", "family")
-VIEW_METRICS = ("mean", "ci_low", "ci_high", "seeds", "delta_full", "p_full", "delta_random", "p_random",
-                "delta_at_cost", "p_at_cost", "delta_at_flops", "p_at_flops", "best", "cost_rel", "flops_rel",
-                "speedup", "seconds")
 
 
 @dataclass
@@ -63,6 +68,11 @@ class SummaryRow:
     params: dict[str, str]
     tags: dict[str, str]
     metrics: dict[str, float] = field(default_factory=dict)
+    rank: int | None = None
+    cells_filter: str | None = None  # finds the row's cells (mlflow_view.cells_filter)
+    plot: tuple[str, bytes] | None = None  # (file name, PNG) of the board's plot of the row's task
+    sentence: str = ""  # the opening of the run's description
+    metric: str = "accuracy"
 
 
 def _value(value) -> float | None:
@@ -73,27 +83,41 @@ def _value(value) -> float | None:
     return float(f"{float(value):.6g}")
 
 
-def _row(board: Board, task: str, family: str, label: str, ratio: float, metrics: dict, tags: dict) -> SummaryRow:
+def _row(board: Board, task: str, family: str, label: str, ratio: float, metrics: dict, tags: dict,
+         rank: int | None = None, is_baseline: bool = False) -> SummaryRow:
     cells = board.runs[(board.runs.task == task) & (board.runs.label == label) & (board.runs.ratio == ratio)]
     key = json.dumps([task, family, label, float(ratio)])
     info = board.task_info(task)
+    shown, text = readable(info["metric"], metrics, is_baseline)
+    if rank is not None:
+        shown[RANK] = rank
+    # the run's note is rendered as markdown by the UI: the free text in it escaped
+    sentence = (f"Board row: test {markdown_text(info['metric'])} of {markdown_text(label)} at ratio "
+                f"{ratio:g} on {markdown_text(task)} ({family}), over {len(cells)} finished cell(s). "
+                f"Rewritten by each `prunebench leaderboard`.")
     return SummaryRow(
         key=key, name=f"{label} r={ratio:g} ({task})",
         params={"task": task, "family": family, "method": label, "ratio": f"{ratio:g}"},
         tags={SUMMARY_TAG: SUMMARY, KEY_TAG: key, "metric": info["metric"],
               "data_origin": info["data_origin"], "board_generated": board.generated,
               "code_versions": ", ".join(sorted(cells.code_version.unique())),
-              "cell_ids": ",".join(sorted(cells.cell_id))[:MAX_TAG],
-              # the run's note is rendered as markdown by the UI: the free text in it escaped
-              NOTE_TAG: (f"Board row: test {markdown_text(info['metric'])} of {markdown_text(label)} at ratio "
-                         f"{ratio:g} on {markdown_text(task)}, over "
-                         f"{len(cells)} finished cell(s) (their ids in the tag cell_ids). Rewritten by each "
-                         f"`prunebench leaderboard`."), **tags},
-        metrics={k: v for k, v in ((k, _value(v)) for k, v in metrics.items()) if v is not None})
+              "cell_ids": ",".join(sorted(cells.cell_id))[:MAX_TAG], **text, **tags},
+        metrics={k: v for k, v in ((k, _value(v)) for k, v in {**metrics, **shown}.items()) if v is not None},
+        rank=rank, cells_filter=cells_filter(task, label, ratio), sentence=sentence, metric=info["metric"])
 
 
-def summary_rows(board: Board) -> list[SummaryRow]:
-    """The board's rows as summary runs: every (task, family) table row, and each task's reference."""
+def _task_plot(plots: dict[str, bytes], task: str) -> tuple[str, bytes] | None:
+    """The board's plot of ``task`` against ratio (else its first plot), to hang on its rows."""
+    mine = sorted(name for name in plots if name.startswith(f"{slug(task)}-"))
+    if not mine:
+        return None
+    name = next((n for n in mine if "ratio" in n), mine[0])
+    return name, plots[name]
+
+
+def summary_rows(board: Board, plots: dict[str, bytes] | None = None) -> list[SummaryRow]:
+    """The board's rows as summary runs: every (task, family) table row, and each task's
+    reference; each with its rank, its place in the board's order and its task's plot."""
     out = []
     for task in board.tasks:
         task_runs = board.runs[board.runs.task == task]
@@ -110,19 +134,53 @@ def summary_rows(board: Board) -> list[SummaryRow]:
                 continue
             columns = list(METRICS) + [f"{k}_at_{axis.name}" for axis in EQUAL_COST[family]
                                        for k in EQUAL_COST_METRICS]
-            for _, r in table.iterrows():
+            baseline = FAMILY_BASELINE.get(family)
+            for (_, r), rank in zip(table.iterrows(), board_ranks(table)):
                 out.append(_row(board, task, family, r.method, float(r.ratio),
-                                {c: r[c] for c in columns if c in r}, {"provenance": str(r.provenance)}))
+                                {c: r[c] for c in columns if c in r}, {"provenance": str(r.provenance)},
+                                rank=rank, is_baseline=r.method == baseline))
+    orders = board_order_keys([(*json.loads(row.key)[:2], json.loads(row.key)[3], row.rank or 0) for row in out])
+    for row, order in zip(out, orders):
+        row.metrics[SORT_KEY] = float(order)
+        row.plot = _task_plot(plots or {}, row.params["task"])
     return out
 
 
-def view_state() -> str:
-    """The shared view: summary runs only, best mean first, the board's columns shown."""
-    columns = [f"params.`{p}`" for p in VIEW_PARAMS] + [f"metrics.`{m}`" for m in VIEW_METRICS]
-    return json.dumps({
-        "searchFilter": SUMMARY_FILTER, "orderByKey": f"metrics.`{HEADLINE}`", "orderByAsc": False,
-        "startTime": "ALL", "lifecycleFilter": "Active", "datasetsFilter": [], "modelVersionFilter": "All Runs",
-        "selectedColumns": columns, "columnOrder": columns, "runsHiddenMode": "SHOW_ALL", "runListHidden": False})
+def row_note(row: SummaryRow, experiment_id: str, run_id: str) -> str:
+    """The summary run's description: what the row is, links to its cells and its plot (shown
+    inline too), and what every column holds."""
+    parts = [row.sentence, ""]
+    if row.cells_filter:
+        parts.append(f"[Its cells]({runs_link(experiment_id, row.cells_filter)}) (the runs table filtered on "
+                     f"`{row.cells_filter}`).")
+    else:
+        parts.append("Its cells: the run ids in the tag `cell_ids` (a name holds both quote kinds, which no "
+                     "MLflow filter can hold).")
+    if row.plot:
+        path = f"{PLOT_DIR}/{row.plot[0]}"
+        parts += ["", f"[The board's plot of this task]"
+                      f"(#/experiments/{experiment_id}/runs/{run_id}/artifacts/{path}?workflowType=machine_learning) "
+                      "(an artifact of this run):",
+                  "", f"![the board's plot of this task](get-artifact?path={quote(path)}&run_uuid={run_id})"]
+    parts += ["", "**Columns**", "", column_help(row.metric)]
+    return "\n".join(parts)[:MAX_TAG]
+
+
+def view_columns(board: Board) -> list[str]:
+    """The view's columns, in order: what a reader needs first, then costs."""
+    keys = headline_keys(board)
+    return (["params.`method`", f"metrics.`{RANK}`"] + [f"metrics.`{k}`" for k in keys]
+            + [f"tags.`{CI_TAG}`", f"metrics.`{VS_RANDOM}`", f"tags.`{SIGNIFICANT_TAG}`", f"metrics.`{VS_FULL}`",
+               "metrics.`seeds`", "metrics.`cost_rel`", "metrics.`speedup`"])
+
+
+def headline_keys(board: Board) -> list[str]:
+    return sorted({headline_key(board.task_info(task)["metric"]) for task in board.tasks})
+
+
+def view_state(board: Board) -> str:
+    """The shared view (:func:`.mlflow_view.view_state`) of ``board``."""
+    return board_view_state(headline_keys(board), view_columns(board))
 
 
 def ui_base(tracking_uri: str) -> str:
@@ -207,9 +265,24 @@ def _create_summary_run(client: Any, experiment_id: str, row: SummaryRow, now: i
                                start_time=now).info.run_id
     client.log_batch(run_id, params=[Param(k, v) for k, v in row.params.items()],
                      metrics=[Metric(k, v, now, 0) for k, v in row.metrics.items()])
+    _log_plot(client, run_id, row)
     client.set_terminated(run_id, "FINISHED", end_time=now)
-    client.log_batch(run_id, tags=[RunTag(SUMMARY_TAG, SUMMARY)])
+    client.log_batch(run_id, tags=[RunTag(NOTE_TAG, row_note(row, experiment_id, run_id)),
+                                   RunTag(SUMMARY_TAG, SUMMARY)])
     return run_id
+
+
+def _log_plot(client: Any, run_id: str, row: SummaryRow) -> None:
+    """The row's task plot as the run's artifact, at a fixed path (each board overwrites it)."""
+    import tempfile
+    from pathlib import Path
+
+    if row.plot is None:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / row.plot[0]
+        local.write_bytes(row.plot[1])
+        client.log_artifact(run_id, str(local), PLOT_DIR)
 
 
 def sync_summary_runs(client: Any, experiment_id: str, rows: list[SummaryRow]) -> Synced:
@@ -245,7 +318,8 @@ def sync_summary_runs(client: Any, experiment_id: str, rows: list[SummaryRow]) -
         # board no longer has becomes NaN (MLflow cannot delete a metric)
         step = int(run.data.tags.get("board_refresh", "0")) + 1
         metrics = {**{k: math.nan for k in run.data.metrics}, **row.metrics}
-        tags = {**row.tags, "board_refresh": str(step)}
+        tags = {**row.tags, "board_refresh": str(step), NOTE_TAG: row_note(row, experiment_id, run.info.run_id)}
+        _log_plot(client, run.info.run_id, row)
         batch = [Metric(k, v, now, step) for k, v in metrics.items()]
         for first in range(0, max(len(batch), 1), 1000):
             client.log_batch(run.info.run_id, metrics=batch[first:first + 1000],
@@ -257,9 +331,11 @@ def sync_summary_runs(client: Any, experiment_id: str, rows: list[SummaryRow]) -
     return synced
 
 
-def publish_to_experiment(client: Any, experiment_id: str, board: Board, note: str) -> Synced:
+def publish_to_experiment(client: Any, experiment_id: str, board: Board, note: str,
+                          plots: dict[str, bytes] | None = None) -> Synced:
     """The board on its sweep's experiment page (adopted as the harness's, and so tagged model
-    training, by :func:`benchmark.sweeps.tracking.adopt_experiment`): description, view and summary runs."""
+    training, by :func:`benchmark.sweeps.tracking.adopt_experiment`): description, view and
+    summary runs (each with its task's plot among ``plots``)."""
     client.set_experiment_tag(experiment_id, NOTE_TAG, note)
-    client.set_experiment_tag(experiment_id, VIEW_TAG, view_state())
-    return sync_summary_runs(client, experiment_id, summary_rows(board))
+    client.set_experiment_tag(experiment_id, VIEW_TAG, view_state(board))
+    return sync_summary_runs(client, experiment_id, summary_rows(board, plots))

@@ -87,9 +87,10 @@ def render_note(board: Board, board_link: str = "", view_link: str = "") -> str:
             f"{BEST_MARK} marks the best method of a ratio when its paired difference to the next best is not "
             "noise (p < 0.05)."]
     view = f"[the board's view]({view_link})" if view_link else "the board's view"
-    head += ["", f"The runs table in {view} (filter `{SUMMARY_FILTER}`, sorted by `mean`) is the leaderboard: one "
-             "summary run per task, method and ratio, every figure of the board a metric (`ci_low`, "
-             "`delta_full`, `p_random`, `cost_rel`, `speedup` ...). "
+    head += ["", f"The runs table in {view} (filter `{SUMMARY_FILTER}`, grouped by ratio, family and task in "
+             "the board's order, `rank` 1 = best within a group) is the leaderboard: one summary run per task, "
+             "method and ratio, each describing its columns and linking its cells. Choose *Model training* "
+             "once in the sidebar: MLflow opens run pages in its GenAI layout until then. "
              + (f"Detail tables, equal-cost comparisons and plots: [the full board]({board_link})." if board_link
                 else "Detail tables, equal-cost comparisons and plots: the full board (HTML)."), ""]
     blocks = []

@@ -136,7 +136,7 @@ def publish(board: Board, out_dir: Path | None, tracking_uri: str | None, client
     if tracking_uri is not None:
         client = client or open_client(tracking_uri)
         published.mlflow_run_id = log_to_mlflow(board, markdown, html, plots, tracking_uri, client)
-        publish_on_experiment(published, board, tracking_uri, client)
+        publish_on_experiment(published, board, tracking_uri, client, plots)
         if ui_base != "":
             from .in_mlflow import ui_base as default_base
             from .links import read_links
@@ -149,7 +149,8 @@ def publish(board: Board, out_dir: Path | None, tracking_uri: str | None, client
     return published
 
 
-def publish_on_experiment(published: Published, board: Board, tracking_uri: str, client=None) -> None:
+def publish_on_experiment(published: Published, board: Board, tracking_uri: str, client=None,
+                          plots: dict[str, bytes] | None = None) -> None:
     """The board on the sweep's own experiment page (:mod:`.in_mlflow`)."""
     from .in_mlflow import publish_to_experiment, ui_base, ui_url
     from ..sweeps.tracking import adopt_experiment
@@ -163,7 +164,7 @@ def publish_on_experiment(published: Published, board: Board, tracking_uri: str,
     board_experiment = client.get_run(published.mlflow_run_id).info.experiment_id
     board_page = f"#/experiments/{board_experiment}/runs/{published.mlflow_run_id}/artifacts"
     note = render_note(board, board_page, published.ui_url[len(base) + 1:])
-    published.summary = publish_to_experiment(client, published.experiment_id, board, note)
+    published.summary = publish_to_experiment(client, published.experiment_id, board, note, plots)
 
 
 def build_and_publish(tracking_uri: str, experiment: str, out_dir: Path | None, command: str = "",
