@@ -107,11 +107,12 @@ def _row(board: Board, task: str, family: str, label: str, ratio: float, metrics
 
 
 def _task_plot(plots: dict[str, bytes], task: str) -> tuple[str, bytes] | None:
-    """The board's plot of ``task`` against ratio (else its first plot), to hang on its rows."""
+    """The board's plot of ``task``'s headline metric against ratio (else its first plot), to
+    hang on its rows (a summary run shows the metric its row holds, not the difference plot)."""
     mine = sorted(name for name in plots if name.startswith(f"{slug(task)}-"))
     if not mine:
         return None
-    name = next((n for n in mine if "ratio" in n), mine[0])
+    name = next((n for n in mine if n.endswith("metric-vs-ratio.png")), mine[0])
     return name, plots[name]
 
 
