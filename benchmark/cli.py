@@ -274,6 +274,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     policy = ClaimPolicy(ttl_s=args.claim_ttl, heartbeat_s=min(30.0, args.claim_ttl / 2))
     print(f"{args.sweep}: experiment {name!r} at {redact(uri)}" + ("" if found else " (not created yet)"))
     print(render_status(sweep_states(sweep.cells(), runs, policy), limit=args.limit))
+    if found is not None:  # submitted through `--executor slurm`: the job array's tasks too
+        from .sweeps.slurm_executor import array_status
+
+        if line := array_status(found.tags):
+            print(line)
     return 0
 
 
@@ -367,6 +372,16 @@ def cmd_server(args: argparse.Namespace) -> int:
         return wait_stopping(process, received)
 
 
+def _task_option(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` of ``--task-option``, the value read as YAML (``c4`` a string, ``3`` a number)."""
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"--task-option takes KEY=VALUE (a task option of the sweep file), got {text!r}")
+    return key, yaml.safe_load(value)
+
+
 def cmd_download(args: argparse.Namespace) -> int:
     from .api.registry import RegistryError, get_task
 
@@ -383,7 +398,11 @@ def cmd_download(args: argparse.Namespace) -> int:
         print(f"error: give the destination folder: prunebench download {args.task} DIR", file=sys.stderr)
         return 2
     try:
-        message = task_cls().download(Path(args.dir) if args.dir else None)
+        options = dict(_task_option(text) for text in args.task_option)
+        message = task_cls(**options).download(Path(args.dir) if args.dir else None)
+    except TypeError as error:  # an option the task does not take
+        print(f"error: task {args.task!r}: {error}", file=sys.stderr)
+        return 2
     except (OSError, ValueError) as error:  # offline, a bad file (deleted), a data format problem
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -527,6 +546,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task")
     p.add_argument("dir", nargs="?", default=None,
                    help="destination folder (files); for hub data sets an optional cache folder")
+    p.add_argument("--task-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a task option as in the sweep file, e.g. calibration=c4 (the C4 calibration shard)")
     p.set_defaults(func=cmd_download)
     return parser
 

@@ -29,6 +29,23 @@ before the timed repeats; that one-time cost is reported on its own.
     python scripts/bench_store.py measure --dir /tmp/bs --sizes 1000 5000 20000 --repeats 3 \\
         --tree before=/tmp/base --tree after=. --json results/bench-store.json
     python scripts/bench_store.py report --json results/bench-store.json --out results/bench-store.md
+
+``--server`` measures through a local server per store, by default ``prunebench server``'s app
+(MLflow's plus the narrow reads, :mod:`benchmark.sweeps.server_app`), its SQLite file given the
+claims' tags index first as ``prunebench server`` does; ``--plain-server``: MLflow's app alone.
+``--postgres`` (with ``--server``): the server's store is a PostgreSQL database holding a copy of
+the store's rows (``pgcopy`` below), on a PostgreSQL started as the cluster tests start it
+(``tests/helpers_cluster.start_postgres``: Debian's ``initdb`` + ``pg_ctl`` on 127.0.0.1); the
+database's CPU (postmaster, its backends and the backends it reaped) counts as server CPU.
+
+How a PostgreSQL copy of a store is made (:func:`pgcopy`): MLflow creates its schema in the
+new database (``SqlAlchemyStore``, the same MLflow version that wrote the SQLite file: same
+alembic head), every table is emptied, and each SQLite table's rows are copied into the
+PostgreSQL table of the same name with ``COPY ... FROM STDIN`` (psycopg), columns matched by
+name, foreign-key triggers off for the copy (``session_replication_role = replica``); then each
+serial column's sequence is set past its largest value and the database is vacuumed and
+analysed (``VACUUM (FREEZE, ANALYZE)``, as autovacuum leaves a database that grew run by run;
+without it autovacuum does that work during the first measurements, counted as server CPU).
 """
 from __future__ import annotations
 
@@ -219,6 +236,63 @@ print(json.dumps({"read_cpu_s": cpu, "gc_s": spent[0], "gen0": collections[0], "
 
 
 _SERVERS: dict[Path, tuple[str, int]] = {}  # store -> (URL, process group) of its `mlflow server` (--server)
+_POSTMASTER: list[int] = []  # the PostgreSQL server's pid (--postgres): its CPU is server CPU too
+
+
+def pgcopy(db: Path, pg_uri: str) -> None:
+    """The rows of the SQLite MLflow store ``db`` into the (new) PostgreSQL database ``pg_uri``
+    (password by PGPASSWORD), as the module docstring says."""
+    import psycopg
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    SqlAlchemyStore(pg_uri, str(db.parent / "mlartifacts")).engine.dispose()  # MLflow's schema, at its head
+    source = sqlite3.connect(db)
+    tables = [name for (name,) in source.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                                 "AND name NOT IN ('alembic_version', 'sqlite_sequence')")]
+    with psycopg.connect(pg_uri.replace("postgresql+psycopg://", "postgresql://")) as pg:
+        present = {name for (name,) in pg.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        tables = [t for t in tables if t in present]
+        pg.execute("SET session_replication_role = replica")
+        pg.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE")
+        for table in tables:
+            theirs = {name for (name,) in pg.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = %s", (table,))}
+            names = [c for c in columns(source, table) if c in theirs]
+            listed = ", ".join(f'"{c}"' for c in names)
+            with pg.cursor().copy(f'COPY "{table}" ({listed}) FROM STDIN') as copy:
+                for row in source.execute(f'SELECT {listed} FROM "{table}"'):
+                    copy.write_row(row)
+        for table, column in pg.execute("SELECT table_name, column_name FROM information_schema.columns "
+                                        "WHERE table_schema = 'public' AND column_default LIKE 'nextval%%'").fetchall():
+            pg.execute(f"SELECT setval(pg_get_serial_sequence('\"{table}\"', '{column}'), "
+                       f"GREATEST(1, (SELECT COALESCE(MAX(\"{column}\"), 0) FROM \"{table}\")))")
+        pg.execute("SET session_replication_role = DEFAULT")
+        pg.commit()
+        pg.autocommit = True
+        # as a database that grew cell by cell would be: vacuumed (visibility map set, tuples frozen)
+        # and analysed; else autovacuum does it during the first measurements, in the server's CPU
+        pg.execute("VACUUM (FREEZE, ANALYZE)")
+    source.close()
+
+
+def tree_cpu_s(root: int) -> float:
+    """CPU seconds of ``root`` (the postmaster), its reaped children (backends that ended) and its live ones."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            pid = int(stat.parent.name)
+        except (OSError, ValueError):
+            continue
+        if pid == root:  # utime stime cutime cstime: fields 11-14 after the name
+            total += sum(int(f) for f in fields[11:15])
+        elif int(fields[1]) == root:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_s(store: Path) -> float:
+    return group_cpu_s(_SERVERS[store][1]) + (tree_cpu_s(_POSTMASTER[0]) if _POSTMASTER else 0.0)
 
 
 def store_uri(store: Path) -> str:
@@ -261,7 +335,7 @@ def _seeds(store: Path) -> int:
 
 
 def measure_once(what: str, store: Path, tree: Path) -> dict:
-    server_cpu = group_cpu_s(_SERVERS[store][1]) if store in _SERVERS else None
+    server_cpu = server_cpu_s(store) if store in _SERVERS else None
     with tempfile.TemporaryDirectory() as scratch:
         began = time.perf_counter()
         process = subprocess.Popen([sys.executable, *command_line(what, store, Path(scratch))], cwd=scratch,
@@ -274,7 +348,7 @@ def measure_once(what: str, store: Path, tree: Path) -> dict:
         raise RuntimeError(f"{what} on {store} with {tree} exited {process.returncode}:\n{err[-3000:]}")
     result = {"wall_s": wall, "cpu_s": usage["cpu_s"], "peak_mb": usage["peak_mb"]}
     if server_cpu is not None:
-        result["server_cpu_s"] = group_cpu_s(_SERVERS[store][1]) - server_cpu
+        result["server_cpu_s"] = server_cpu_s(store) - server_cpu
         result["total_cpu_s"] = result["cpu_s"] + result["server_cpu_s"]
     if what in ("claim", "gc"):
         result.update(json.loads(out.strip().splitlines()[-1]))
@@ -301,21 +375,40 @@ def measure(args: argparse.Namespace) -> None:
     if not args.server:
         return _measure(args, stores)
     from benchmark.sweeps.server import free_port, start_server, stop_server, wait_healthy
+    from benchmark.sweeps.store_query import ensure_tag_index
 
-    servers = []
+    servers, stop_postgres = [], None
     try:
-        for store in stores.values():  # one `mlflow server --workers 1` per store, on its SQLite file
+        if args.postgres:
+            sys.path.insert(0, str(ROOT / "tests"))
+            from helpers_cluster import start_postgres
+
+            postgres, stop_postgres = start_postgres()
+            os.environ["PGPASSWORD"] = postgres.password  # this process's and the servers' (never in argv)
+            _POSTMASTER.append(int((postgres.folder / "data" / "postmaster.pid").read_text().split()[0]))
+        for n, store in stores.items():  # one server (--workers 1) per store
+            if args.postgres:
+                began = time.perf_counter()
+                uri = postgres.create_database(f"bench{n}")
+                pgcopy(store / "mlflow.db", uri)
+                print(f"n={n}: rows copied to PostgreSQL in {time.perf_counter() - began:.0f} s", flush=True)
+            else:
+                uri = f"sqlite:///{store / 'mlflow.db'}"
+                if not args.plain_server:
+                    ensure_tag_index(uri)  # as `prunebench server` does before it starts
             port = free_port()
             log_dir = Path(tempfile.mkdtemp(prefix="bench-store-server-"))
-            server = start_server(log_dir, port, workers=1, backend_store_uri=f"sqlite:///{store / 'mlflow.db'}",
-                                  artifacts_destination=str(store / "mlartifacts"))
+            server = start_server(log_dir, port, workers=1, backend_store_uri=uri,
+                                  artifacts_destination=str(store / "mlartifacts"), narrow_reads=not args.plain_server)
             servers.append(server)
-            wait_healthy(f"http://127.0.0.1:{port}", server, timeout=300)
+            wait_healthy(f"http://127.0.0.1:{port}", server, timeout=600)
             _SERVERS[store] = (f"http://127.0.0.1:{port}", server.pid)
         _measure(args, stores)
     finally:
         for server in servers:
             stop_server(server)
+        if stop_postgres:
+            stop_postgres()
 
 
 def _measure(args: argparse.Namespace, stores: dict[int, Path]) -> None:
@@ -416,6 +509,10 @@ def main() -> None:
     p.add_argument("--json", default=None)
     p.add_argument("--server", action="store_true",
                    help="through a local `mlflow server` on each store (its CPU measured too); no validate")
+    p.add_argument("--plain-server", action="store_true",
+                   help="with --server: MLflow's app alone (no narrow-read endpoints, no index added)")
+    p.add_argument("--postgres", action="store_true",
+                   help="with --server: each store's rows copied into a PostgreSQL database, the server on it")
     p.add_argument("--no-warmup", dest="warmup", action="store_false",
                    help="no first run per tree and store before the repeats")
     p = sub.add_parser("report")

@@ -52,6 +52,15 @@ class HubDataset:
     repo: str
     config: str | None = None
     revision: str | None = None
+    #: ``{hub split: file pattern}``: read only these files of the config (one shard of C4),
+    #: never the config's every file
+    data_files: tuple[tuple[str, str], ...] | None = None
+    #: what fetches it into the cache, where ``prunebench download TASK`` alone does not
+    download_command: str | None = None
+
+    @property
+    def builder_options(self) -> dict[str, Any]:
+        return {"data_files": dict(self.data_files)} if self.data_files else {}
 
     @property
     def path(self) -> str:
@@ -75,7 +84,8 @@ class HubDataset:
         where = f" (local copy {self.path})" if self.path != self.repo else ""
         config = f", config {self.config}" if self.config else ""
         revision = f", revision {self.revision}" if self.revision else ""
-        return f"the Hugging Face dataset {self.repo}{config}{revision}{where}"
+        files = f", file(s) {', '.join(pattern for _, pattern in self.data_files)}" if self.data_files else ""
+        return f"the Hugging Face dataset {self.repo}{config}{files}{revision}{where}"
 
     def missing_message(self, error: BaseException, local_copy: str, suggest_download: bool = True) -> str:
         import datasets
@@ -83,7 +93,8 @@ class HubDataset:
         cache = datasets.config.HF_DATASETS_CACHE
         if isinstance(error, ConnectionError):
             why = "offline mode is on" if offline_mode() else f"the hub cannot be reached ({error})"
-            fetch = (f"Fetch it once where there is internet: prunebench download {self.task} (it fills the "
+            command = self.download_command or f"prunebench download {self.task}"
+            fetch = (f"Fetch it once where there is internet: {command} (it fills the "
                      "cache; later runs work offline, also with HF_DATASETS_OFFLINE=1). " if suggest_download else "")
             return (f"{self.describe()} is not in the Hugging Face cache ({cache}) and {why}. {fetch}"
                     f"Or use a local copy: {local_copy}")
@@ -96,6 +107,12 @@ class HubDataset:
 
         return Path(datasets.config.HF_DATASETS_CACHE) / self.repo.replace("/", "___") / (self.config or "default")
 
+    def is_cached(self) -> bool:
+        """Whether ``datasets`` holds a prepared copy (with ``data_files``, a folder
+        ``<config>-<hash of the files>`` beside :meth:`cached_copy`)."""
+        copy = self.cached_copy()
+        return copy.is_dir() or (bool(self.data_files) and any(copy.parent.glob(f"{copy.name}-*")))
+
     def check(self, local_copy: str) -> None:
         """Raise DataNotFoundError (one message naming the id and the fixes) unless the data
         set can be opened: from the cache, a local copy, or the hub. Reads metadata only.
@@ -105,12 +122,12 @@ class HubDataset:
 
         if not self.is_local and not offline_mode():
             unreachable = hub_unreachable()
-            if unreachable and not self.cached_copy().is_dir():
+            if unreachable and not self.is_cached():
                 raise DataNotFoundError(self.missing_message(ConnectionError(unreachable), local_copy))
             if unreachable:
                 return  # cached: the run reads the cache once the hub client gives up on the network
         try:
-            datasets.load_dataset_builder(self.path, self.config, revision=self.revision)
+            datasets.load_dataset_builder(self.path, self.config, revision=self.revision, **self.builder_options)
         except (ConnectionError, FileNotFoundError, ValueError) as error:  # DatasetNotFoundError is a FileNotFoundError
             raise DataNotFoundError(self.missing_message(error, local_copy)) from error
 
@@ -125,7 +142,8 @@ class HubDataset:
         where = ({"cache_dir": str(Path(datasets.config.HF_DATASETS_CACHE) / "prunebench-local" / local[7:])}
                  if local else {})
         try:
-            builder = datasets.load_dataset_builder(self.path, self.config, revision=self.revision, **where)
+            builder = datasets.load_dataset_builder(self.path, self.config, revision=self.revision, **where,
+                                                    **self.builder_options)
             builder.download_and_prepare()
             loaded = {name: builder.as_dataset(split=split) for name, split in splits.items()}
         except (ConnectionError, FileNotFoundError) as error:
@@ -146,7 +164,7 @@ class HubDataset:
             raise DataNotFoundError(self.missing_message(ConnectionError(unreachable), hint, suggest_download=False))
         try:
             loaded = datasets.load_dataset(self.path, self.config, revision=self.revision,
-                                           cache_dir=str(cache_dir) if cache_dir else None)
+                                           cache_dir=str(cache_dir) if cache_dir else None, **self.builder_options)
         except (ConnectionError, FileNotFoundError) as error:
             raise DataNotFoundError(self.missing_message(error, hint, suggest_download=False)) from error
         sizes = ", ".join(f"{name} {len(split):,}" for name, split in loaded.items())
@@ -163,6 +181,8 @@ class HubDataset:
                 "data.hub_revision_requested": self.revision or "main", "data.hub_revision": revision or "unknown"}
         if self.path != self.repo:
             tags["data.hub_local_copy"] = self.path
+        if self.data_files:
+            tags["data.hub_files"] = ",".join(f"{split}={pattern}" for split, pattern in self.data_files)
         for benchmark_split, dataset in splits.items():
             tags[f"data.hub_split.{benchmark_split}"] = str(dataset.split)
             tags[f"data.fingerprint.{benchmark_split}"] = dataset._fingerprint

@@ -152,6 +152,12 @@ def test_server_command_defaults_to_a_local_sqlite_store(tmp_path):
     assert child.env["MLFLOW_BACKEND_STORE_URI"] == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
     assert child.argv[child.argv.index("--host") + 1] == "127.0.0.1"
     assert child.argv[child.argv.index("--port") + 1] == "5123"
+    # MLflow's app plus the narrow reads, found through the entry point recorded beside the store
+    assert child.argv[child.argv.index("--app-name") + 1] == "prunebench"
+    record = child.env["PYTHONPATH"].split(os.pathsep)[0]
+    assert (Path(record) / "prunebench_server_app-1.dist-info" / "entry_points.txt").read_text() == \
+        "[mlflow.app]\nprunebench = benchmark.sweeps.server_app:create_app\n"
+    assert "--app-name" not in server_command(tmp_path, narrow_reads=False).argv
 
 
 def test_policy_is_checked():

@@ -1,7 +1,8 @@
 """Sweeps on the real things: an MLflow server on a real PostgreSQL (started by a fixture), 4
 local runners on one sweep against it, and a real single-node Slurm (slurmctld, slurmd, munge)
 running the sweep as a job array with at most 2 tasks in flight, a task preempted with
-``scancel --signal=TERM`` and requeued. Each ends with every cell finished exactly once.
+``scancel --signal=TERM`` (or USR1, as a site's preemption or ``--signal=USR1@N`` sends) and
+requeued, and ``prunebench status`` showing the array's tasks. Each ends with every cell finished exactly once.
 Skipped where the packages are missing, unless PRUNEBENCH_REQUIRE_CLUSTER=1 (CI)."""
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from helpers_cluster import postgres, slurm  # noqa: F401  (session fixtures)
 from helpers_server import free_port, stop, wait_healthy
 from helpers_tiny import write_tiny_fashion_mnist
 from mlflow.tracking import MlflowClient
+
+from benchmark.sweeps.slurm_executor import array_status
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,35 +150,44 @@ def test_slurm_job_array_against_postgres_runs_every_cell_once(slurm, server, tm
     task_logs = sorted(logs.glob("*_log.out"))
     assert len(task_logs) == 2, list(logs.iterdir())
     assert all("no unclaimed cell left" in p.read_text() for p in task_logs)
+    array = re.search(r"submitted Slurm job array (\d+)", out.stderr)[1]
+    shown = subprocess.run(cli("status", str(sweep), "--tracking-uri", url), env={**base_env(), "SLURM_CONF": str(slurm.conf)},
+                           capture_output=True, text=True, timeout=600)
+    assert shown.returncode == 0, shown.stderr
+    assert "8 cells: 8 finished, 0 running, 0 failed, 0 pending" in shown.stdout
+    assert f"Slurm job array {array}: 0 pending, 0 running, 2 done (of 2 tasks)" in shown.stdout
 
 
-def test_a_preempted_task_is_requeued_and_the_sweep_completes_once(slurm, server, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("signal", ["TERM", "USR1"])
+def test_a_preempted_task_is_requeued_and_the_sweep_completes_once(slurm, server, tmp_path, signal):  # noqa: F811
     url, _, _ = server
-    sweep = sweep_file(tmp_path, "preempt", epochs=40, seeds=(0,))  # 4 cells of several seconds each
+    name = f"preempt-{signal.lower()}"
+    sweep = sweep_file(tmp_path, name, epochs=40, seeds=(0,))  # 4 cells of several seconds each
     logs = tmp_path / "logs"
     env = {**base_env(), "SLURM_CONF": str(slurm.conf)}
     driver = subprocess.Popen(cli("run", str(sweep), "--executor", "slurm", "--max-in-flight", "1", "--time", "10",
                                   "--tracking-uri", url, "--slurm-logs", str(logs)),
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     client = MlflowClient(url)
-    deadline, victim = time.time() + 600, None
+    deadline, victim, during = time.time() + 600, None, None
     while time.time() < deadline and driver.poll() is None:
-        found = client.get_experiment_by_name("preempt")
+        found = client.get_experiment_by_name(name)
         running = [r for r in client.search_runs([found.experiment_id])
                    if r.data.tags["status"] == "running"] if found else []
         if running:
             time.sleep(2)  # inside the cell's training
             victim = running[0].data.tags["cell_id"]
-            jobs = subprocess.run(["squeue", "-h", "-r", "-n", "prunebench-preempt", "-t", "R", "-o", "%i"], env=env,
+            jobs = subprocess.run(["squeue", "-h", "-r", "-n", f"prunebench-{name}", "-t", "R", "-o", "%i"], env=env,
                                   capture_output=True, text=True).stdout.split()
-            subprocess.run(["scancel", "--signal=TERM", jobs[0]], env=env, check=True)
+            during = array_status(client.get_experiment_by_name(name).tags)  # what `status` prints meanwhile
+            subprocess.run(["scancel", f"--signal={signal}", jobs[0]], env=env, check=True)
             break
         time.sleep(0.5)
     output = driver.communicate(timeout=900)[0]
     print(output)
     assert victim is not None, output
     assert driver.returncode == 0, output + slurm.log("slurmctld")
-    statuses = cell_statuses(url, "preempt")
+    statuses = cell_statuses(url, name)
     finished_once(statuses, 4)
     # the signal never reads as the method's fault: no cell failed (submitit's exit raised inside a
     # hook once failed the cell, and the task went on to the next one)
@@ -185,3 +197,46 @@ def test_a_preempted_task_is_requeued_and_the_sweep_completes_once(slurm, server
     assert closed == [victim] or (len(closed) == 1 and statuses[victim] == ["finished"]), (closed, victim, log)
     assert "interrupted" in statuses[closed[0]], statuses  # the cell running at the signal, closed and run again
     assert "restart 1" in log  # the same array task, requeued by Slurm, resumed the sweep
+    assert during == f"Slurm job array {jobs[0]}: 0 pending, 1 running, 0 done (of 1 tasks)"
+
+
+def test_the_postgres_server_serves_the_narrow_reads(server, capsys):
+    """``prunebench server`` on PostgreSQL answers the finished cell ids and the leaderboard's
+    fields with SQL on its database, the same as MLflow's REST search gives; the claims' tags
+    index is on the database."""
+    import math
+
+    import psycopg
+
+    from benchmark.boards.leaderboard import RUN_METRICS, RUN_PARAMS, RUN_TAGS
+    from benchmark.sweeps.cells import Cell
+    from benchmark.sweeps.store_query import TAG_INDEX, StoreQuery
+    from benchmark.sweeps.tracking import Tracker
+
+    url, process, pg = server
+    tracker = Tracker(url, "pgreads")
+    tags = {"family": "data", "provenance": "reference-code", "data_origin": "real", "metric": "accuracy"}
+    cells = [Cell("fashion-mnist", "random", 0.5, seed, "smoke", label="random") for seed in range(4)]
+    for seed, cell in enumerate(cells[:3]):
+        tracker.start_cell(cell, "pgreads", {}, tags).finish(
+            {"test_accuracy": 0.5 + seed / 10, "n_train": 100, "peak_device_mb": float("nan")})
+    tracker.start_cell(cells[3], "pgreads", {}, tags).fail(RuntimeError("boom"), "Traceback: boom")
+    before = len(process.log_path.read_text(errors="replace"))
+    served = StoreQuery(tracker.client, url)
+    assert served.finished_cell_ids(tracker.experiment_id) == {c.id for c in cells[:3]}
+    fast = served.finished_runs(tracker.experiment_id, RUN_TAGS, RUN_PARAMS, RUN_METRICS, ("test_",))
+    slow = StoreQuery(tracker.client, url, sql=False).finished_runs(
+        tracker.experiment_id, RUN_TAGS, RUN_PARAMS, RUN_METRICS, ("test_",))
+    assert [r.run_id for r in fast] == [r.run_id for r in slow] and len(fast) == 3
+    for a, b in zip(fast, slow):
+        assert a.tags == {k: v for k, v in b.tags.items() if k in RUN_TAGS}
+        assert a.params == {k: v for k, v in b.params.items() if k in RUN_PARAMS}
+        wanted = {k: v for k, v in b.metrics.items() if k in RUN_METRICS or k.startswith("test_")}
+        assert a.metrics.keys() == wanted.keys() and math.isnan(a.metrics["peak_device_mb"])
+        assert all(a.metrics[k] == v for k, v in wanted.items() if not math.isnan(v))
+    log = process.log_path.read_text(errors="replace")[before:]
+    assert log.count("POST /prunebench/api/v1/finished-cells HTTP/1.1\" 200") == 1
+    assert log.count("POST /prunebench/api/v1/finished-runs HTTP/1.1\" 200") == 1
+    assert "note:" not in capsys.readouterr().err
+    with psycopg.connect(f"postgresql://{pg.user}@{pg.host}:{pg.port}/mlflow", password=pg.password) as conn:
+        assert conn.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", (TAG_INDEX,)).fetchone()

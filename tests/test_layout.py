@@ -159,11 +159,18 @@ def test_the_project_itself_imports_no_old_path():
 
 
 def _absolute_imports(path: Path) -> list[tuple[str, bool]]:
+    """Every module ``path`` imports, relative imports resolved (``from ..selection`` in
+    ``methods/data/`` is the old ``methods.selection``)."""
+    module = module_name(path)
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and not node.level and node.module:
-            found.append((node.module, False))
-            found.extend((f"{node.module}.{alias.name}", False) for alias in node.names)
+        if isinstance(node, ast.ImportFrom) and (node.level or node.module):
+            parts = package.split(".")
+            base = parts[: len(parts) - node.level + 1] if node.level else []
+            target = ".".join(base + ([node.module] if node.module else []))
+            found.append((target, False))
+            found.extend((f"{target}.{alias.name}", False) for alias in node.names)
         elif isinstance(node, ast.Import):
             found.extend((alias.name, False) for alias in node.names)
     return found

@@ -1,6 +1,7 @@
 """The runner and MLflow tracking: skip finished cells, isolate failures, resume after a kill."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -108,6 +109,8 @@ def test_cell_run_holds_params_metrics_and_tags(tmp_path):
     assert (p["task"], p["method"], p["ratio"], p["seed"], p["profile"], p["budget"]) == (
         "fashion-mnist", "random", "0.5", "0", "smoke", "epochs")
     assert p["recipe.epochs"] == "2" and p["provenance"] == "reference-code"
+    assert json.loads(p["method_settings"]) == {"dynamic": False, "class_balanced": False}  # its defaults
+    assert p["method_ratio_means"] == "the fraction of training samples removed"
     assert t["status"] == "finished" and t["sweep"] == "t" and t["family"] == "data"
     assert t["provenance"] == "reference-code" and t["data_origin"] == "real" and t["code_version"]
     # smoke: 640 images, 64 carved for validation; ratio 0.5 keeps exactly 288 of 576
@@ -218,3 +221,24 @@ def test_interrupted_sweep_resumes_without_duplicates(tmp_path, sig):
     # finished cells of the first process were not run again
     assert all(sum(1 for c, s, _ in after if c == cid) == sum(1 for c, s, _ in before if c == cid)
                for cid in finished_before)
+
+
+def test_code_version_is_dirty_for_changed_code_not_for_a_changed_results_store(tmp_path):
+    from benchmark.sweeps.tracking import code_version
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "mlflow.db").write_bytes(b"store")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "c", "--allow-empty")
+    git("add", "-A")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "files")
+    clean = code_version(tmp_path)
+    assert len(clean) == 12 and not clean.endswith("-dirty")
+    (tmp_path / "results" / "mlflow.db").write_bytes(b"store with a new cell")
+    assert code_version(tmp_path) == clean  # a sweep into a committed store
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert code_version(tmp_path) == f"{clean}-dirty"

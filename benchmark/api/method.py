@@ -49,6 +49,22 @@ class Method(Hook):
         params = inspect.signature(cls.__init__).parameters
         return [p for p in params if p not in ("self", "ratio", "seed") and params[p].kind == params[p].KEYWORD_ONLY]
 
+    #: what a cell's ratio is a fraction of, as a board states it (a method may read it otherwise)
+    ratio_means: ClassVar[str] = "the fraction removed"
+
+    @classmethod
+    def ratio_meaning(cls, settings: dict[str, Any]) -> str:
+        """What the ratio of a cell run with ``settings`` removes (one phrase for a board)."""
+        return cls.ratio_means
+
+    @classmethod
+    def settings(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """Every option as the method runs it: the declared defaults, then ``options`` on top (what
+        a board states, so that a later change of a default cannot change what a stored cell means)."""
+        params = inspect.signature(cls.__init__).parameters
+        return {**{name: params[name].default for name in cls.option_names()
+                   if params[name].default is not inspect.Parameter.empty}, **options}
+
     @classmethod
     def check_options(cls, options: dict[str, Any]) -> None:
         unknown = sorted(set(options) - set(cls.option_names()), key=str)
@@ -142,6 +158,7 @@ class DataPruner(Method):
     fraction from the indices each epoch actually used."""
 
     family = "data"
+    ratio_means = "the fraction of training samples removed"
 
     def n_keep(self, n: int) -> int:
         return n - count_removed(self.ratio, n)
@@ -151,6 +168,7 @@ class ModelPruner(Method):
     """Chooses weight masks over the task's prunable weights and keeps them enforced."""
 
     family = "model"
+    ratio_means = "the fraction of prunable weights zeroed"
 
     def __init__(self, ratio: float, seed: int = 0, *, scope: str = "global"):
         super().__init__(ratio, seed)

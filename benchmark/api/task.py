@@ -278,3 +278,10 @@ class Task:
         loss = self.per_sample_loss(logits, y).mean().item()
         accuracy = (logits.argmax(dim=1) == y).float().mean().item()
         return {"loss": loss, "accuracy": accuracy}
+
+    # --- after the test -------------------------------------------------------
+    def post_evaluation(self, model: nn.Module, device: torch.device) -> tuple[dict[str, float], dict[str, str]]:
+        """An optional further evaluation of the final model, run once after the test split
+        (zero-shot tasks of lm-evaluation-harness on a causal LM): the cell's extra metrics
+        and tags, none by default. Its wall time is logged as ``post_eval_seconds``."""
+        return {}, {}

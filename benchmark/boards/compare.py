@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from . import direction
 from .stats import compare_paired, summarise
 
 
@@ -22,8 +23,10 @@ def task_of(runs: pd.DataFrame, task: str | None) -> str:
 
 
 def compare_lines(runs: pd.DataFrame, task: str, ratio: float, a: str, b: str) -> list[str]:
-    """The comparison as printed lines: one per side, then the paired difference ``a - b``."""
+    """The comparison as printed lines: one per side, then the paired difference ``a - b``
+    (metric units; a win is a seed where ``a`` is better in the metric's direction)."""
     at = runs[(runs.task == task) & (runs.ratio == ratio)]
+    higher = direction.higher_is_better(runs[runs.task == task])
     sides = {label: at[at.label == label].set_index("seed")["value"] for label in (a, b)}
     lines = []
     for label, values in sides.items():
@@ -34,8 +37,8 @@ def compare_lines(runs: pd.DataFrame, task: str, ratio: float, a: str, b: str) -
         s = summarise(values)
         shown = ", ".join(f"seed {seed}: {value:.4f}" for seed, value in values.sort_index().items())
         lines.append(f"{label}: mean {s.mean:.4f} over {s.n} seed(s) ({shown})")
-    c = compare_paired(sides[a], sides[b])
+    c = compare_paired(sides[a], sides[b], higher)
     p = "no test (fewer than 2 common seeds)" if c.p_value is None else f"p={c.p_value:.3f}"
     lines.append(f"{a} - {b}: {c.mean_diff:+.4f} over {c.n} common seed(s), {p}, {a} won {c.wins}/{c.n}"
-                 + (" (within noise)" if c.within_noise else ""))
+                 + ("" if higher else f" ({direction.phrase(higher)})") + (" (within noise)" if c.within_noise else ""))
     return lines

@@ -5,11 +5,13 @@ Conventions, stated once so every board means the same thing:
 - **Cost** is counted in training-pass equivalents (:mod:`benchmark.training.cost`): one
   forward+backward pass of one sample is 1, a forward-only pass is :data:`FORWARD_WEIGHT` = 1/3.
 - **Random's curve** for one seed: the baseline's cells of that seed at every ratio plus the
-  full-data / dense cell, sorted by cost, made non-decreasing by isotonic regression (pool
-  adjacent violators; more cost never buys less accuracy), then joined by straight lines.
+  full-data / dense cell, sorted by cost, made monotone by isotonic regression (pool adjacent
+  violators; more cost never buys a worse metric: non-decreasing for a higher-is-better metric
+  such as accuracy, non-increasing for a lower-is-better one such as perplexity), then joined
+  by straight lines.
   Isotonic-then-linear is monotone by construction and, unlike a smoothing spline, passes
   through every point that already is in order.
-- **Δ at equal cost** of a cell: per seed, the cell's accuracy minus random's curve of the
+- **Δ at equal cost** of a cell: per seed, the cell's metric minus random's curve of the
   same seed at the cell's cost (paired); when some seed of the cell has no baseline cells,
   every seed of it is read off the curve of all the baseline's points pooled (unpaired), so
   that one cell's differences are all of one kind. Outside random's measured cost range there is no
@@ -17,14 +19,15 @@ Conventions, stated once so every board means the same thing:
   Student-t interval of the per-seed differences (:func:`benchmark.boards.stats.summarise`).
 - **Area gap** of a method: per seed, the integral of (method's curve - random's curve) over
   their common cost range divided by the range's width, i.e. the mean accuracy gap over the
-  costs both measured. The method's curve joins its own cells (sorted by cost) by straight
+  costs both measured, in the metric's units (Δ and area gap are method − baseline in either
+  direction: for a lower-is-better metric a negative one is the better). The method's curve joins its own cells (sorted by cost) by straight
   lines; a method with one cost point in range has the gap at that point.
 - **Speed-up**: per seed, the full-data cell's wall-clock over the cell's; the geometric mean
   over seeds with the 95% t-interval of the logs, exponentiated (from :data:`MIN_RATIO_SEEDS`
   seeds on); indicative when either side's
   own wall-clock varies over seeds by more than :data:`TIMING_SPREAD_LIMIT` (relative std).
-- **Pareto front**: the (cost, accuracy) points no other point beats on both (cheaper or as
-  cheap, and at least as accurate, one of them strictly).
+- **Pareto front**: the (cost, metric) points no other point beats on both (cheaper or as
+  cheap, and at least as good in the metric's direction, one of them strictly).
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .direction import oriented, sign
 from .stats import MIN_SEEDS, SeedSummary, paired_t_p_value, summarise
 
 #: relative spread (std / mean over seeds) of a cell's wall-clock above which its speed-up is indicative
@@ -110,21 +114,24 @@ def isotonic_fit(values, weights) -> np.ndarray:
     return np.repeat(np.array(means, dtype=float), sizes)
 
 
-def monotone_curve(costs, values) -> Curve | None:
-    """The baseline's curve: isotonic (non-decreasing) fit, weighted by the points merged."""
+def monotone_curve(costs, values, higher: bool = True) -> Curve | None:
+    """The baseline's curve: isotonic fit, weighted by the points merged; non-decreasing in
+    cost for a higher-is-better metric, non-increasing for a lower-is-better one (the fit of
+    the negated values, negated back)."""
     merged = _merged(costs, values)
     if merged is None:
         return None
     x, y, weight = merged
-    return Curve(x, isotonic_fit(y, weight))
+    return Curve(x, sign(higher) * isotonic_fit(oriented(y, higher), weight))
 
 
-def baseline_curves(baseline: pd.DataFrame, cost: str, value: str = "value") -> tuple[dict[int, Curve], Curve | None]:
+def baseline_curves(baseline: pd.DataFrame, cost: str, value: str = "value", *,
+                    higher: bool = True) -> tuple[dict[int, Curve], Curve | None]:
     """Per seed, and pooled over seeds, the baseline's monotone curve (``baseline`` holds the
     baseline method's cells and the reference cells, columns seed, ``cost``, ``value``)."""
     per_seed = {int(seed): curve for seed, rows in baseline.groupby("seed")
-                if (curve := monotone_curve(rows[cost], rows[value])) is not None}
-    return per_seed, monotone_curve(baseline[cost], baseline[value])
+                if (curve := monotone_curve(rows[cost], rows[value], higher)) is not None}
+    return per_seed, monotone_curve(baseline[cost], baseline[value], higher)
 
 
 # --- Δ at equal cost ----------------------------------------------------------------
@@ -229,9 +236,10 @@ def area_gap(cells: pd.DataFrame, curves: dict[int, Curve], pooled: Curve | None
 
 # --- Pareto front -------------------------------------------------------------------
 
-def pareto_front(costs, values) -> np.ndarray:
-    """Boolean mask of the points on the (low cost, high value) front; NaN points are off it."""
-    c, v = np.asarray(costs, dtype=float), np.asarray(values, dtype=float)
+def pareto_front(costs, values, higher: bool = True) -> np.ndarray:
+    """Boolean mask of the points on the (low cost, best value) front, the value's best being
+    its highest or, with ``higher`` False, its lowest; NaN points are off it."""
+    c, v = np.asarray(costs, dtype=float), oriented(values, higher)
     valid = ~(np.isnan(c) | np.isnan(v))
     on = np.zeros(len(c), dtype=bool)
     for i in np.flatnonzero(valid):

@@ -7,6 +7,7 @@ import math
 import pandas as pd
 
 from ..training.cost import FORWARD_WEIGHT
+from . import direction
 from .cost_stats import MIN_RATIO_SEEDS, TIMING_SPREAD_LIMIT
 from .leaderboard import EQUAL_COST, FAMILY_BASELINE, Board, reference_on_front
 
@@ -14,7 +15,7 @@ NOISE_MARK = "≈"  # the difference is within noise (paired t-test p >= 0.05)
 FEW_SEEDS = "too few seeds"
 DERIVED_MARK = "†"  # the figure is derived from the run's logged params (logged before it was counted)
 INDICATIVE_MARK = "~"  # wall-clock: the runs' own timing spread is large (or one seed)
-FRONT_MARK = "★"  # on the family's accuracy-cost Pareto front
+FRONT_MARK = "★"  # on the family's metric-cost Pareto front
 BEST_MARK = "▲"  # the best mean at its ratio, ahead of the next by more than noise
 COST_NAMES = {"cost": "cost", "flops": "FLOPs", "params": "params"}
 
@@ -84,12 +85,12 @@ def speedup_text(row) -> str:
     return f"{row.speedup:.2f} [{row.speedup_ci_low:.2f}, {row.speedup_ci_high:.2f}]{mark}"
 
 
-def detail_columns(family: str, metric: str) -> list[str]:
+def detail_columns(family: str, metric: str, higher: bool = True) -> list[str]:
     baseline = FAMILY_BASELINE[family]
     at_cost = [f"Δ {baseline} @ equal {COST_NAMES[axis.name]}" for axis in EQUAL_COST[family]]
     cost = (["kept", "cost ×full", "fwd passes ×full", "speedup ×full"] if family == "data"
             else ["sparsity", "params left", "FLOPs ×dense", "cost ×full"])
-    return ["method", "ratio", f"{metric} mean ± std", "95% CI", "seeds", "Δ full",
+    return ["method", "ratio", f"{metric} mean ± std{direction.note(higher)}", "95% CI", "seeds", "Δ full",
             f"Δ {baseline} @ equal ratio", *at_cost, "test loss", *cost, "seconds", "peak MB", "front",
             "provenance"]
 
@@ -148,15 +149,16 @@ def interval_signed(low, high) -> str:
 
 def rankings(table: pd.DataFrame, family: str) -> tuple[list[str], list[list[str]]]:
     """Per ratio: the methods by mean metric (equal ratio) and by Δ baseline at equal cost
-    (the baseline at 0; cells with no Δ, out of random's range, listed apart), and where the
-    two orders disagree (the pairs that swap)."""
+    (the baseline at 0; cells with no Δ, out of random's range, listed apart), both best
+    first in the metric's direction, and where the two orders disagree (the pairs that swap)."""
     name = EQUAL_COST[family][0].name
     baseline = FAMILY_BASELINE[family]
+    first = direction.ascending(direction.higher_is_better(table))
     out = []
     for ratio, rows in table.groupby("ratio", sort=True):
-        by_ratio = list(rows.sort_values(["mean", "method"], ascending=[False, True]).method)
+        by_ratio = list(rows.sort_values(["mean", "method"], ascending=[first, True]).method)
         at_cost = rows.assign(key=[0.0 if m == baseline else d for m, d in zip(rows.method, rows[f"delta_at_{name}"])])
-        ranked = at_cost[at_cost.key.notna()].sort_values(["key", "method"], ascending=[False, True])
+        ranked = at_cost[at_cost.key.notna()].sort_values(["key", "method"], ascending=[first, True])
         by_cost = list(ranked.method)
         unranked = sorted(set(rows.method) - set(by_cost))
         common = [m for m in by_ratio if m in by_cost]
@@ -190,7 +192,9 @@ def front_line(board: Board, task: str, family: str) -> str:
     reference = reference_on_front(board, task, family)
     axis = COST_NAMES[EQUAL_COST[family][0].name]
     full = "; the full-data / dense reference is on it" if reference else ""
-    return f"Pareto front ({FRONT_MARK}, accuracy against {axis}, means over seeds): {cells}{full}."
+    info = board.task_info(task)
+    metric = direction.metric_label(info["metric"], info["higher_is_better"])
+    return f"Pareto front ({FRONT_MARK}, {metric} against {axis}, means over seeds): {cells}{full}."
 
 
 def best_mark(best) -> str:
@@ -202,7 +206,8 @@ def overview(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     best = table["best"] if "best" in table else [False] * len(table)
     grid = table.assign(shown=[mean_std(m, s) + best_mark(b) for m, s, b in zip(table["mean"], table["std"], best)])
     grid = grid.pivot(index="method", columns="ratio", values="shown").fillna("")
-    order = table.groupby("method")["mean"].mean().sort_values(ascending=False, kind="stable").index
+    first = direction.ascending(direction.higher_is_better(table))
+    order = table.groupby("method")["mean"].mean().sort_values(ascending=first, kind="stable").index
     grid = grid.loc[order]
     return ["method"] + [f"r={r:g}" for r in grid.columns], grid.reset_index().values.tolist()
 
@@ -216,28 +221,46 @@ def normalised_grid(board: Board, family: str) -> tuple[list[str], list[list[str
     return ["method"] + [f"r={r:g}" for r in grid.columns], grid.reset_index().values.tolist()
 
 
+def normalised_note(board: Board) -> str:
+    """The tasks the normalised score leaves out and why ('' when it leaves out none)."""
+    if not board.normalised_skipped:
+        return ""
+    return "Normalised score leaves out " + "; ".join(
+        f"{task}: {why}" for task, why in sorted(board.normalised_skipped.items())) + "."
+
+
 def task_heading(board: Board, task: str) -> str:
     info = board.task_info(task)
     origin = "SIMULATED data" if info["data_origin"] == "simulated" else f"{info['data_origin']} data"
-    return f"{task} ({origin}), test {info['metric']}"
+    return f"{task} ({origin}), test {direction.metric_label(info['metric'], info['higher_is_better'])}"
 
 
 def reference_line(board: Board, task: str) -> str:
-    full = board.task_info(task)["full"]
+    info = board.task_info(task)
+    full = info["full"]
+    # a lower-is-better task says once how its figures read
+    lower = "" if info["higher_is_better"] else (
+        f" Lower is better for {info['metric']}: rows, rank, {BEST_MARK}, wins and {FRONT_MARK} take the lowest as "
+        "the best, and a negative Δ is an improvement.")
     if full.n == 0:
-        return "No full-data / dense reference cell finished yet: Δ full is empty."
+        return "No full-data / dense reference cell finished yet: Δ full is empty." + lower
     if full.n == 1:
-        return f"Full data / dense reference: {number(full.mean)}, one seed ({FEW_SEEDS} for an interval)."
+        return f"Full data / dense reference: {number(full.mean)}, one seed ({FEW_SEEDS} for an interval)." + lower
     return (f"Full data / dense reference: {mean_std(full.mean, full.std)} over {full.n} seeds, "
-            f"95% CI {interval(full.ci_low, full.ci_high)}.")
+            f"95% CI {interval(full.ci_low, full.ci_high)}." + lower)
 
 
 LEGEND = (
-    "Headline: the test metric at the END of training (never an epoch picked on test), mean ± sample std over"
-    " seeds, with the 95% confidence interval of the mean (Student's t; for a bounded metric on the logit scale of"
+    "Headline: the test metric at the END of training (never an epoch picked on test; for a post-training task,"
+    " after pruning), mean ± sample std over seeds, with the 95% confidence interval of the mean (Student's t; for a bounded metric on the logit scale of"
     " its range, so the interval stays inside it). Δ full / Δ baseline @ equal ratio: "
     "mean paired difference (same task, ratio and seed), two-sided paired t-test p-value and wins; "
-    f"{NOISE_MARK} marks a difference within noise (p ≥ 0.05); with one common seed there is no test. *cost "
+    f"{NOISE_MARK} marks a difference within noise (p ≥ 0.05); with one common seed there is no test. "
+    "Direction: every Δ is method minus reference in the metric's own units, so for a lower-is-better metric "
+    f"(perplexity, its heading says so) a negative Δ is an improvement; wins, {BEST_MARK}, {FRONT_MARK}, the row "
+    "order, the exported table's rank (1 = best mean of its ratio, ties sharing the lower rank) and the "
+    "baseline's curve all follow the metric's direction. "
+    "*cost "
     "×full*: the cell's total cost in training-pass equivalents over the full-data cell's: training sample "
     "passes (forward + backward), the method's own forward + backward passes (proxy training, SEVEN_pre's "
     f"scoring) and its forward-only passes (scoring the training set) at {FORWARD_WEIGHT:.3g} each: a backward"
@@ -247,17 +270,18 @@ LEGEND = (
     f" training passes. {DERIVED_MARK}: derived from the run's logged figures (the run predates the count): "
     "EL2N's forward passes as proxy runs × training samples, and its cached scoring's seconds as below. *Δ "
     "baseline @ equal cost*: per seed, the cell's metric minus the baseline's at the same cost, read off the "
-    "baseline's curve of that seed (its cells at every ratio plus the full / dense cell, made non-decreasing "
-    "by isotonic regression and joined by straight lines; paired by seed, 'unpaired' when the seeds do not "
+    "baseline's curve of that seed (its cells at every ratio plus the full / dense cell, made monotone by "
+    "isotonic regression, never worse at more cost: non-decreasing, or non-increasing for a lower-is-better "
+    "metric, and joined by straight lines; paired by seed, 'unpaired' when the seeds do not "
     "match), mean and 95% CI over seeds; outside the baseline's measured cost range there is no number (never"
     " extrapolated: 'above range' means the cell costs more than the baseline ever measured, e.g. more than "
     "full data). Data pruning is compared at equal cost, model pruning at equal theoretical FLOPs and at "
     f"equal parameters left. {BEST_MARK} after a method: the best mean at its ratio, and the paired "
     "difference (same seeds) to the next best is not noise (p < 0.05); rows of a ratio are sorted by mean. "
     f"*front* {FRONT_MARK}: on the family's Pareto front of (mean cost, mean metric) "
-    "over all its cells and the reference. Area gap: per seed, the area between the method's accuracy-cost "
+    "over all its cells and the reference. Area gap: per seed, the area between the method's metric-cost "
     "curve (its cells joined in cost order) and the baseline's over their common cost range, divided by the "
-    "range's width, i.e. the mean accuracy gap at equal cost; mean and 95% CI over seeds. *speedup ×full*: "
+    "range's width, i.e. the mean metric gap at equal cost; mean and 95% CI over seeds. *speedup ×full*: "
     "the full-data cell's wall-clock over the method's (training + scoring), per seed; geometric mean and 95%"
     f" CI on the log scale (from {MIN_RATIO_SEEDS} seeds on); {INDICATIVE_MARK} marks it indicative: the relative std"
     " over seeds of the cell's "
@@ -269,5 +293,7 @@ LEGEND = (
     " the dense model's; *test loss*: the task's loss on the test split (for SFT, per response token), mean "
     "over seeds; *seconds*: training + scoring wall-clock per cell; *peak MB*: the cell's peak resident "
     "memory (process RSS, sampled), then the GPU's peak allocation on CUDA. Normalised score: each task's "
-    "metric rescaled so that chance is 0 and its full / dense model is 100, averaged over tasks."
+    "metric rescaled so that chance is 0 and its full / dense model is 100, averaged over tasks; a task whose "
+    "chance level is not on the worse side of its full model (perplexity has no chance level) is left out, "
+    "and the board names it."
 )

@@ -7,9 +7,10 @@ import base64
 import html
 import math
 
-from .format import (LEGEND, cost_sections, detail_columns, detail_rows, normalised_grid, overview,
-                           reference_line, task_heading)
+from .format import (LEGEND, cost_sections, detail_columns, detail_rows, normalised_grid, normalised_note,
+                     overview, reference_line, task_heading)
 from .plots import slug
+from .method_notes import FILLED_NOTE, notes_table
 from .leaderboard import FAMILIES, FAMILY_TITLE, Board
 
 STYLE = """
@@ -124,6 +125,8 @@ def render_html(board: Board, plots: dict[str, bytes]) -> str:
             if rows:
                 parts += [f"<h2>Normalised score, {_e(FAMILY_TITLE[family])}</h2>",
                           _plain_table(headers, rows, "normalised")]
+        if normalised_note(board):
+            parts.append(f"<p>{_e(normalised_note(board))}</p>")
         for task in board.tasks:
             info = board.task_info(task)
             heading = task_heading(board, task)
@@ -134,7 +137,8 @@ def render_html(board: Board, plots: dict[str, bytes]) -> str:
                 if table is None:
                     continue
                 parts += [f"<h3>{_e(FAMILY_TITLE[family])}</h3>", _plain_table(*overview(table), "overview"),
-                          _sortable_table(detail_columns(family, info["metric"]), detail_rows(table, family),
+                          _sortable_table(detail_columns(family, info["metric"], info["higher_is_better"]),
+                                          detail_rows(table, family),
                                           f"{task}--{family}", [bool(b) for b in table["best"]])]
                 for caption, headers, rows in cost_sections(board, task, family):
                     parts.append(f"<p>{_e(caption)}</p>")
@@ -143,6 +147,11 @@ def render_html(board: Board, plots: dict[str, bytes]) -> str:
             for name, png in plots.items():
                 if name.startswith(f"{slug(task)}-"):
                     parts.append(_image(name, png))
+        headers, rows, filled = notes_table(board.runs)
+        if rows:
+            parts += ["<h2>Methods on this board: settings as run</h2>", _plain_table(headers, rows, "methods")]
+            if filled:
+                parts.append(f"<p>{_e(FILLED_NOTE)}</p>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>Leaderboard: {_e(board.experiment)}</title><style>{STYLE}</style></head>"
             f"<body>{''.join(parts)}<script>{SCRIPT}</script></body></html>\n")

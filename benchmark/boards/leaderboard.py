@@ -3,7 +3,9 @@
 :func:`load_runs` reads one row per finished cell; :func:`build_board` turns them into
 one row per (task, family, method label, ratio) with seed statistics, paired
 comparisons against the full-data / dense cell and against the family's random
-baseline, cost figures, and a score normalised across tasks. Rendering lives in
+baseline, cost figures, and a score normalised across tasks. Every "better" (row order,
+``rank``, ``best``, wins, fronts, the baseline's curve) follows the metric's direction
+(:mod:`.direction`); every Δ is method − reference in the metric's own units. Rendering lives in
 :mod:`.markdown`, :mod:`.html` and :mod:`.plots`; publishing in :mod:`.publish`.
 """
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..training.cost import FORWARD_WEIGHT
+from . import direction
 from .cost_stats import area_gap, baseline_curves, equal_cost_delta, pareto_front, speedup
 from .stats import NOISE_P, compare_paired, summarise
 
@@ -51,8 +54,9 @@ CELL_TAGS = ("cell_id", "task", "method")
 CELL_PARAMS = ("ratio", "seed")
 #: every tag and param :func:`load_runs` reads: only these are fetched from the store
 RUN_TAGS = (*CELL_TAGS, "label", "family", "provenance", "data_origin", "code_version", "metric", "chance_level",
-            "scores_cached")
-RUN_PARAMS = (*CELL_PARAMS, *(param for param, _ in DERIVED_FORWARD_PASSES.values()))
+            "metric_bounds", direction.TAG, "scores_cached")
+RUN_PARAMS = (*CELL_PARAMS, "method_options", "method_settings", "method_ratio_means",
+              *(param for param, _ in DERIVED_FORWARD_PASSES.values()))
 
 
 def is_cell_run(run) -> bool:
@@ -94,7 +98,10 @@ def load_runs(tracking_uri: str, experiment: str, client=None, sql: bool | None 
             "provenance": tags.get("provenance", ""), "data_origin": tags.get("data_origin", ""),
             "code_version": tags.get("code_version", ""), "metric": metric,
             "chance_level": _chance_level(tags), **_metric_bounds(tags),
+            direction.COLUMN: _higher_is_better(tags),
             "ratio": float(params["ratio"]), "seed": int(params["seed"]),
+            "method_options": params.get("method_options"), "method_settings": params.get("method_settings"),
+            "method_ratio_means": params.get("method_ratio_means"),
             "value": metrics.get(f"test_{metric}"), "start_time": run.start_time,
         }
         row.update({name: metrics.get(name) for name in RUN_METRICS})
@@ -159,6 +166,21 @@ def _chance_level(tags: dict[str, str]) -> float | None:
         return None
 
 
+def _higher_is_better(tags: dict[str, str]) -> bool:
+    """Whether the headline metric is higher-is-better, as the cell logged it; runs logged
+    before that tag fall back to the task class's attribute, and an unknown task to True
+    (every task before the tag existed was higher-is-better)."""
+    logged = direction.parse_tag(tags.get(direction.TAG))
+    if logged is not None:
+        return logged
+    try:
+        from ..api.registry import get_task
+
+        return bool(get_task(tags["task"]).higher_is_better)
+    except Exception:  # an unknown task (plugin not installed)
+        return True
+
+
 def _metric_bounds(tags: dict[str, str]) -> dict[str, float | None]:
     """``metric_low`` / ``metric_high``, the headline metric's range, as the cell logged it
     (``"lo,hi"`` or ``"none"``); runs logged before that tag fall back to the task class's
@@ -200,21 +222,23 @@ def baseline_points(task_runs: pd.DataFrame, family: str) -> pd.DataFrame:
 
 
 def family_table(runs: pd.DataFrame, task: str, family: str) -> pd.DataFrame:
-    """One row per (method label, ratio) of ``family`` on ``task``, every statistic and cost."""
+    """One row per (method label, ratio) of ``family`` on ``task``, every statistic and cost;
+    within a ratio best mean first, ``rank`` 1 the best (ties share the lower rank)."""
     task_runs = runs[runs.task == task]
+    higher = direction.higher_is_better(task_runs)
     full_runs = task_runs[task_runs.family == "reference"]
     full = _by_seed(full_runs)
     full_seconds = _by_seed(full_runs, "seconds")
     rows = task_runs[task_runs.family == family]
     baseline = FAMILY_BASELINE.get(family)
-    curves = {axis.name: baseline_curves(baseline_points(task_runs, family), axis.run_column)
+    curves = {axis.name: baseline_curves(baseline_points(task_runs, family), axis.run_column, higher=higher)
               for axis in EQUAL_COST.get(family, ())}
     out = []
     for (label, ratio), group in rows.groupby(["label", "ratio"], sort=True):
         summary = summarise(group["value"], bounds_of(group))
-        vs_full = compare_paired(_by_seed(group), full)
+        vs_full = compare_paired(_by_seed(group), full, higher)
         base_rows = rows[(rows.label == baseline) & (rows.ratio == ratio)]
-        vs_base = None if label == baseline else compare_paired(_by_seed(group), _by_seed(base_rows))
+        vs_base = None if label == baseline else compare_paired(_by_seed(group), _by_seed(base_rows), higher)
         timing = speedup(full_seconds, _by_seed(group, "seconds"))
         row = {
             "task": task, "family": family, "method": label, "ratio": ratio, "seeds": summary.n,
@@ -242,7 +266,7 @@ def family_table(runs: pd.DataFrame, task: str, family: str) -> pd.DataFrame:
             # peak memory: runs logged before it was measured have none (the mean skips them)
             "peak_rss_mb": group["peak_rss_mb"].mean(),
             "peak_device_mb": group["peak_device_mb"].mean(),
-            "provenance": group["provenance"].iloc[0],
+            "provenance": group["provenance"].iloc[0], direction.COLUMN: higher,
         }
         for axis in EQUAL_COST.get(family, ()):
             row.update(_equal_cost_columns(axis.name, None if label == baseline else
@@ -251,8 +275,10 @@ def family_table(runs: pd.DataFrame, task: str, family: str) -> pd.DataFrame:
     table = pd.DataFrame(out)
     if table.empty:
         return table
-    # within a ratio, best mean first (the headline metric), then by name
-    table = table.sort_values(["ratio", "mean", "method"], ascending=[True, False, True]).reset_index(drop=True)
+    # within a ratio, best mean first (the headline metric, in its direction), then by name
+    table = table.sort_values(["ratio", "mean", "method"],
+                              ascending=[True, direction.ascending(higher), True]).reset_index(drop=True)
+    table["rank"] = table.groupby("ratio")["mean"].transform(lambda m: direction.rank_best_first(m, higher))
     if family in EQUAL_COST:
         table["on_front"] = front_flags(table, full_runs, EQUAL_COST[family][0])[:-1]
     return mark_best(table, rows)
@@ -260,7 +286,9 @@ def family_table(runs: pd.DataFrame, task: str, family: str) -> pd.DataFrame:
 
 def mark_best(table: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
     """``best``: the first row of its ratio (the best mean) beats the second by a paired
-    difference that is not noise (p < 0.05, same seeds); ``p_next`` is that test's p-value."""
+    difference that is not noise (p < 0.05, same seeds) and is better in the metric's
+    direction; ``p_next`` is that test's p-value."""
+    higher = direction.higher_is_better(table)
     best, p_next = [False] * len(table), [None] * len(table)
     for _, group in table.groupby("ratio", sort=False):
         if len(group) < 2:
@@ -268,10 +296,10 @@ def mark_best(table: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
         first, second = group.index[0], group.index[1]
         values = [_by_seed(rows[(rows.label == table.at[i, "method"]) & (rows.ratio == table.at[i, "ratio"])])
                   for i in (first, second)]
-        comparison = compare_paired(*values)
+        comparison = compare_paired(*values, higher)
         p_next[first] = comparison.p_value
         best[first] = bool(comparison.p_value is not None and comparison.p_value < NOISE_P
-                           and comparison.mean_diff > 0)
+                           and direction.better(comparison.mean_diff, 0.0, higher))
     return table.assign(best=best, p_next=p_next)
 
 
@@ -286,11 +314,11 @@ def _equal_cost_columns(name: str, delta) -> dict:
 
 def front_flags(table: pd.DataFrame, full_runs: pd.DataFrame, axis: CostAxis) -> list[bool]:
     """Whether each row's (mean cost, mean metric), then the full-data / dense reference's
-    mean point (which takes part), is on the family's Pareto front."""
+    mean point (which takes part), is on the family's Pareto front (in the metric's direction)."""
     reference = ([full_runs[axis.run_column].mean(), full_runs["value"].mean()] if len(full_runs)
                  else [float("nan"), float("nan")])
     costs, values = list(table[axis.table_column]) + [reference[0]], list(table["mean"]) + [reference[1]]
-    return [bool(x) for x in pareto_front(costs, values)]
+    return [bool(x) for x in pareto_front(costs, values, direction.higher_is_better(table))]
 
 
 def reference_on_front(board: "Board", task: str, family: str) -> bool:
@@ -303,12 +331,14 @@ def reference_on_front(board: "Board", task: str, family: str) -> bool:
 
 def area_table(runs: pd.DataFrame, task: str, family: str) -> pd.DataFrame:
     """One row per method of ``family`` on ``task`` (its baseline aside): the area gap to the
-    baseline's curve on the family's front axis, with its interval over seeds, best first."""
+    baseline's curve on the family's front axis (method − baseline, metric units), with its
+    interval over seeds, best first in the metric's direction."""
     if family not in EQUAL_COST:
         return pd.DataFrame()
     task_runs = runs[runs.task == task]
     column = EQUAL_COST[family][0].run_column
-    curves = baseline_curves(baseline_points(task_runs, family), column)
+    higher = direction.higher_is_better(task_runs)
+    curves = baseline_curves(baseline_points(task_runs, family), column, higher=higher)
     baseline = FAMILY_BASELINE.get(family)
     out = []
     for label, group in task_runs[(task_runs.family == family) & (task_runs.label != baseline)].groupby("label"):
@@ -317,22 +347,47 @@ def area_table(runs: pd.DataFrame, task: str, family: str) -> pd.DataFrame:
                     "area_gap": gap.summary.mean if gap.summary.n else None, "std": gap.summary.std,
                     "ci_low": gap.summary.ci_low, "ci_high": gap.summary.ci_high, "paired": gap.paired,
                     "range_low": gap.low, "range_high": gap.high, "points": gap.points,
-                    "ratios": len(group.ratio.unique())})
+                    "ratios": len(group.ratio.unique()), direction.COLUMN: higher})
     table = pd.DataFrame(out)
     if table.empty:
         return table
-    return table.sort_values("area_gap", ascending=False, na_position="last").reset_index(drop=True)
+    return table.sort_values("area_gap", ascending=direction.ascending(higher),
+                             na_position="last").reset_index(drop=True)
+
+
+def normalised_skip(task_runs: pd.DataFrame) -> str | None:
+    """Why one task's runs get no normalised score, or None when they get one: the scale
+    needs a full / dense reference and a chance level on the metric's worse side of it (a
+    perplexity has none: its tasks log 0, the metric's best bound, not a chance level)."""
+    full = task_runs[task_runs.family == "reference"]["value"].mean()
+    chance = task_runs["chance_level"].iloc[0]
+    if pd.isna(full):
+        return "no full / dense reference cell finished"
+    if chance is None or pd.isna(chance):
+        return "no chance level (not logged, and the task is not installed here)"
+    higher = direction.higher_is_better(task_runs)
+    if not direction.better(full, chance, higher):
+        return (f"its chance level {chance:g} is not worse than its full / dense model ({full:.4g}; "
+                f"{task_runs.metric.iloc[0]}, {direction.phrase(higher)}): no scale from chance to full")
+    return None
+
+
+def normalised_skips(runs: pd.DataFrame) -> dict[str, str]:
+    """Task -> why it has no normalised score (:func:`normalised_skip`), for the board to say."""
+    return {task: why for task, task_runs in runs.groupby("task") if (why := normalised_skip(task_runs))}
 
 
 def normalised_scores(runs: pd.DataFrame) -> pd.DataFrame:
     """Per (family, method label, ratio): the mean over tasks of each task's mean score
-    rescaled so that chance is 0 and the task's full / dense model (mean over seeds) is 100."""
+    rescaled so that chance is 0 and the task's full / dense model (mean over seeds) is 100
+    (the same formula in either direction, chance being on the worse side of full); tasks
+    :func:`normalised_skip` names are left out."""
     per_task = []
     for task, task_runs in runs.groupby("task"):
+        if normalised_skip(task_runs) is not None:
+            continue
         full = task_runs[task_runs.family == "reference"]["value"].mean()
         chance = task_runs["chance_level"].iloc[0]
-        if pd.isna(full) or chance is None or pd.isna(chance) or full == chance:
-            continue
         pruned = task_runs[task_runs.family.isin(FAMILIES)]
         scores = 100.0 * (pruned["value"] - chance) / (full - chance)
         per_task.append(pruned.assign(score=scores).groupby(["family", "label", "ratio"], as_index=False)
@@ -355,6 +410,7 @@ class Board:
     tables: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)  # (task, family) -> rows
     areas: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)  # (task, family) -> area gaps
     normalised: pd.DataFrame = field(default_factory=pd.DataFrame)
+    normalised_skipped: dict[str, str] = field(default_factory=dict)  # task -> why it has no normalised score
     command: str = ""
     generated: str = ""
 
@@ -367,9 +423,11 @@ class Board:
         return sorted(self.runs.code_version.unique()) if not self.runs.empty else []
 
     def task_info(self, task: str) -> dict:
-        """Headline metric, data origin and the full / dense reference summary of ``task``."""
+        """Headline metric (with its direction), data origin and the full / dense reference
+        summary of ``task``."""
         task_runs = self.runs[self.runs.task == task]
         return {"metric": task_runs.metric.iloc[0], "data_origin": task_runs.data_origin.iloc[0],
+                "higher_is_better": direction.higher_is_better(task_runs),
                 "full": summarise(task_runs[task_runs.family == "reference"]["value"], bounds_of(task_runs))}
 
     def provenance(self) -> dict[str, str]:
@@ -392,4 +450,5 @@ def build_board(runs: pd.DataFrame, experiment: str, command: str = "") -> Board
                     board.areas[(task, family)] = areas
     if not runs.empty:
         board.normalised = normalised_scores(runs)
+        board.normalised_skipped = normalised_skips(runs)
     return board

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from .format import (BEST_MARK, LEGEND, cost_sections, detail_columns, detail_rows, normalised_grid, overview,
-                           reference_line, task_heading)
+from .format import (BEST_MARK, LEGEND, cost_sections, detail_columns, detail_rows, normalised_grid,
+                     normalised_note, overview, reference_line, task_heading)
+from .method_notes import FILLED_NOTE, notes_table
 from .leaderboard import FAMILIES, FAMILY_TITLE, Board
 from ..sweeps.names import markdown_cell, markdown_code, markdown_text
 from ..sweeps.tracking import SUMMARY_FILTER
@@ -30,6 +31,8 @@ def render_markdown(board: Board) -> str:
         headers, rows = normalised_grid(board, family)
         if rows:
             lines += [f"## Normalised score, {FAMILY_TITLE[family]}", "", _table(headers, rows), ""]
+    if normalised_note(board):
+        lines += [markdown_text(normalised_note(board)), ""]
     for task in board.tasks:
         info = board.task_info(task)
         lines += [f"## {markdown_text(task_heading(board, task))}", "", reference_line(board, task), ""]
@@ -39,9 +42,13 @@ def render_markdown(board: Board) -> str:
                 continue
             body = [[text for text, _ in row] for row in detail_rows(table, family)]
             lines += [f"### {FAMILY_TITLE[family]}", "", _table(*overview(table)), "",
-                      _table(detail_columns(family, info["metric"]), body), ""]
+                      _table(detail_columns(family, info["metric"], info["higher_is_better"]), body), ""]
             for caption, headers, rows in cost_sections(board, task, family):
                 lines += [markdown_text(caption), ""] + ([_table(headers, rows), ""] if headers else [])
+    headers, rows, filled = notes_table(board.runs)
+    if rows:
+        lines += ["## Methods on this board: settings as run", "", _table(headers, rows), ""]
+        lines += [FILLED_NOTE, ""] if filled else []
     return "\n".join(lines) + "\n"
 
 

@@ -9,6 +9,7 @@ import re
 
 from matplotlib.figure import Figure
 
+from . import direction
 from .cost_stats import baseline_curves
 from .leaderboard import (EQUAL_COST, FAMILIES, FAMILY_BASELINE, FAMILY_TITLE, Board, baseline_points,
                           reference_on_front)
@@ -46,7 +47,7 @@ def _panels(board: Board, task: str, draw, title) -> Figure:
     for i, family in enumerate(families):
         ax = fig.add_subplot(1, len(families), i + 1)
         draw(ax, family, board.tables[(task, family)], info)
-        ax.set_ylabel(mathtext_safe(f"test {info['metric']}"))
+        ax.set_ylabel(mathtext_safe(f"test {direction.metric_label(info['metric'], info['higher_is_better'])}"))
         ax.set_title(mathtext_safe(title(family)), fontsize=10)
         ax.grid(alpha=0.3)
         ax.margins(x=0.08)  # room for the ratio labels beside the outermost points
@@ -96,7 +97,8 @@ def _baseline_and_front(ax, board: Board, task: str, family: str, table, column:
     """The baseline's monotone curve (all seeds pooled) and the Pareto front, its points ringed."""
     task_runs = board.runs[board.runs.task == task]
     run_column = EQUAL_COST[family][0].run_column
-    _, pooled = baseline_curves(baseline_points(task_runs, family), run_column)
+    _, pooled = baseline_curves(baseline_points(task_runs, family), run_column,
+                                higher=info["higher_is_better"])
     if pooled is not None:
         ax.plot(pooled.x, pooled.y, color="grey", linestyle=":", linewidth=1.5,
                 label=f"{FAMILY_BASELINE[family]}: monotone fit")

@@ -8,7 +8,9 @@ Conventions, stated once so every board means the same thing:
   only the lower bound is finite) and mapped back, so it never leaves the metric's range (a
   t-interval on 2 or 3 seeds of an accuracy near 1 reaches past 1); a value on a bound is first
   moved :data:`BOUND_MARGIN` of the range inside it;
-- a paired comparison is a two-sided paired t-test on the per-seed differences;
+- a paired comparison is a two-sided paired t-test on the per-seed differences (value minus
+  reference, in the metric's own units); a seed is a *win* when the value is better in the
+  metric's direction (:mod:`.direction`: lower for a perplexity, so a negative difference wins);
 - a difference is "within noise" when its p-value is 0.05 or more;
 - with fewer than ``MIN_SEEDS`` seeds (or common seeds, for a pair) there is no interval
   and no p-value: the board says "too few seeds" rather than print a number.
@@ -20,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from .direction import improvement
 
 MIN_SEEDS = 2
 NOISE_P = 0.05
@@ -117,12 +121,14 @@ class PairedComparison:
         return None if self.p_value is None else self.p_value >= NOISE_P
 
 
-def compare_paired(values: pd.Series, reference: pd.Series) -> PairedComparison:
-    """``values`` against ``reference``, both indexed by seed; only common seeds count."""
+def compare_paired(values: pd.Series, reference: pd.Series, higher: bool = True) -> PairedComparison:
+    """``values`` against ``reference``, both indexed by seed; only common seeds count.
+    ``mean_diff`` is value − reference; wins and losses follow the metric's direction ``higher``."""
     joined = pd.concat([values.rename("a"), reference.rename("b")], axis=1, join="inner").dropna()
     diff = joined["a"] - joined["b"]
     n = len(diff)
-    wins, losses = int((diff > 0).sum()), int((diff < 0).sum())
+    gain = improvement(diff, higher)
+    wins, losses = int((gain > 0).sum()), int((gain < 0).sum())
     if n == 0:
         return PairedComparison(0, None, None, 0, 0, 0)
     mean_diff = float(diff.mean())

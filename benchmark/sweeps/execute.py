@@ -3,6 +3,7 @@ collect every figure the cell logs. Knows nothing about MLflow or sweeps."""
 from __future__ import annotations
 
 import functools
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,10 @@ class CellPlan:
 
     def params(self) -> dict[str, Any]:
         recipe = {k: v for k, v in vars(self.task.recipe).items()}
-        return {"recipe": recipe, "family": self.method.family, "provenance": provenance_of(type(self.method))}
+        settings = type(self.method).settings(dict(self.cell.method_options))
+        return {"recipe": recipe, "family": self.method.family, "provenance": provenance_of(type(self.method)),
+                "method_settings": json.dumps(settings, sort_keys=True, default=str),
+                "method_ratio_means": type(self.method).ratio_meaning(settings)}
 
     def tags(self) -> dict[str, str]:
         return {"family": self.method.family, "provenance": provenance_of(type(self.method)),
@@ -152,6 +156,9 @@ def _run_cell(plan: CellPlan, device: torch.device, cache_dir: Path, hooks: list
     t0 = time.perf_counter()
     test = trainer.evaluate(model, splits.test)
     test_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    post_metrics, post_tags = task.post_evaluation(model, device)
+    post_seconds = time.perf_counter() - t0
     context.floor_to_measured()
 
     n_train = len(splits.train)
@@ -189,6 +196,12 @@ def _run_cell(plan: CellPlan, device: torch.device, cache_dir: Path, hooks: list
             metrics[f"best_{val_key}"] = max(h[val_key] for h in state.history)
     if method.family == "model":
         metrics.update(measured_sparsity(model, task))
+    if post_metrics or post_tags:
+        clash = sorted(set(post_metrics) & {*metrics, "post_eval_seconds"})
+        if clash:  # an extra evaluation adds figures; it never replaces a measured one
+            raise ValueError(f"task {task.name!r}: post_evaluation() returned {clash}, figures the harness "
+                             f"measures itself; name the extra figures apart (as lm_eval.<task>.<metric>)")
+        metrics.update({**post_metrics, "post_eval_seconds": post_seconds})
     # the method's own figures, in their namespace: none can replace a figure measured above
     metrics.update(check_summary(third_party(method, "summary()", method.summary), method, dict(metrics)))
     masks = check_final_masks(third_party(method, "final_masks()", method.final_masks),
@@ -196,5 +209,5 @@ def _run_cell(plan: CellPlan, device: torch.device, cache_dir: Path, hooks: list
     evidence = Evidence(recorder, masks, model, provenance, data_source=data_source(task, provenance),
                         split_sizes={"train": n_train, "val": len(splits.val), "test": len(splits.test)},
                         device=str(device))
-    return CellResult(metrics, tags={"scores_cached": str(context.scores_cached).lower(), **provenance},
+    return CellResult(metrics, tags={**post_tags, "scores_cached": str(context.scores_cached).lower(), **provenance},
                       evidence=evidence)

@@ -50,22 +50,31 @@ class ChildServer:
 
 
 def mlflow_child(verb: str, store: str, host: str, port: int, artifacts: str | None = None,
-                 workers: int | None = None) -> ChildServer:
-    """``python -m mlflow VERB`` on ``host:port``, its store (and artifacts) passed in the environment."""
+                 workers: int | None = None, app_folder: str | Path | None = None) -> ChildServer:
+    """``python -m mlflow VERB`` on ``host:port``, its store (and artifacts) passed in the
+    environment; with ``app_folder``, as the app ``prunebench`` (:mod:`.server_app`: MLflow's
+    own plus the narrow reads), its entry point recorded there."""
     argv = [sys.executable, "-m", "mlflow", verb, "--host", host, "--port", str(port)]
     if workers is not None:
         argv += ["--workers", str(workers)]
     env = {STORE_ENV: store, **({ARTIFACTS_ENV: artifacts} if artifacts is not None else {})}
+    if app_folder is not None:
+        from .server_app import APP_NAME, app_env
+
+        argv += ["--app-name", APP_NAME]
+        env.update(app_env(app_folder))
     return ChildServer(argv, env)
 
 
 def server_command(directory: str | Path, host: str = "127.0.0.1", port: int = 5000, workers: int = 2,
-                   backend_store_uri: str | None = None, artifacts_destination: str | None = None) -> ChildServer:
-    """``mlflow server`` with a SQLite store and an artifact root in ``directory`` unless given."""
+                   backend_store_uri: str | None = None, artifacts_destination: str | None = None,
+                   narrow_reads: bool = True) -> ChildServer:
+    """``mlflow server`` with a SQLite store and an artifact root in ``directory`` unless given;
+    ``narrow_reads``: as the app ``prunebench`` (:mod:`.server_app`), else MLflow's app alone."""
     directory = Path(directory).resolve()
     store = backend_store_uri or f"sqlite:///{directory / 'mlflow.db'}"
     artifacts = artifacts_destination or str(directory / "mlartifacts")
-    return mlflow_child("server", store, host, port, artifacts, workers)
+    return mlflow_child("server", store, host, port, artifacts, workers, directory if narrow_reads else None)
 
 
 def server_env(backend_store_uri: str | None, password_file: str | Path | None = None,

@@ -18,7 +18,9 @@ claims it first.
 
 Every task's log is in one folder next to the store (``slurm-logs/<experiment>/``), named
 ``<array job>_<task>_0_log.out`` (submitit submits a one-task array as a plain job: ``<job>_0_log.out``). While the array runs, the driver prints how many tasks are
-pending, running and done; Ctrl-C leaves the array running (``scancel`` stops it).
+pending, running and done; Ctrl-C leaves the array running (``scancel`` stops it). The array's
+id and size are kept as the experiment's tag ``prunebench.slurm_array``, so that ``prunebench
+status`` (:func:`array_status`) says the same from anywhere ``squeue`` reaches the cluster.
 Credentials never reach argv, the job script or the pickled task: a password in the tracking
 URI is moved to the environment (``PGPASSWORD``, ``MYSQL_PWD``, ``MLFLOW_TRACKING_PASSWORD``),
 which ``sbatch`` passes on to the tasks.
@@ -45,6 +47,9 @@ LIVE_STATES = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "R
                "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT"}
 SQUEUE_TRIES = 12  # consecutive failed polls before the driver gives up watching (the array runs on)
 MAX_REQUEUES = 100  # submitit's count of time-outs a task may be requeued after (preemptions do not count)
+ARRAY_TAG = "prunebench.slurm_array"  # experiment tag: "<array job id>:<tasks>" of the sweep's last array
+
+
 class Preempted(Terminated):
     """The task was signalled before its time limit or on preemption, and has been requeued."""
 
@@ -184,6 +189,23 @@ def describe_states(states: Counter, total: int) -> str:
     return f"{live - running} pending, {running} running, {total - live} done (of {total} tasks)"
 
 
+def array_status(experiment_tags: dict[str, str]) -> str | None:
+    """One line on the sweep's last Slurm job array (its tasks pending, running and done, from
+    ``squeue``), a note where Slurm cannot be asked here; None if it was never submitted to Slurm."""
+    value = experiment_tags.get(ARRAY_TAG, "")
+    array_id, _, tasks = value.partition(":")
+    if not array_id or not tasks.isdigit():
+        return None
+    try:
+        return f"Slurm job array {array_id}: {describe_states(task_states(array_id), int(tasks))}"
+    except FileNotFoundError:
+        why = "squeue is not on this machine's PATH"
+    except (RuntimeError, subprocess.TimeoutExpired) as error:
+        why = (str(error).strip().splitlines() or ["squeue failed"])[-1][:200]
+    return (f"Slurm job array {array_id} ({tasks} tasks): its tasks' states are unknown here ({why}); run "
+            f"`prunebench status` where Slurm answers, or `squeue -r -j {array_id}` on the cluster")
+
+
 def run_sweep_slurm(sweep: Sweep, tracker: Tracker, options: SlurmOptions, claims: ClaimPolicy,
                     cache_dir: Path, device: str = "auto", max_in_flight: int | None = None,
                     logs: str | None = None, wait: bool = True, poll_s: float = 5.0,
@@ -207,6 +229,7 @@ def run_sweep_slurm(sweep: Sweep, tracker: Tracker, options: SlurmOptions, claim
         raise SlurmError(f"sbatch refused the job array ({said}); check the resources ({options.describe()}) "
                          "with --dry-run and the cluster's limits (`sinfo`, `sacctmgr show qos`)") from error
     array_id = jobs[0].job_id.split("_")[0]
+    tracker.client.set_experiment_tag(tracker.experiment_id, ARRAY_TAG, f"{array_id}:{n}")  # for `status`
     print(f"submitted Slurm job array {array_id}: {n} task(s) for {len(todo)} unfinished cell(s), at most "
           f"{n} at once ({options.describe()}); logs in {folder}", file=out, flush=True)
     if not wait:

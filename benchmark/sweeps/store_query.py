@@ -6,8 +6,12 @@ MLflow's tracking schema, so that a new MLflow version touches this file alone.
   per-run object is built. ``MlflowClient.search_runs`` would build ORM objects for every
   tag, param, metric and dataset input of every run (1.7 M at 5,000 cells), and Python's
   cyclic garbage collector then spends more time on them than the query takes.
-- Any other store (an ``http(s)://`` server, ``postgresql://`` ...) is read through
-  ``search_runs`` with the narrowest filter MLflow offers (``tags.status = 'finished'``), paged.
+- An ``http(s)://`` server started by ``prunebench server`` runs the same SQL on its own
+  backend store (SQLite or PostgreSQL) and serves the rows on two read-only endpoints
+  (:mod:`.server_app`); the client asks there first. A plain ``mlflow server`` has no such
+  endpoint (404): the client says so once and reads through its REST search, as below.
+- Any other store (``postgresql://`` given directly ...) is read through ``search_runs`` with
+  the narrowest filter MLflow offers (``tags.status = 'finished'``), paged.
 
 Claims look a cell's runs up by its ``cell_id`` tag. MLflow indexes ``tags`` by key and run
 only, so that look-up scans every ``cell_id`` tag of the store; :func:`ensure_tag_index` adds
@@ -27,6 +31,10 @@ from typing import Any
 TAG_INDEX = "prunebench_tags_key_value"
 FINISHED = "finished"
 PAGE = 1000  # runs per search_runs page (non-SQL stores)
+#: the narrow reads a ``prunebench server`` serves next to MLflow's REST API (:mod:`.server_app`)
+CELLS_ENDPOINT = "/prunebench/api/v1/finished-cells"
+RUNS_ENDPOINT = "/prunebench/api/v1/finished-runs"
+MAX_KEYS = 500  # names one finished-runs request may ask for (the leaderboard asks for about 60)
 BUSY_TIMEOUT_S = 20  # as MLflow's own SQLite engine: wait for another runner's write
 #: database bytes a finished cell adds to a SQLite store: 499 MiB for 19,980 smoke cells (2 epochs of
 #: metric history each; results/bench-store.md); artifacts (results/store-size.md) come on top
@@ -50,6 +58,10 @@ def store_estimate(cells: int) -> str:
     shown = f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB" if size >= 2**20 else \
         f"{size / 2**10:.0f} KiB"
     return f"about {shown} in the tracking database ({DB_BYTES_PER_CELL / 1000:.0f} kB a cell; artifacts apart)"
+
+
+def is_http(tracking_uri: str) -> bool:
+    return tracking_uri.startswith(("http://", "https://"))
 
 
 def is_sql(tracking_uri: str) -> bool:
@@ -102,12 +114,21 @@ def _shown(uri: str) -> str:
 
 
 class StoreQuery:
-    """The narrow reads of one store (``client`` is its ``MlflowClient``)."""
+    """The narrow reads of one store (``client`` is its ``MlflowClient``). ``sql``: read with SQL
+    (default: a SQLite file) or not (False: MLflow's search, which tests compare with);
+    ``engine``: the SQLAlchemy engine to read with (a server's own store, :mod:`.server_app`);
+    ``remote``: ask a ``prunebench server``'s endpoints first (default: an ``http(s)://`` URI)."""
 
-    def __init__(self, client: Any, tracking_uri: str, sql: bool | None = None):
+    #: servers found without the endpoints (said once per process and server)
+    _plain_servers: set[str] = set()
+
+    def __init__(self, client: Any, tracking_uri: str, sql: bool | None = None, engine: Any = None,
+                 remote: bool | None = None):
         self.client = client
         self.tracking_uri = tracking_uri
-        self.sql = is_sql(tracking_uri) if sql is None else sql  # sql=False: MLflow's search (tests compare)
+        self.engine = engine
+        self.sql = (engine is not None or is_sql(tracking_uri)) if sql is None else sql
+        self.remote = (is_http(tracking_uri) and sql is None) if remote is None else remote
 
     # --- which cells are finished: ids only -------------------------------------------
 
@@ -121,6 +142,8 @@ class StoreQuery:
                 "WHERE r.experiment_id = :experiment AND r.lifecycle_stage = 'active'",
                 experiment=int(experiment_id), finished=FINISHED)
             return {value for (value,) in rows if value}
+        if self.remote and (served := self._ask(CELLS_ENDPOINT, {"experiment_id": experiment_id})) is not None:
+            return set(served["cell_ids"])
         return {cell for run in self._search(experiment_id) if (cell := run.data.tags.get("cell_id"))}
 
     # --- finished runs: the named fields only ----------------------------------------
@@ -129,6 +152,13 @@ class StoreQuery:
                       metrics: Collection[str], metric_prefixes: Collection[str] = ()) -> list[RunRecord]:
         """Every active finished run, newest first (``search_runs``' order): the ``tags`` and
         ``params`` named, and the latest value of each metric named or starting with a prefix."""
+        if not self.sql and self.remote:
+            served = self._ask(RUNS_ENDPOINT, {"experiment_id": experiment_id, "tags": list(tags),
+                                               "params": list(params), "metrics": list(metrics),
+                                               "metric_prefixes": list(metric_prefixes)})
+            if served is not None:
+                return [RunRecord(run_id, start, tags_, params_, {k: float(v) for k, v in metrics_.items()})
+                        for run_id, start, tags_, params_, metrics_ in served["runs"]]
         if not self.sql:
             return [RunRecord(run.info.run_id, run.info.start_time, run.data.tags, run.data.params,
                               run.data.metrics) for run in self._search(experiment_id)]
@@ -159,12 +189,19 @@ class StoreQuery:
             records[run_uuid].metrics[key] = float("nan") if is_nan else value  # as MLflow's entity reads it
         return list(records.values())
 
-    # --- the two ways in ---------------------------------------------------------------
+    # --- the three ways in -------------------------------------------------------------
 
     def _sql(self, statement: str, **bind: Any) -> list[tuple]:
         """The rows as the driver returns them (plain tuples: SQLAlchemy's row objects cost more
-        than the query at 20,000 runs); sqlite3 takes the ``:name`` parameters as they are."""
-        conn = sql_engine(self.tracking_uri).raw_connection()
+        than the query at 20,000 runs); sqlite3 takes the ``:name`` parameters as they are.
+        Another database (a server's PostgreSQL) gets them through SQLAlchemy's ``text``."""
+        engine = self.engine if self.engine is not None else sql_engine(self.tracking_uri)
+        if engine.dialect.name != "sqlite":
+            import sqlalchemy
+
+            with engine.connect() as conn:
+                return [tuple(row) for row in conn.execute(sqlalchemy.text(statement), bind)]
+        conn = engine.raw_connection()
         try:
             cursor = conn.cursor()
             try:
@@ -174,6 +211,27 @@ class StoreQuery:
                 cursor.close()
         finally:
             conn.close()  # back to the pool
+
+    def _ask(self, endpoint: str, body: dict) -> dict | None:
+        """The server's answer on ``endpoint``, or None where it has none (a plain ``mlflow
+        server``: 404), said once on stderr; the caller then reads through REST search."""
+        from mlflow.utils.rest_utils import http_request
+
+        server = self.tracking_uri.rstrip("/")
+        if server in self._plain_servers:
+            return None
+        # the client's own credentials (MLFLOW_TRACKING_USERNAME/TOKEN, TLS options): its REST store's
+        creds = self.client._tracking_client.store.get_host_creds()
+        response = http_request(creds, endpoint, "POST",
+                                json=body, max_retries=2, raise_on_status=False)
+        if response.status_code == 200:
+            return response.json()
+        self._plain_servers.add(server)
+        why = ("has no prunebench read endpoint (a plain `mlflow server`)" if response.status_code in (404, 405)
+               else f"answered {response.status_code} on the prunebench read endpoint ({response.text[:120]!r})")
+        print(f"note: tracking server {_shown(server)} {why}; reading every run through MLflow's REST search "
+              "instead (slow at thousands of cells; `prunebench server` serves the narrow read)", file=sys.stderr)
+        return None
 
     def _search(self, experiment_id: str) -> Iterator[Any]:
         token = None

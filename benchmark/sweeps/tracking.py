@@ -57,15 +57,18 @@ def default_tracking_uri(cwd: str | Path | None = None) -> str:
     return f"sqlite:///{Path(cwd or os.getcwd()).resolve() / DEFAULT_DB}"
 
 
-def code_version() -> str:
-    """The git commit of the harness source (with '-dirty' if modified), else the package version."""
+def code_version(source: Path | None = None) -> str:
+    """The git commit of the harness source (with '-dirty' if its code is modified), else the
+    package version. ``source``: the checkout (default: the one this module is in)."""
     from ..version import __version__
 
-    source = Path(__file__).resolve().parents[2]
+    source = source or Path(__file__).resolve().parents[2]
     try:
         sha = subprocess.run(["git", "-C", str(source), "rev-parse", "--short=12", "HEAD"],
                              capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
+        # results/ is left out: a sweep into a committed store modifies that store, not the code
+        dirty = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no",
+                                "--", ".", ":(exclude)results"],
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return f"{sha}-dirty" if dirty else sha
     except (OSError, subprocess.SubprocessError):

@@ -22,8 +22,8 @@ from benchmark.training.dynamics import DynamicsMethod, option_error
 from benchmark.api.lazy import lazy_import
 from benchmark.api.registry import register_method
 
-from ..random_data import class_quotas
-from ..selection import keep_hardest, keep_per_class
+from .random_data import class_quotas
+from .selection import keep_hardest, keep_per_class
 
 torch = lazy_import("torch")
 

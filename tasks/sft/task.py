@@ -78,6 +78,16 @@ class SftTask(Task):
     #: a closed answer set: every output is one of these, and exact match is the headline
     choices: ClassVar[tuple[str, ...]] = ()
 
+    def __init__(self, profile: str = "cpu", data_dir: str | None = None, *, lm_eval_tasks: Any = None,
+                 lm_eval_include: str | None = None, lm_eval_limit: int | None = None, lm_eval_batch_size: int = 8,
+                 **recipe_overrides: Any):
+        super().__init__(profile, data_dir, **recipe_overrides)
+        self.zero_shot = None  # the optional lm-evaluation-harness run after the test (.zero_shot)
+        if lm_eval_tasks is not None and lm_eval_tasks is not False:
+            from .zero_shot import ZeroShot
+
+            self.zero_shot = ZeroShot(self.name, lm_eval_tasks, lm_eval_include, lm_eval_limit, lm_eval_batch_size)
+
     def read_splits(self) -> tuple[list[InstructionRecord], list[InstructionRecord], list[InstructionRecord]]:
         raise NotImplementedError
 
@@ -89,6 +99,8 @@ class SftTask(Task):
         from .model_names import check_model
 
         check_model(self.recipe.model)
+        if self.zero_shot is not None:
+            self.zero_shot.check()
 
     def load_splits(self) -> Splits:
         from .encoding import encode_cached
@@ -131,6 +143,15 @@ class SftTask(Task):
         from .models import load_causal_lm
 
         return load_causal_lm(self.recipe.model, bool(self.recipe.model_options.get("gradient_checkpointing")))
+
+    def post_evaluation(self, model: nn.Module, device: torch.device) -> tuple[dict[str, float], dict[str, str]]:
+        """Zero-shot accuracy of the final model through lm-evaluation-harness, when the
+        ``lm_eval_tasks`` option asks for it (:mod:`.zero_shot`)."""
+        if self.zero_shot is None:
+            return {}, {}
+        from .models import load_tokenizer
+
+        return self.zero_shot.evaluate(model.lm, load_tokenizer(self.recipe.model))
 
     # --- loss and metrics --------------------------------------------------------
     def per_sample_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,58 @@
+"""A board states what each method ran as: every option (defaults included) from the cells'
+logged settings, what its ratio means, and a marked fallback for cells logged before settings were."""
+from __future__ import annotations
+
+import json
+
+from benchmark.api.registry import get_method
+from benchmark.boards.leaderboard import build_board, load_runs
+from benchmark.boards.markdown import render_markdown
+from benchmark.boards.method_notes import FILLED_NOTE, NOT_RECORDED, notes_table
+from benchmark.sweeps.cells import Cell
+from benchmark.sweeps.tracking import Tracker
+
+TAGS = {"data_origin": "real", "task_family": "vision", "metric": "accuracy", "chance_level": "0.1"}
+
+
+def test_settings_are_the_declared_defaults_with_the_options_on_top():
+    infobatch = get_method("infobatch")
+    assert infobatch.settings({}) == {"delta": 0.875, "ratio_of": "well-learned"}
+    assert infobatch.settings({"ratio_of": "dataset"}) == {"delta": 0.875, "ratio_of": "dataset"}
+    assert get_method("forgetting").settings({})["never_learned"] == "zero"
+    assert "well-learned" in infobatch.ratio_meaning({"ratio_of": "well-learned"})
+    assert get_method("random").ratio_meaning({}) == "the fraction of training samples removed"
+    assert get_method("magnitude").ratio_meaning({}) == "the fraction of prunable weights zeroed"
+
+
+def _log(tracker: Tracker, method: str, options: dict, settings: dict | None, family: str, label: str = "") -> None:
+    for seed in (0, 1):
+        cell = Cell("fashion-mnist", method, 0.5, seed, "cpu", label=label or method, method_options=tuple(options.items()))
+        # as a cell of this version logs them (execute.CellPlan.params)
+        extra = {"family": family} | ({"method_settings": json.dumps(settings, sort_keys=True),
+                                       "method_ratio_means": get_method(method).ratio_meaning(settings)}
+                                      if settings else {})
+        run = tracker.start_cell(cell, "notes", extra, {**TAGS, "family": family, "provenance": "reference-code"})
+        run.finish({"test_accuracy": 0.8 + 0.01 * seed, "train_seconds": 1.0, "scoring_seconds": 0.0,
+                    "kept_fraction": 0.5, "total_sample_passes_rel": 0.5})
+
+
+def test_the_board_lists_each_methods_settings_as_logged_or_marked_when_filled(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tracker = Tracker(uri, "notes")
+    _log(tracker, "none", {}, None, "reference", label="full")
+    _log(tracker, "infobatch", {"ratio_of": "dataset"}, {"delta": 0.875, "ratio_of": "dataset"}, "data",
+         label="infobatch-dataset")
+    _log(tracker, "forgetting", {}, None, "data")  # an older cell: no settings, no options
+    _log(tracker, "aum", {"margin": "logit"}, None, "data")  # older, with options: cannot be told
+    runs = load_runs(uri, "notes")
+    headers, rows, filled = notes_table(runs)
+    assert headers[0] == "method" and filled
+    by_label = {row[0]: row for row in rows}
+    assert sorted(by_label) == ["aum", "forgetting", "infobatch-dataset"]  # the reference has none
+    assert by_label["infobatch-dataset"][3] == "delta=0.875, ratio_of=dataset"
+    assert by_label["infobatch-dataset"][4].startswith("the fraction of training samples skipped")
+    assert by_label["forgetting"][3] == "class_balanced=False, never_learned=zero, proxy_epochs=None †"
+    assert by_label["aum"][3] == NOT_RECORDED
+    text = render_markdown(build_board(runs, "notes"))
+    assert "## Methods on this board: settings as run" in text and FILLED_NOTE in text
+    assert "delta=0.875, ratio_of=dataset" in text
