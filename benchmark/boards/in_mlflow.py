@@ -147,9 +147,11 @@ def summary_rows(board: Board, plots: dict[str, bytes] | None = None) -> list[Su
     return out
 
 
-def row_note(row: SummaryRow, experiment_id: str, run_id: str) -> str:
+def row_note(row: SummaryRow, experiment_id: str, run_id: str, plot_run: str | None = None) -> str:
     """The summary run's description: what the row is, links to its cells and its plot (shown
-    inline too), and what every column holds."""
+    inline too; kept once per task, by ``plot_run``, the task's first summary run), and what
+    every column holds."""
+    plot_run = plot_run or run_id
     parts = [row.sentence, ""]
     if row.cells_filter:
         parts.append(f"[Its cells]({runs_link(experiment_id, row.cells_filter)}) (the runs table filtered on "
@@ -159,10 +161,11 @@ def row_note(row: SummaryRow, experiment_id: str, run_id: str) -> str:
                      "MLflow filter can hold).")
     if row.plot:
         path = f"{PLOT_DIR}/{row.plot[0]}"
+        holder = "this run" if plot_run == run_id else "the task's first summary run"
         parts += ["", f"[The board's plot of this task]"
-                      f"(#/experiments/{experiment_id}/runs/{run_id}/artifacts/{path}?workflowType=machine_learning) "
-                      "(an artifact of this run):",
-                  "", f"![the board's plot of this task](get-artifact?path={quote(path)}&run_uuid={run_id})"]
+                      f"(#/experiments/{experiment_id}/runs/{plot_run}/artifacts/{path}?workflowType=machine_learning) "
+                      f"(an artifact of {holder}):",
+                  "", f"![the board's plot of this task](get-artifact?path={quote(path)}&run_uuid={plot_run})"]
     parts += ["", "**Columns**", "", column_help(row.metric)]
     return "\n".join(parts)[:MAX_TAG]
 
@@ -254,7 +257,8 @@ def _complete(run: Any, row: SummaryRow | None) -> bool:
     return run.info.status == "FINISHED" and run.data.params == row.params
 
 
-def _create_summary_run(client: Any, experiment_id: str, row: SummaryRow, now: int) -> str:
+def _create_summary_run(client: Any, experiment_id: str, row: SummaryRow, now: int,
+                        plot_run: str | None = None) -> str:
     """Create ``row``'s summary run so that it shows only once whole: it is made as a pending
     run (outside the board's filter and view), its params, metrics and tags go in one batch, it
     is terminated, and the last write turns it into a summary run. A `leaderboard` killed on the
@@ -266,9 +270,10 @@ def _create_summary_run(client: Any, experiment_id: str, row: SummaryRow, now: i
                                start_time=now).info.run_id
     client.log_batch(run_id, params=[Param(k, v) for k, v in row.params.items()],
                      metrics=[Metric(k, v, now, 0) for k, v in row.metrics.items()])
-    _log_plot(client, run_id, row)
+    if plot_run is None:  # the task's first row keeps its plot; the others link to it
+        _log_plot(client, run_id, row)
     client.set_terminated(run_id, "FINISHED", end_time=now)
-    client.log_batch(run_id, tags=[RunTag(NOTE_TAG, row_note(row, experiment_id, run_id)),
+    client.log_batch(run_id, tags=[RunTag(NOTE_TAG, row_note(row, experiment_id, run_id, plot_run)),
                                    RunTag(SUMMARY_TAG, SUMMARY)])
     return run_id
 
@@ -309,18 +314,24 @@ def sync_summary_runs(client: Any, experiment_id: str, rows: list[SummaryRow]) -
         else:
             existing[key] = run
     now = int(time.time() * 1000)
+    plot_runs: dict[str, str] = {}  # task -> the summary run that keeps the task's plot (its first)
     for row in rows:
+        task = row.params["task"]
         run = existing.pop(row.key, None)
         if run is None:
-            _create_summary_run(client, experiment_id, row, now)
+            run_id = _create_summary_run(client, experiment_id, row, now, plot_runs.get(task))
+            plot_runs.setdefault(task, run_id)
             synced.created += 1
             continue
         # the next step, so the new value is the latest one whatever the timestamps; a figure the
         # board no longer has becomes NaN (MLflow cannot delete a metric)
         step = int(run.data.tags.get("board_refresh", "0")) + 1
         metrics = {**{k: math.nan for k in run.data.metrics}, **row.metrics}
-        tags = {**row.tags, "board_refresh": str(step), NOTE_TAG: row_note(row, experiment_id, run.info.run_id)}
-        _log_plot(client, run.info.run_id, row)
+        if task not in plot_runs:
+            plot_runs[task] = run.info.run_id
+            _log_plot(client, run.info.run_id, row)
+        tags = {**row.tags, "board_refresh": str(step),
+                NOTE_TAG: row_note(row, experiment_id, run.info.run_id, plot_runs[task])}
         batch = [Metric(k, v, now, step) for k, v in metrics.items()]
         for first in range(0, max(len(batch), 1), 1000):
             client.log_batch(run.info.run_id, metrics=batch[first:first + 1000],
