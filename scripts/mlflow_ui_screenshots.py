@@ -5,7 +5,7 @@ builds its board with `prunebench leaderboard`, starts `prunebench ui` on it, op
 prints in headless Chromium and saves:
 
 - runs-view.png: the experiment's runs page in model-training view, filtered on the summary
-  runs and sorted by mean (the board's view), with the description collapsed;
+  runs, grouped by ratio and sorted by the board's order (the board's view), with the description collapsed;
 - description.png: the same page with the description (the compact board) opened;
 - charts-view.png: the charts view of the same runs;
 - run-page.png: a summary run's page (training layout, chosen once as a reader would): its
@@ -51,7 +51,7 @@ def main() -> int:
             close_assistant(driver, f"http://127.0.0.1:{port}")
             driver.get(url)
             wait_for(driver, lambda d: len(run_rows(runs_table(d))) == 5
-                     and all(r.get("metrics.`mean`") for r in run_rows(runs_table(d))))
+                     and all(r.get("metrics.`accuracy`") for r in run_rows(runs_table(d))))
             time.sleep(2)
             driver.save_screenshot(str(out / "runs-view.png"))
             expand_description(driver)

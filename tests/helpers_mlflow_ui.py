@@ -76,7 +76,7 @@ def wait_for(driver, find, timeout: float = PAGE_TIMEOUT):
 
 def runs_table(driver) -> list[dict[str, str]]:
     """The rendered runs table, top to bottom: per row, column id (``params.`ratio```,
-    ``metrics.`mean```, ``run_name`` ...) -> the text shown. The run name sits in the grid's
+    ``metrics.`accuracy```, ``run_name`` ...) -> the text shown. The run name sits in the grid's
     pinned-left part, the other columns in its centre; both are matched by row index."""
     rows = driver.execute_script("""
         const out = {};

@@ -102,7 +102,7 @@ def test_prunebench_ui_shows_the_board_in_model_training_view(tmp_path):
                 by_group.setdefault((current["ratio"], current["family"]), []).append(row)
         for members in by_group.values():
             assert [int(r["metrics.`rank`"]) for r in members] == list(range(1, len(members) + 1))
-            means = [float(r["metrics.`mean`"]) for r in members]
+            means = [float(r["metrics.`accuracy`"]) for r in members]
             assert means == sorted(means, reverse=True)
 
         text = expand_description(driver)
