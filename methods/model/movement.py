@@ -60,7 +60,7 @@ from benchmark.api.masks import flat_views, select_masks
 from benchmark.api.method import ModelPruner
 from benchmark.api.registry import register_method
 from benchmark.api.sparsity_patterns import check_count_rule
-from methods.model.seven import check_window, keep_fraction, window_steps
+from methods.model.seven import check_window, keep_fraction, run_window
 
 torch = lazy_import("torch")
 
@@ -161,11 +161,7 @@ class _Movement(ModelPruner):
         super().on_run_start(state)
         self.total_steps = state.total_steps
         if self.variant == "seven":
-            default_start, default_length = state.task.prune_window
-            self.start = self.start if self.start is not None else default_start
-            self.length = self.length if self.length is not None else default_length
-            check_window(self.start, self.length)
-            self.window_start, self.window = window_steps(state.total_steps, self.start, self.length)
+            self.start, self.length, self.window_start, self.window = run_window(self.start, self.length, state)
             return
         self.scores = {n: torch.zeros_like(w, dtype=torch.float32) for n, w in self._weights.items()}
         self._before = {n: torch.empty_like(w, dtype=torch.float32) for n, w in self._weights.items()}

@@ -51,7 +51,7 @@ from benchmark.api.method import ModelPruner, check_count
 from benchmark.api.registry import register_method
 from benchmark.api.sparsity_patterns import check_count_rule
 from methods.model.movement import at_least_kth_mask, check_warmup, schedule_threshold
-from methods.model.seven import check_window, keep_fraction, window_steps
+from methods.model.seven import check_window, keep_fraction, run_window
 
 torch = lazy_import("torch")
 
@@ -170,11 +170,7 @@ class Platon(ModelPruner):
             self.masker = Masker(self._weights)
             self.score = PlatonScore(self._weights, self.beta1, self.beta2, self.delta_t)
             return
-        default_start, default_length = state.task.prune_window
-        self.start = self.start if self.start is not None else default_start
-        self.length = self.length if self.length is not None else default_length
-        check_window(self.start, self.length)
-        self.window_start, self.window = window_steps(state.total_steps, self.start, self.length)
+        self.start, self.length, self.window_start, self.window = run_window(self.start, self.length, state)
         self.score = SevenPlatonScore(self._weights, self.beta1, self.beta2)
 
     def on_step_end(self, state: TrainState) -> None:

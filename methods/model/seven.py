@@ -60,6 +60,16 @@ def check_window(start: float, length: float) -> None:
                          f"got start={start}, length={length}")
 
 
+def run_window(start: float | None, length: float | None, state) -> tuple[float, float, int, int]:
+    """A run's pruning window: ``start`` and ``length`` (the task's defaults where None),
+    checked, and the (first step, step count) they give over the run's optimizer steps."""
+    default_start, default_length = state.task.prune_window
+    start = start if start is not None else default_start
+    length = length if length is not None else default_length
+    check_window(start, length)
+    return (start, length, *window_steps(state.total_steps, start, length))
+
+
 class SevenScore:
     """The cumulative SEVEN importance of a set of weights (the state of the formula above).
 
@@ -161,11 +171,7 @@ class Seven(ModelPruner):
         if self.variant == "pre":
             self._prune_before_training(state)
             return
-        default_start, default_length = state.task.prune_window
-        self.start = self.start if self.start is not None else default_start
-        self.length = self.length if self.length is not None else default_length
-        check_window(self.start, self.length)
-        self.window_start, self.window = window_steps(state.total_steps, self.start, self.length)
+        self.start, self.length, self.window_start, self.window = run_window(self.start, self.length, state)
 
     def _masks(self) -> dict[str, torch.Tensor]:
         masks = self.masker.masks
