@@ -104,7 +104,7 @@ def test_leaderboard_on_the_committed_store_imports_neither_torch_nor_the_tasks(
     # the methods table fills the older cells' settings from the classes of the methods on the
     # board only (their modules import no torch): none of the others is loaded
     assert "methods.data.el2n" in imported and not {"methods.model.wanda", "methods.model.sparsegpt",
-                                                     "methods.model.seven", "methods.data.grand"} & set(imported)
+                                                     "methods.model.seven", "methods.model.platon"} & set(imported)
     assert "| magnitude " in result.stdout and (tmp_path / "out" / "fashion-mnist-cpu.md").is_file()
 
 

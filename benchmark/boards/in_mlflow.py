@@ -154,8 +154,9 @@ def row_note(row: SummaryRow, experiment_id: str, run_id: str, plot_run: str | N
     plot_run = plot_run or run_id
     parts = [row.sentence, ""]
     if row.cells_filter:
+        # the filter itself stays in the link: a task or label is free text, never echoed as markup
         parts.append(f"[Its cells]({runs_link(experiment_id, row.cells_filter)}) (the runs table filtered on "
-                     f"`{row.cells_filter}`).")
+                     "the row's task, label and ratio, finished cells only).")
     else:
         parts.append("Its cells: the run ids in the tag `cell_ids` (a name holds both quote kinds, which no "
                      "MLflow filter can hold).")
