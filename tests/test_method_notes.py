@@ -24,8 +24,9 @@ def test_settings_are_the_declared_defaults_with_the_options_on_top():
     assert get_method("magnitude").ratio_meaning({}) == "the fraction of prunable weights zeroed"
 
 
-def _log(tracker: Tracker, method: str, options: dict, settings: dict | None, family: str, label: str = "") -> None:
-    for seed in (0, 1):
+def _log(tracker: Tracker, method: str, options: dict, settings: dict | None, family: str, label: str = "",
+         seeds: tuple[int, ...] = (0, 1)) -> None:
+    for seed in seeds:
         cell = Cell("fashion-mnist", method, 0.5, seed, "cpu", label=label or method, method_options=tuple(options.items()))
         # as a cell of this version logs them (execute.CellPlan.params)
         extra = {"family": family} | ({"method_settings": json.dumps(settings, sort_keys=True),
@@ -43,12 +44,17 @@ def test_the_board_lists_each_methods_settings_as_logged_or_marked_when_filled(t
     _log(tracker, "infobatch", {"ratio_of": "dataset"}, {"delta": 0.875, "ratio_of": "dataset"}, "data",
          label="infobatch-dataset")
     _log(tracker, "forgetting", {}, None, "data")  # an older cell: no settings, no options
+    # newer cells of the same method with the same settings: their own record wins over the filled one
+    _log(tracker, "ucb", {}, None, "data")
+    _log(tracker, "ucb", {}, get_method("ucb").settings({}), "data", seeds=(2,))
     _log(tracker, "aum", {"margin": "logit"}, None, "data")  # older, with options: cannot be told
     runs = load_runs(uri, "notes")
     headers, rows, filled = notes_table(runs)
     assert headers[0] == "method" and filled
     by_label = {row[0]: row for row in rows}
-    assert sorted(by_label) == ["aum", "forgetting", "infobatch-dataset"]  # the reference has none
+    assert sorted(by_label) == ["aum", "forgetting", "infobatch-dataset", "ucb"]  # the reference has none
+    assert by_label["ucb"][3] == "alpha=0.5, bonus=variance, c=1.0"  # no † : its newest cell logged them
+    assert by_label["aum"][4] == "the fraction of training samples removed"  # never 'nan' 
     assert by_label["infobatch-dataset"][3] == "delta=0.875, ratio_of=dataset"
     assert by_label["infobatch-dataset"][4].startswith("the fraction of training samples skipped")
     assert by_label["forgetting"][3] == "class_balanced=False, never_learned=zero, proxy_epochs=None †"

@@ -65,11 +65,13 @@ def method_notes(runs: pd.DataFrame) -> list[MethodNote]:
         seen: dict[str, tuple[dict | None, bool, str]] = {}
         for _, row in group.iterrows():
             settings, filled = _settings_of(row, method_cls)
-            meaning = row.get("method_ratio_means") or ""
-            if not meaning:
+            meaning = row.get("method_ratio_means")
+            if not isinstance(meaning, str) or not meaning:  # not logged (None, or NaN in a frame)
                 meaning = (method_cls.ratio_meaning(settings) if method_cls is not None and settings is not None
                            else FAMILY_RATIO.get(first["family"], ""))
-            seen.setdefault(json.dumps(settings, sort_keys=True, default=str), (settings, filled, meaning))
+            key = json.dumps(settings, sort_keys=True, default=str)
+            if key not in seen or (seen[key][1] and not filled):  # a cell's own record over a filled one
+                seen[key] = (settings, filled, meaning)
         for settings, filled, meaning in seen.values():
             text = (NOT_RECORDED if settings is None
                     else ", ".join(f"{k}={v}" for k, v in sorted(settings.items())) or "no options")
