@@ -56,3 +56,18 @@ def write_rt_corpus(directory: Path, n_fresh: int, n_rotten: int, n_plot: int = 
     path = directory / "rotten_tomatoes_corpus_full.csv.bz2"
     path.write_bytes(bz2.compress(text.getvalue().encode()))
     return path
+
+
+def tiny_rt_task(root: Path, epochs: int, batch_size: int):
+    """(task, splits): rt-polarity's smoke profile on a tiny BERT and 120 synthetic snippets in
+    ``root``, for the fine-tuning pruners' tests (SEVEN, movement, PLATON)."""
+    import pytest
+    from tasks.text.task import RtPolarity
+
+    model_dir = write_tiny_bert(root / "tiny-bert")
+    write_rt_corpus(root / "rt", n_fresh=60, n_rotten=60)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PRUNEBENCH_CACHE", str(root / "cache"))
+        task = RtPolarity("smoke", data_dir=str(root / "rt"), model=str(model_dir), epochs=epochs,
+                          batch_size=batch_size, weight_decay=0.1, lr=1e-3)
+        return task, task.load_splits()

@@ -10,8 +10,7 @@ from benchmark.api.hooks import Hook
 from benchmark.api.masks import count_removed
 from methods.model.movement import Movement, SoftMovement
 from methods.model.platon import Platon, platon_schedule
-from tasks.text.task import RtPolarity
-from helpers_text import write_rt_corpus, write_tiny_bert
+from helpers_text import tiny_rt_task
 from helpers_tiny import fit, one_cpu_thread  # noqa: F401  (autouse fixture)
 
 EPOCHS, BATCH = 2, 8  # 96 training snippets: 24 steps
@@ -19,15 +18,7 @@ EPOCHS, BATCH = 2, 8  # 96 training snippets: 24 steps
 
 @pytest.fixture(scope="module")
 def text_task(tmp_path_factory):
-    root = tmp_path_factory.mktemp("finetune-prune")
-    model_dir = write_tiny_bert(root / "tiny-bert")
-    write_rt_corpus(root / "rt", n_fresh=60, n_rotten=60)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PRUNEBENCH_CACHE", str(root / "cache"))
-        task = RtPolarity("smoke", data_dir=str(root / "rt"), model=str(model_dir), epochs=EPOCHS,
-                          batch_size=BATCH, weight_decay=0.1, lr=1e-3)
-        splits = task.load_splits()
-    return task, splits
+    return tiny_rt_task(tmp_path_factory.mktemp("finetune-prune"), EPOCHS, BATCH)
 
 
 class Watch(Hook):
