@@ -12,6 +12,9 @@ DEFAULT_CACHE = ".prunebench-cache"
 STORE_FAULT = 3  # exit status when the tracking store (not a cell) failed
 
 
+#: `prunebench ui`'s worker processes
+UI_WORKERS = 1
+
 def _int_in(low: int, high: int | None = None):
     """An argparse type: an integer in [low, high], else a message naming the value and the range."""
     def parse(text: str) -> int:
@@ -326,7 +329,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from .sweeps.tracking import default_tracking_uri
 
     uri = args.tracking_uri or default_tracking_uri()
-    child = mlflow_child("ui", uri, args.host, args.port)  # the URI in its environment, not in `ps`
+    child = mlflow_child("ui", uri, args.host, args.port, workers=args.workers)  # the URI in its environment, not in `ps`
     base = f"http://{args.host}:{args.port}"
     print(f"starting the MLflow UI for {redact(uri)} ...", file=sys.stderr)
     # read before the server starts (this opens, and if need be creates, the store under its
@@ -555,6 +558,10 @@ def build_parser() -> argparse.ArgumentParser:
     _tracking_arg(p)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=_int_in(1, 65535), default=5000)
+    # one worker: the UI serves one reader, and `mlflow ui`'s own default of 4 workers each import
+    # MLflow's server at start, which on a busy 2-core machine kept /health unanswered for minutes
+    p.add_argument("--workers", type=_int_in(1, 256), default=UI_WORKERS,
+                   help=f"UI worker processes (default: {UI_WORKERS}; MLflow's own default is 4)")
     p.add_argument("--start-timeout", type=_positive_seconds, default=120.0,
                    help="seconds to wait for the UI to answer before giving up (default: 120)")
     p.set_defaults(func=cmd_ui)

@@ -180,6 +180,7 @@ def test_the_ui_child_serves_the_artifacts_of_a_copied_store(tmp_path):
 
     from helpers_server import free_port
 
+    from benchmark.cli import UI_WORKERS
     from benchmark.sweeps.server import mlflow_child, start_foreground, stop_server, wait_healthy
 
     tracker = Tracker(f"sqlite:///{tmp_path}/made/mlflow.db", "sweep")
@@ -188,7 +189,8 @@ def test_the_ui_child_serves_the_artifacts_of_a_copied_store(tmp_path):
     shutil.copytree(tmp_path / "made", tmp_path / "copy")
     shutil.rmtree(tmp_path / "made")
     port = free_port()
-    process = start_foreground(mlflow_child("ui", f"sqlite:///{tmp_path}/copy/mlflow.db", "127.0.0.1", port))
+    process = start_foreground(mlflow_child("ui", f"sqlite:///{tmp_path}/copy/mlflow.db", "127.0.0.1", port,
+                                              workers=UI_WORKERS))
     try:
         wait_healthy(f"http://127.0.0.1:{port}", process, timeout=300)
         url = f"http://127.0.0.1:{port}/get-artifact?path=cell.txt&run_uuid={run.run_id}"
