@@ -93,8 +93,8 @@ def log_tables(client, run_id: str, tables: dict[str, "pd.DataFrame"]) -> None:
     client.set_tag(run_id, "mlflow.loggedArtifacts", json.dumps(listed))
 
 
-def log_to_mlflow(board: Board, markdown: str, html: str, plots: dict[str, bytes], tracking_uri: str,
-                  client=None) -> str:
+def log_to_mlflow(board: Board, markdown: str, plots: dict[str, bytes], tracking_uri: str, client=None) -> str:
+    """The board run: tables, area gaps, markdown and plots (the HTML follows once its links exist)."""
     client = client or open_client(tracking_uri)
     _, run_id, step = board_run(client, tracking_uri, board)
     try:
@@ -109,7 +109,6 @@ def log_to_mlflow(board: Board, markdown: str, html: str, plots: dict[str, bytes
             tables["tables/normalised.json"] = board.normalised
         log_tables(client, run_id, tables)
         client.log_text(run_id, markdown, "leaderboard.md")
-        client.log_text(run_id, html, "leaderboard.html")
         with tempfile.TemporaryDirectory() as tmp:
             for name, png in plots.items():
                 (Path(tmp) / name).write_bytes(png)
@@ -124,28 +123,30 @@ def log_to_mlflow(board: Board, markdown: str, html: str, plots: dict[str, bytes
 def publish(board: Board, out_dir: Path | None, tracking_uri: str | None, client=None,
             ui_base: str | None = None) -> Published:
     """The board's files into ``out_dir``, and into MLflow at ``tracking_uri`` (through ``client``,
-    the store's open ``MlflowClient``, if given: the store is opened once per command). Once
-    the summary runs exist, the HTML is made again with each row linked to its summary run and
-    cells in the UI at ``ui_base`` (default: :func:`.in_mlflow.ui_base`; ``""``: no links)."""
+    the store's open ``MlflowClient``, if given: the store is opened once per command). The HTML
+    is made once, after the summary runs exist, with each row linked to its summary run and cells
+    in the UI at ``ui_base`` (default: :func:`.in_mlflow.ui_base`; ``""``: no links). If MLflow
+    fails, the files are still written (without links) before the error is raised."""
     markdown = render_markdown(board)
     plots = board_plots(board)
-    html = render_html(board, plots)
     published = Published(markdown)
-    if out_dir is not None:
-        published.files = write_files(board, markdown, html, plots, out_dir)
-    if tracking_uri is not None:
-        client = client or open_client(tracking_uri)
-        published.mlflow_run_id = log_to_mlflow(board, markdown, html, plots, tracking_uri, client)
-        publish_on_experiment(published, board, tracking_uri, client, plots)
-        if ui_base != "":
-            from .in_mlflow import ui_base as default_base
-            from .links import read_links
+    links = None
+    try:
+        if tracking_uri is not None:
+            client = client or open_client(tracking_uri)
+            published.mlflow_run_id = log_to_mlflow(board, markdown, plots, tracking_uri, client)
+            publish_on_experiment(published, board, tracking_uri, client, plots)
+            if ui_base != "":
+                from .in_mlflow import ui_base as default_base
+                from .links import read_links
 
-            links = read_links(client, published.experiment_id, ui_base or default_base(tracking_uri))
-            html = render_html(board, plots, links)
-            client.log_text(published.mlflow_run_id, html, "leaderboard.html")
-            if out_dir is not None:
-                published.files[1] = write_inside(out_dir, f"{board.experiment}.html", html)
+                links = read_links(client, published.experiment_id, ui_base or default_base(tracking_uri))
+    finally:
+        html = render_html(board, plots, links)
+        if out_dir is not None:
+            published.files = write_files(board, markdown, html, plots, out_dir)
+    if tracking_uri is not None:
+        client.log_text(published.mlflow_run_id, html, "leaderboard.html")
     return published
 
 
