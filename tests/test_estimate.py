@@ -72,6 +72,23 @@ def test_the_estimate_is_refined_by_the_cells_that_finish():
     assert estimate.left(cells) == (300.0 + 300.0 + 25.0 + 40.0 + 80.0, [])  # finished cells at what they took
 
 
+def test_cells_that_train_nothing_are_estimated_at_what_such_cells_took():
+    """One-shot post-training cells (0 training passes, a task without a declared cost): unknown until
+    one finishes, then the mean of such cells; a training cell of the task is not mixed in."""
+    wanda = [CellCost(cell("wanda", r, task="ppl"), 0.0, None) for r in (0.5, 0.6, 0.7)]
+    dense = CellCost(cell("none", 0.0, task="ppl"), 0.0, None)
+    tuned = CellCost(cell("wanda", 0.8, task="ppl"), 1000.0, None)  # with finetune_epochs
+    estimate = SweepEstimate([*wanda, dense, tuned])
+    cells = [c.cell for c in (*wanda, dense, tuned)]
+    assert estimate.left(cells) == (0.0, cells)
+    estimate.observe(cells[0], 90.0)
+    estimate.observe(cells[3], 30.0)
+    assert estimate.left(cells[1:3]) == (2 * 60.0, [])  # (90 + 30) / 2 each
+    assert estimate.left(cells[4:]) == (0.0, cells[4:])  # no training cell finished: no rate yet
+    estimate.observe(cells[4], 500.0)
+    assert estimate.left(cells[1:3]) == (2 * 60.0, [])
+
+
 def test_progress_says_the_estimate_before_the_first_cell_and_refines_it(monkeypatch):
     plan = costs()[:3]
     cells = [c.cell for c in plan]

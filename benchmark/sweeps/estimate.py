@@ -12,7 +12,8 @@
   the seconds the task's finished cells took to the seconds predicted for them (a loaded machine,
   a method's scoring, show up there). A task with no finished cell yet is scaled by the other
   tasks' ratio; a task that declares no cost is unknown until one of its cells finishes, and is
-  then estimated at its finished cells' seconds per sample-pass. Cells finished before this run
+  then estimated at its finished cells' seconds per sample-pass; its cells that train nothing
+  (one-shot post-training pruning) at the mean seconds of such cells. Cells finished before this run
   (in the store) count as finished cells.
 """
 from __future__ import annotations
@@ -115,6 +116,9 @@ class SweepEstimate:
             return self.took[cost.cell.id]
         if cost.seconds is not None:
             return cost.seconds * self.scale(cost.cell.task)
+        if cost.passes == 0:  # no training (one-shot post-training pruning): as long as such cells took
+            took = [s for c, s in self._finished(cost.cell.task) if c.passes == 0]
+            return sum(took) / len(took) if took else None
         rate = self.per_pass(cost.cell.task)
         return None if rate is None or cost.passes is None else cost.passes * rate
 
