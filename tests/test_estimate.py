@@ -89,6 +89,17 @@ def test_cells_that_train_nothing_are_estimated_at_what_such_cells_took():
     assert estimate.left(cells[1:3]) == (2 * 60.0, [])
 
 
+def test_cells_of_a_task_of_unknown_size_are_estimated_at_the_mean_of_its_finished_cells():
+    unknown = [CellCost(cell("random", r, task="text"), None, None) for r in (0.3, 0.5, 0.7)]
+    estimate = SweepEstimate(unknown)
+    cells = [c.cell for c in unknown]
+    assert estimate.left(cells) == (0.0, cells)
+    estimate.observe(cells[0], 100.0)
+    assert estimate.left(cells[1:]) == (2 * 100.0, [])
+    estimate.observe(cells[1], 300.0)
+    assert estimate.left(cells[2:]) == (200.0, [])
+
+
 def test_progress_says_the_estimate_before_the_first_cell_and_refines_it(monkeypatch):
     plan = costs()[:3]
     cells = [c.cell for c in plan]

@@ -13,7 +13,8 @@
   a method's scoring, show up there). A task with no finished cell yet is scaled by the other
   tasks' ratio; a task that declares no cost is unknown until one of its cells finishes, and is
   then estimated at its finished cells' seconds per sample-pass; its cells that train nothing
-  (one-shot post-training pruning) at the mean seconds of such cells. Cells finished before this run
+  (one-shot post-training pruning), and every cell of a task whose training-set size cannot be
+  read without loading its data, at the mean seconds of such finished cells of the task. Cells finished before this run
   (in the store) count as finished cells.
 """
 from __future__ import annotations
@@ -116,11 +117,12 @@ class SweepEstimate:
             return self.took[cost.cell.id]
         if cost.seconds is not None:
             return cost.seconds * self.scale(cost.cell.task)
-        if cost.passes == 0:  # no training (one-shot post-training pruning): as long as such cells took
-            took = [s for c, s in self._finished(cost.cell.task) if c.passes == 0]
+        if not cost.passes:  # trains nothing (one-shot post-training), or its training set's size is
+            # unknown without loading data: as long as the task's cells of the same kind took on average
+            took = [s for c, s in self._finished(cost.cell.task) if c.passes == cost.passes]
             return sum(took) / len(took) if took else None
         rate = self.per_pass(cost.cell.task)
-        return None if rate is None or cost.passes is None else cost.passes * rate
+        return None if rate is None else cost.passes * rate
 
     def left(self, cells: Iterable[Cell]) -> tuple[float, list[Cell]]:
         """(seconds for the cells of ``cells`` that can be estimated, those that cannot yet)."""
