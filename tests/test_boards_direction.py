@@ -265,3 +265,29 @@ def test_plots_label_the_axis_and_draw_the_non_increasing_baseline(runs):
     ax = figures["ppl-toy-metric-vs-cost.png"].axes[0]
     fit = [line for line in ax.get_lines() if line.get_label() == "random-weights: monotone fit"][0]
     assert np.all(np.diff(fit.get_ydata()) <= 0)  # pooled over seeds, never higher at more FLOPs
+
+
+def test_a_board_without_random_weights_compares_model_pruning_with_magnitude(runs):
+    """A post-training LLM board runs magnitude, not random weights: magnitude becomes the baseline
+    of every Δ-baseline column and curve, and the headings name it."""
+    from benchmark.boards.format import detail_tables
+    from benchmark.boards.leaderboard import family_baseline, table_baseline
+
+    no_random = runs[runs.label != "random-weights"]
+    lower = no_random[no_random.task == LOWER]
+    assert family_baseline(lower, "model") == "magnitude"
+    assert family_baseline(runs[runs.task == LOWER], "model") == "random-weights"  # preferred when present
+    table = family_table(no_random, LOWER, "model")
+    assert set(table.baseline) == {"magnitude"} and table_baseline(table, "model") == "magnitude"
+    for ratio in (0.5, 0.7):
+        row = table[(table.method == "wanda") & (table.ratio == ratio)].iloc[0]
+        differences = np.subtract(PPL["wanda"][ratio][1], PPL["magnitude"][ratio][1])
+        assert row.delta_random == pytest.approx(differences.mean(), rel=1e-12)
+        assert row.p_random == pytest.approx(stats.ttest_rel(PPL["wanda"][ratio][1], PPL["magnitude"][ratio][1]).pvalue,
+                                             rel=1e-9)
+        assert row.wins_random == 3  # lower perplexity than magnitude on every seed
+    headers = detail_tables(table, "model", "perplexity", False, False)[0][1]
+    assert "Δ magnitude @ equal ratio" in headers and not any("random-weights" in h for h in headers)
+    markdown = render_markdown(build_board(no_random[no_random.task == LOWER], "direction"))
+    assert "Δ magnitude @ equal ratio" in markdown and "area gap to magnitude" in markdown
+    assert "random-weights" not in markdown

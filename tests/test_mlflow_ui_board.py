@@ -60,7 +60,7 @@ def test_the_board_view_in_chromium_groups_ratios_in_numeric_order_with_the_boar
                 .filter(h => { const box = h.getBoundingClientRect();
                                return box.width > 0 && box.left >= 0 && box.right <= window.innerWidth; })
                 .map(h => h.getAttribute('col-id'));""")
-        wanted = ["params.`method`", "metrics.`rank`", "metrics.`accuracy`", "tags.`CI`", "metrics.`vs random`",
+        wanted = ["params.`method`", "metrics.`rank`", "metrics.`accuracy`", "tags.`CI`", "metrics.`vs baseline`",
                   "tags.`significant`"]
         assert set(wanted) <= set(shown), shown
 

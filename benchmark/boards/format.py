@@ -10,7 +10,7 @@ import pandas as pd
 from ..training.cost import FORWARD_WEIGHT
 from . import direction
 from .cost_stats import MIN_RATIO_SEEDS, TIMING_SPREAD_LIMIT
-from .leaderboard import EQUAL_COST, FAMILY_BASELINE, Board, reference_on_front
+from .leaderboard import EQUAL_COST, FAMILY_BASELINE, Board, reference_on_front, table_baseline
 
 NOISE_MARK = "≈"  # the difference is within noise (paired t-test p >= 0.05)
 FEW_SEEDS = "too few seeds"
@@ -130,8 +130,8 @@ def speedup_text(row, single: bool = False) -> str:
     return f"{row.speedup:.2f} [{row.speedup_ci_low:.2f}, {row.speedup_ci_high:.2f}]{mark}"
 
 
-def detail_columns(family: str, metric: str, higher: bool = True) -> list[str]:
-    baseline = FAMILY_BASELINE[family]
+def detail_columns(family: str, metric: str, higher: bool = True, baseline: str | None = None) -> list[str]:
+    baseline = baseline or FAMILY_BASELINE[family]
     at_cost = [f"Δ {baseline} @ equal {COST_NAMES[axis.name]}" for axis in EQUAL_COST[family]]
     cost = (["kept", "cost ×full", "fwd passes ×full", "speedup ×full"] if family == "data"
             else ["sparsity", "params left", "FLOPs ×dense", "cost ×full"])
@@ -140,10 +140,10 @@ def detail_columns(family: str, metric: str, higher: bool = True) -> list[str]:
             "provenance"]
 
 
-def column_help(family: str, metric: str) -> dict[str, str]:
+def column_help(family: str, metric: str, baseline: str | None = None) -> dict[str, str]:
     """A one-sentence definition of every column heading of the family's tables (the HTML's
     tooltips; the full text is :data:`LEGEND`)."""
-    baseline = FAMILY_BASELINE[family]
+    baseline = baseline or FAMILY_BASELINE[family]
     out = {
         "method": f"the method's label; {TOP_MARK} best mean at this ratio, {BEST_MARK} ahead of the next best "
                   "by more than noise (paired t-test, p < 0.05)",
@@ -185,7 +185,7 @@ def detail_tables(table: pd.DataFrame, family: str, metric: str, single: bool = 
     """The family's detail as two narrower tables, (caption, headers, rows) each: the metric and
     its comparisons, then the costs; both keyed by method and ratio. A one-seed board has no
     interval column."""
-    headers, rows = detail_columns(family, metric, higher), detail_rows(table, family, single)
+    headers, rows = detail_columns(family, metric, higher, table_baseline(table, family)), detail_rows(table, family, single)
     split = headers.index("test loss")
     keep_quality = [i for i in range(split) if not (single and headers[i] == "95% CI")]
     if single:
@@ -224,9 +224,9 @@ def detail_rows(table: pd.DataFrame, family: str, single: bool = False) -> list[
     return out
 
 
-def area_columns(family: str, single: bool = False) -> list[str]:
+def area_columns(family: str, single: bool = False, baseline: str | None = None) -> list[str]:
     name = COST_NAMES[EQUAL_COST[family][0].name]
-    return ["rank", "method", f"area gap vs {FAMILY_BASELINE[family]} (mean Δ over common {name} range)",
+    return ["rank", "method", f"area gap vs {baseline or FAMILY_BASELINE[family]} (mean Δ over common {name} range)",
             *([] if single else ["95% CI", "seeds"]), f"common {name} range", "ratios"]
 
 
@@ -255,7 +255,7 @@ def rankings(table: pd.DataFrame, family: str) -> tuple[list[str], list[list[str
     (the baseline at 0; cells with no Δ, out of random's range, listed apart), both best
     first in the metric's direction, and where the two orders disagree (the pairs that swap)."""
     name = EQUAL_COST[family][0].name
-    baseline = FAMILY_BASELINE[family]
+    baseline = table_baseline(table, family)
     first = direction.ascending(direction.higher_is_better(table))
     out = []
     for ratio, rows in table.groupby("ratio", sort=True):
@@ -283,8 +283,9 @@ def cost_sections(board: Board, task: str, family: str, single: bool = False
     out = [(front_line(board, task, family), [], [])]
     areas = board.areas.get((task, family))
     if areas is not None:
-        out.append((f"One number per method, accounting for cost (best first): the area gap to "
-                    f"{FAMILY_BASELINE[family]}.", area_columns(family, single), area_rows(areas, single)))
+        baseline = table_baseline(table, family)
+        out.append((f"One number per method, accounting for cost (best first): the area gap to {baseline}.",
+                    area_columns(family, single, baseline), area_rows(areas, single)))
     out.append(("Ranking at equal ratio against ranking at equal cost.", *rankings(table, family)))
     return out
 

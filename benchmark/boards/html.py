@@ -14,7 +14,7 @@ import math
 from .format import (BEST_MARK, LEGEND, ONE_SEED_NOTE, ORDER_RULES, TOP_MARK, column_help, cost_sections, detail_tables,
                      lead_grid, mark_key, missing, normalised_grid, normalised_note, normalised_tasks, one_seed, ranks,
                      reference_line, simulated, task_heading)
-from .leaderboard import FAMILIES, FAMILY_TITLE, Board
+from .leaderboard import FAMILIES, FAMILY_TITLE, Board, table_baseline
 from .links import BoardLinks
 from .method_notes import FILLED_NOTE, notes_table
 from .plots import slug
@@ -177,7 +177,7 @@ def _detail(board: Board, task: str, family: str, single: bool, links: BoardLink
     table = board.tables[(task, family)]
     info = board.task_info(task)
     metric = info["metric"]
-    help_text = column_help(family, metric)
+    help_text = column_help(family, metric, table_baseline(table, family))
     parts = []
     row_keys = list(zip(table.method, table.ratio))
     for i, (caption, headers, rows) in enumerate(detail_tables(table, family, metric, single,

@@ -5,7 +5,7 @@
   and keyed by the tag ``summary_key``. Their metrics are the board's numbers (``mean``,
   ``ci_low``, ``delta_full``, ``p_random``, ``cost_rel``, ``speedup`` ..., the column names of
   the board's tables) plus the readable columns of :mod:`.mlflow_view` (the metric's name,
-  ``CI``, ``vs random``, ``significant``, ``vs full``, ``rank``) and ``board_order``; their
+  ``CI``, ``vs baseline``, ``significant``, ``vs full``, ``rank``) and ``board_order``; their
   params its identity (task, family, method, ratio). Each run's description says what every
   column holds, links its cells (a search filter on their task, label and ratio) and shows
   its task's plot, logged as its artifact. One run per row rather than a parent run with the
@@ -38,7 +38,7 @@ from typing import Any
 
 import pandas as pd
 
-from .leaderboard import EQUAL_COST, FAMILY_BASELINE, Board
+from .leaderboard import EQUAL_COST, Board, table_baseline
 from .mlflow_view import (CI_TAG, RANK, SIGNIFICANT_TAG, SORT_KEY, VS_FULL, VS_RANDOM, board_order_keys, board_ranks,
                           cells_filter, column_help, headline_key, readable, runs_link)
 from .mlflow_view import view_state as board_view_state
@@ -135,7 +135,7 @@ def summary_rows(board: Board, plots: dict[str, bytes] | None = None) -> list[Su
                 continue
             columns = list(METRICS) + [f"{k}_at_{axis.name}" for axis in EQUAL_COST[family]
                                        for k in EQUAL_COST_METRICS]
-            baseline = FAMILY_BASELINE.get(family)
+            baseline = table_baseline(table, family)
             for (_, r), rank in zip(table.iterrows(), board_ranks(table)):
                 out.append(_row(board, task, family, r.method, float(r.ratio),
                                 {c: r[c] for c in columns if c in r}, {"provenance": str(r.provenance)},

@@ -20,7 +20,25 @@ from . import direction
 from .cost_stats import area_gap, baseline_curves, equal_cost_delta, pareto_front, speedup
 from .stats import NOISE_P, compare_paired, summarise
 
-FAMILY_BASELINE = {"data": "random", "model": "random-weights"}
+#: each family's baseline, in order of preference: a task's board compares with the first that has
+#: cells on the task (a post-training LLM board runs magnitude, the field's baseline there, and no
+#: random weights)
+FAMILY_BASELINES = {"data": ("random",), "model": ("random-weights", "magnitude")}
+FAMILY_BASELINE = {family: names[0] for family, names in FAMILY_BASELINES.items()}  # the defaults
+
+
+def family_baseline(task_runs: pd.DataFrame, family: str) -> str | None:
+    """The label ``family``'s methods on this task's runs are compared with."""
+    labels = set(task_runs.label[task_runs.family == family])
+    names = FAMILY_BASELINES.get(family, ())
+    return next((name for name in names if name in labels), names[0] if names else None)
+
+
+def table_baseline(table: pd.DataFrame, family: str) -> str | None:
+    """The baseline a family table (:func:`family_table`) was compared with."""
+    if "baseline" in table and len(table):
+        return str(table["baseline"].iloc[0])
+    return FAMILY_BASELINE.get(family)
 FAMILY_TITLE = {"data": "data pruning (ratio = fraction of training samples removed)",
                 "model": "model pruning (ratio = fraction of prunable weights removed)"}
 FAMILIES = ("data", "model")
@@ -215,8 +233,8 @@ def _by_seed(frame: pd.DataFrame, column: str = "value") -> pd.Series:
 
 
 def baseline_points(task_runs: pd.DataFrame, family: str) -> pd.DataFrame:
-    """The family's baseline cells at every ratio plus the reference cells: random's curve."""
-    baseline = FAMILY_BASELINE.get(family)
+    """The family's baseline cells at every ratio plus the reference cells: the baseline's curve."""
+    baseline = family_baseline(task_runs, family)
     return task_runs[(task_runs.family == "reference")
                      | ((task_runs.family == family) & (task_runs.label == baseline))]
 
@@ -230,7 +248,7 @@ def family_table(runs: pd.DataFrame, task: str, family: str) -> pd.DataFrame:
     full = _by_seed(full_runs)
     full_seconds = _by_seed(full_runs, "seconds")
     rows = task_runs[task_runs.family == family]
-    baseline = FAMILY_BASELINE.get(family)
+    baseline = family_baseline(task_runs, family)
     curves = {axis.name: baseline_curves(baseline_points(task_runs, family), axis.run_column, higher=higher)
               for axis in EQUAL_COST.get(family, ())}
     out = []
@@ -241,7 +259,7 @@ def family_table(runs: pd.DataFrame, task: str, family: str) -> pd.DataFrame:
         vs_base = None if label == baseline else compare_paired(_by_seed(group), _by_seed(base_rows), higher)
         timing = speedup(full_seconds, _by_seed(group, "seconds"))
         row = {
-            "task": task, "family": family, "method": label, "ratio": ratio, "seeds": summary.n,
+            "task": task, "family": family, "baseline": baseline, "method": label, "ratio": ratio, "seeds": summary.n,
             "mean": summary.mean, "std": summary.std if summary.std is not None else float("nan"),
             "ci_low": summary.ci_low, "ci_high": summary.ci_high,
             "delta_full": vs_full.mean_diff, "p_full": vs_full.p_value, "noise_full": vs_full.within_noise,
@@ -339,7 +357,7 @@ def area_table(runs: pd.DataFrame, task: str, family: str) -> pd.DataFrame:
     column = EQUAL_COST[family][0].run_column
     higher = direction.higher_is_better(task_runs)
     curves = baseline_curves(baseline_points(task_runs, family), column, higher=higher)
-    baseline = FAMILY_BASELINE.get(family)
+    baseline = family_baseline(task_runs, family)
     out = []
     for label, group in task_runs[(task_runs.family == family) & (task_runs.label != baseline)].groupby("label"):
         gap = area_gap(group, *curves, column)

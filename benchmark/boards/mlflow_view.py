@@ -19,7 +19,7 @@ built bundle in the installed package):
   the board's own plot as an artifact, linked (and shown) from its description.
 - **Columns.** Metric and tag keys allow letters, digits, ``_ . - : /`` and spaces only (no
   ``±`` or ``%``), metrics are numbers and tags text: the readable columns are the metric's
-  name (the mean), ``CI`` (text), ``vs random`` / ``vs full`` (numbers), ``significant``
+  name (the mean), ``CI`` (text), ``vs baseline`` / ``vs full`` (numbers), ``significant``
   (``yes`` / ``no``) and ``rank``.
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ RUN_NAME_COLUMN = "attributes.`Run Name`"
 WIDTHS = {RUN_NAME_COLUMN: 250, "tags.`CI`": 130, "params.`method`": 120, "metrics.`rank`": 80}
 CI_TAG = "CI"
 SIGNIFICANT_TAG = "significant"
-VS_RANDOM = "vs random"
+VS_RANDOM = "vs baseline"
 VS_FULL = "vs full"
 RANK = "rank"
 RESERVED = {"mean", "std", "seeds", "rank", "loss", "seconds", "speedup", "best", VS_RANDOM, VS_FULL, SORT_KEY}
@@ -85,7 +85,7 @@ def _missing(value) -> bool:
 
 
 def significance(p_value, is_baseline: bool) -> str:
-    """The ``significant`` column: ``yes`` when the paired difference to the random baseline has
+    """The ``significant`` column: ``yes`` when the paired difference to the family's baseline has
     p < 0.05, ``no`` when not, ``baseline`` on the baseline itself, ``-`` without a test."""
     if is_baseline:
         return "baseline"
@@ -115,8 +115,10 @@ COLUMN_HELP = (
     (RANK, "place within its task, family and ratio, 1 = best (the same order as the HTML board)"),
     ("<metric>", "the task's headline test metric (e.g. `accuracy`) at the end of training, mean over seeds"),
     (CI_TAG, "95% confidence interval of that mean over seeds (as on the board)"),
-    (VS_RANDOM, "mean paired difference to the random baseline at the same ratio and seeds (random "
-                "subset for data pruning, random-weights for model pruning); positive = better"),
+    (VS_RANDOM, "mean paired difference to the family's baseline at the same ratio and seeds (random "
+                "subset for data pruning; random-weights for model pruning, or magnitude on a task without "
+                "random-weights cells), in the metric's units: positive is better for a higher-is-better "
+                "metric, negative for a lower-is-better one (perplexity)"),
     (SIGNIFICANT_TAG, "`yes` when that difference is not noise (paired test, p < 0.05), `no` when it may be, "
                       "`baseline` on the baseline itself"),
     (VS_FULL, "mean paired difference to the full-data / dense reference"),

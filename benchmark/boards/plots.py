@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from . import direction
 from .cost_stats import baseline_curves
-from .leaderboard import (EQUAL_COST, FAMILIES, FAMILY_BASELINE, FAMILY_TITLE, Board, baseline_points,
+from .leaderboard import (table_baseline, EQUAL_COST, FAMILIES, FAMILY_TITLE, Board, baseline_points,
                           reference_on_front)
 from .stats import SeedSummary, summarise
 from ..sweeps.names import mathtext_safe
@@ -122,9 +122,9 @@ def _categorical(ax, methods: list[str], ratio: float) -> dict[str, int]:
 
 
 def reference_of(table, family: str) -> str:
-    """What a family's Δ plot is measured from: its random baseline where the table has it,
-    else the full-data / dense reference."""
-    baseline = FAMILY_BASELINE[family]
+    """What a family's Δ plot is measured from: the table's baseline (:func:`.leaderboard.family_baseline`)
+    where the table has it, else the full-data / dense reference."""
+    baseline = table_baseline(table, family)
     return baseline if (table.method == baseline).any() else REFERENCE
 
 
@@ -141,7 +141,7 @@ def paired_delta(board: Board, task: str, family: str, method: str, ratio: float
 
 
 def delta_vs_ratio(board: Board, task: str, styles: dict | None = None) -> Figure:
-    """The main plot: each method's paired difference to its family's random baseline (or to
+    """The main plot: each method's paired difference to its family's baseline (or to
     the full / dense reference where the family has no baseline) against ratio."""
     styles = styles or method_styles(board)
 
@@ -257,7 +257,7 @@ def _baseline_and_front(ax, board: Board, task: str, family: str, table, column:
                                 higher=info["higher_is_better"])
     if pooled is not None:
         ax.plot(pooled.x, pooled.y, color="grey", linestyle=":", linewidth=1.5,
-                label=f"{FAMILY_BASELINE[family]}: monotone fit")
+                label=f"{table_baseline(table, family)}: monotone fit")
     if "on_front" not in table:
         return
     front = table[table.on_front.astype(bool)][[column, "mean"]].values.tolist()
