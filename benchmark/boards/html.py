@@ -27,7 +27,8 @@ h3 { font-size: 15px; margin: 0.7em 0 0.2em; }
 p { margin: 0.3em 0; }
 table { border-collapse: collapse; margin: 0.3em 0 0.8em; font-size: 13px; }
 th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: left; white-space: nowrap; }
-th { background: #f0f0f0; }
+/* long headings ("Δ random-weights @ equal FLOPs") wrap, so a detail table fits a laptop's width */
+th { background: #f0f0f0; white-space: normal; vertical-align: bottom; min-width: 3.5em; }
 th[title] { text-decoration: underline dotted #999; cursor: help; }
 /* a wide table scrolls on its own, its first column kept in view; numbers never wrap */
 .wide { overflow-x: auto; max-width: 100%; }
