@@ -291,3 +291,21 @@ def test_a_board_without_random_weights_compares_model_pruning_with_magnitude(ru
     markdown = render_markdown(build_board(no_random[no_random.task == LOWER], "direction"))
     assert "Δ magnitude @ equal ratio" in markdown and "area gap to magnitude" in markdown
     assert "random-weights" not in markdown
+
+
+def test_a_metric_spanning_orders_of_magnitude_is_plotted_on_a_log_axis(runs):
+    """Perplexity after heavy pruning spans orders of magnitude (one-shot magnitude at 70% ran to
+    10^5 on SmolLM2): the metric plots go on a log axis, the Δ plot on a symmetric log one, and the
+    axis labels say so; the board above (span 16x) stays linear."""
+    from benchmark.boards.plots import board_figures
+
+    lower = runs[runs.task == LOWER].copy()
+    heavy = (lower.label == "magnitude") & (lower.ratio == 0.7)
+    lower.loc[heavy, "value"] = lower.loc[heavy, "value"] * 100  # 15,000-16,000 against a dense 20
+    figures = board_figures(build_board(lower, "direction"))
+    scales = {name: (ax.get_yscale(), ax.get_ylabel()) for name, figure in figures.items() for ax in figure.axes}
+    assert scales["ppl-toy-metric-vs-ratio.png"] == ("log", "test perplexity (lower is better) (log scale)")
+    assert scales["ppl-toy-metric-vs-cost.png"][0] == "log"
+    assert scales["ppl-toy-delta-vs-ratio.png"][0] == "symlog" and "(symlog scale)" in scales["ppl-toy-delta-vs-ratio.png"][1]
+    linear = board_figures(build_board(runs[runs.task == LOWER], "direction"))
+    assert {ax.get_yscale() for figure in linear.values() for ax in figure.axes} == {"linear"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import re
 
+import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.colors import to_hex
@@ -18,7 +19,7 @@ from matplotlib.figure import Figure
 
 from . import direction
 from .cost_stats import baseline_curves
-from .leaderboard import (table_baseline, EQUAL_COST, FAMILIES, FAMILY_TITLE, Board, baseline_points,
+from .leaderboard import (EQUAL_COST, FAMILIES, FAMILY_TITLE, Board, baseline_points, table_baseline,
                           reference_on_front)
 from .stats import SeedSummary, summarise
 from ..sweeps.names import mathtext_safe
@@ -84,6 +85,17 @@ def _panels(board: Board, task: str, draw, title, ylabel) -> Figure:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     return fig
+
+
+#: a family's means spanning this factor or more (perplexity after heavy pruning) are drawn on a log
+#: axis, and their differences on a symmetric log axis, so the methods near the reference stay readable
+LOG_SPAN = 100.0
+
+
+def _log_scaled(table, info) -> bool:
+    values = [float(v) for v in [*table["mean"], info["full"].mean if info["full"].n else None]
+              if v is not None and np.isfinite(v)]
+    return bool(values) and min(values) > 0 and max(values) / min(values) >= LOG_SPAN
 
 
 def _spans(means, lows, highs):
@@ -163,13 +175,20 @@ def delta_vs_ratio(board: Board, task: str, styles: dict | None = None) -> Figur
                          [d.ci_high for d in kept], line=not one)
         name = "full / dense" if reference == REFERENCE else reference
         ax.axhline(0.0, color="black", linestyle="--", linewidth=1, label=f"{name} (Δ = 0)")
+        if _log_scaled(table, info):  # linear near 0 up to the reference's own size, logarithmic beyond
+            ax.set_yscale("symlog", linthresh=max(info["full"].mean if info["full"].n else 1.0, 1e-12))
         if not one:
             ax.set_xlabel("ratio removed")
 
     return _panels(board, task, draw,
                    lambda family: f"{_family_name(family)}, Δ {_delta_name(board, task, family)} "
                                   "(paired by seed; bars = 95% CI)",
-                   lambda family, info: f"Δ test {_metric(info)} vs {_delta_name(board, task, family)}")
+                   lambda family, info: f"Δ test {_metric(info)} vs {_delta_name(board, task, family)}"
+                                        + _scale_note(board, task, family, info, "symlog"))
+
+
+def _scale_note(board: Board, task: str, family: str, info, scale: str) -> str:
+    return f" ({scale} scale)" if _log_scaled(board.tables[(task, family)], info) else ""
 
 
 def _delta_name(board: Board, task: str, family: str) -> str:
@@ -203,11 +222,13 @@ def metric_vs_ratio(board: Board, task: str, styles: dict | None = None) -> Figu
             xs = [place[method]] if one else rows.ratio + shift[method]
             _draw_points(ax, styles, method, xs, rows["mean"], rows.ci_low, rows.ci_high, line=not one)
         _full_band(ax, info)
+        if _log_scaled(table, info):
+            ax.set_yscale("log")
         if not one:
             ax.set_xlabel("ratio removed")
 
     return _panels(board, task, draw, lambda family: f"{_family_name(family)} (mean, bars = 95% CI)",
-                   lambda family, info: f"test {_metric(info)}")
+                   lambda family, info: f"test {_metric(info)}" + _scale_note(board, task, family, info, "log"))
 
 
 def metric_vs_cost(board: Board, task: str, styles: dict | None = None) -> Figure:
@@ -225,12 +246,14 @@ def metric_vs_cost(board: Board, task: str, styles: dict | None = None) -> Figur
             ax.plot([1.0], [info["full"].mean], marker="*", markersize=12, color="black", linestyle="none",
                     label="full / dense")
         _baseline_and_front(ax, board, task, family, table, column, info)
+        if _log_scaled(table, info):
+            ax.set_yscale("log")
         ax.set_xlabel(label)
         _ratio_labels(ax, points)
 
     return _panels(board, task, draw,
                    lambda family: f"{_family_name(family)} vs cost (labels: ratio; bars = 95% CI)",
-                   lambda family, info: f"test {_metric(info)}")
+                   lambda family, info: f"test {_metric(info)}" + _scale_note(board, task, family, info, "log"))
 
 
 def _ratio_labels(ax, points) -> None:
