@@ -67,6 +67,10 @@ def memory_bound_mib(model, batches) -> dict[str, float]:
     return {"hessian_mib": hessian, "activations_mib": activations, "bound_mib": hessian + activations}
 
 
+def _label(row: dict) -> str:
+    return row["method"] + (f" ({row['scope']} scope)" if row.get("scope") else "")
+
+
 def render(meta: dict, rows: list[dict]) -> str:
     """The markdown report; the memory column only from a run made for it (module docstring)."""
     bound, memory = meta["memory_bound"], bool(meta.get("malloc_mmap_threshold"))
@@ -83,17 +87,19 @@ def render(meta: dict, rows: list[dict]) -> str:
                       f"and outputs ({bound['activations_mib']:.1f} MiB): {bound['bound_mib']:.1f} MiB.")
     else:
         lines[-1] += " Memory is measured in a run of its own (the `-memory` report beside this one)."
-    header = "| method | pattern | perplexity | pruning s | forward s | pruning / one forward pass |"
-    lines += ["", f"Command: `{meta['command']}`", "", header + (" peak MiB beyond model |" if memory else ""),
-              "|---" * (header.count("|") - 1 + memory) + "|"]
-    for row in rows:
-        ratio = f"{row['prune_over_forward']:.2f}x" if "prune_over_forward" in row else "-"
-        label = row["method"] + (f" ({row['scope']} scope)" if row.get("scope") else "")
-        line = (f"| {label} | {row['pattern']} | {row['perplexity']:.2f} | {row['prune_seconds']:.1f} | "
-                f"{row.get('forward_seconds', 0.0):.1f} | {ratio} |")
-        if memory:
-            line += f" {'-' if row.get('peak_extra_mib') is None else format(row['peak_extra_mib'], '.1f')} |"
-        lines.append(line)
+    if memory:  # its times are not a speed measurement: every large allocation was mapped on its own
+        lines[-1] += " Times are not reported from this run (see the timing report beside it)."
+        header, cells = "| method | pattern | perplexity | peak MiB beyond model |", []
+        for row in rows:
+            peak = "-" if row.get("peak_extra_mib") is None else format(row["peak_extra_mib"], ".1f")
+            cells.append(f"| {_label(row)} | {row['pattern']} | {row['perplexity']:.2f} | {peak} |")
+    else:
+        header, cells = "| method | pattern | perplexity | pruning s | forward s | pruning / one forward pass |", []
+        for row in rows:
+            ratio = f"{row['prune_over_forward']:.2f}x" if "prune_over_forward" in row else "-"
+            cells.append(f"| {_label(row)} | {row['pattern']} | {row['perplexity']:.2f} | {row['prune_seconds']:.1f} | "
+                         f"{row.get('forward_seconds', 0.0):.1f} | {ratio} |")
+    lines += ["", f"Command: `{meta['command']}`", "", header, "|---" * (header.count("|") - 1) + "|", *cells]
     return "\n".join(lines) + "\n"
 
 
