@@ -185,7 +185,8 @@ def detail_tables(table: pd.DataFrame, family: str, metric: str, single: bool = 
     """The family's detail as two narrower tables, (caption, headers, rows) each: the metric and
     its comparisons, then the costs; both keyed by method and ratio. A one-seed board has no
     interval column."""
-    headers, rows = detail_columns(family, metric, higher, table_baseline(table, family)), detail_rows(table, family, single)
+    headers = detail_columns(family, metric, higher, table_baseline(table, family))
+    rows = detail_rows(table, family, single)
     split = headers.index("test loss")
     keep_quality = [i for i in range(split) if not (single and headers[i] == "95% CI")]
     if single:

@@ -39,7 +39,7 @@ from typing import Any
 import pandas as pd
 
 from .leaderboard import EQUAL_COST, Board, table_baseline
-from .mlflow_view import (CI_TAG, RANK, SIGNIFICANT_TAG, SORT_KEY, VS_FULL, VS_RANDOM, board_order_keys, board_ranks,
+from .mlflow_view import (CI_TAG, RANK, SIGNIFICANT_TAG, SORT_KEY, VS_FULL, VS_BASELINE, board_order_keys, board_ranks,
                           cells_filter, column_help, headline_key, readable, runs_link)
 from .mlflow_view import view_state as board_view_state
 from .plots import slug
@@ -175,7 +175,7 @@ def view_columns(board: Board) -> list[str]:
     """The view's columns, in order: what a reader needs first, then costs."""
     keys = headline_keys(board)
     return (["params.`method`", f"metrics.`{RANK}`"] + [f"metrics.`{k}`" for k in keys]
-            + [f"tags.`{CI_TAG}`", f"metrics.`{VS_RANDOM}`", f"tags.`{SIGNIFICANT_TAG}`", f"metrics.`{VS_FULL}`",
+            + [f"tags.`{CI_TAG}`", f"metrics.`{VS_BASELINE}`", f"tags.`{SIGNIFICANT_TAG}`", f"metrics.`{VS_FULL}`",
                "metrics.`seeds`", "metrics.`cost_rel`", "metrics.`speedup`"])
 
 

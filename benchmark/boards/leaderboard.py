@@ -39,6 +39,8 @@ def table_baseline(table: pd.DataFrame, family: str) -> str | None:
     if "baseline" in table and len(table):
         return str(table["baseline"].iloc[0])
     return FAMILY_BASELINE.get(family)
+
+
 FAMILY_TITLE = {"data": "data pruning (ratio = fraction of training samples removed)",
                 "model": "model pruning (ratio = fraction of prunable weights removed)"}
 FAMILIES = ("data", "model")

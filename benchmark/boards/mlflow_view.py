@@ -40,10 +40,10 @@ RUN_NAME_COLUMN = "attributes.`Run Name`"
 WIDTHS = {RUN_NAME_COLUMN: 250, "tags.`CI`": 130, "params.`method`": 120, "metrics.`rank`": 80}
 CI_TAG = "CI"
 SIGNIFICANT_TAG = "significant"
-VS_RANDOM = "vs baseline"
+VS_BASELINE = "vs baseline"
 VS_FULL = "vs full"
 RANK = "rank"
-RESERVED = {"mean", "std", "seeds", "rank", "loss", "seconds", "speedup", "best", VS_RANDOM, VS_FULL, SORT_KEY}
+RESERVED = {"mean", "std", "seeds", "rank", "loss", "seconds", "speedup", "best", VS_BASELINE, VS_FULL, SORT_KEY}
 CHART_SECTION = "board"
 
 
@@ -102,7 +102,7 @@ def ci_text(low, high, seeds) -> str:
 
 def readable(metric: str, row: dict, is_baseline: bool) -> tuple[dict[str, float], dict[str, str]]:
     """(metrics, tags) of a board row under the columns a reader understands."""
-    metrics = {headline_key(metric): row.get("mean"), VS_RANDOM: row.get("delta_random"),
+    metrics = {headline_key(metric): row.get("mean"), VS_BASELINE: row.get("delta_random"),
                VS_FULL: row.get("delta_full")}
     tags = {CI_TAG: ci_text(row.get("ci_low"), row.get("ci_high"), row.get("seeds"))}
     if "p_random" in row or is_baseline:
@@ -115,7 +115,7 @@ COLUMN_HELP = (
     (RANK, "place within its task, family and ratio, 1 = best (the same order as the HTML board)"),
     ("<metric>", "the task's headline test metric (e.g. `accuracy`) at the end of training, mean over seeds"),
     (CI_TAG, "95% confidence interval of that mean over seeds (as on the board)"),
-    (VS_RANDOM, "mean paired difference to the family's baseline at the same ratio and seeds (random "
+    (VS_BASELINE, "mean paired difference to the family's baseline at the same ratio and seeds (random "
                 "subset for data pruning; random-weights for model pruning, or magnitude on a task without "
                 "random-weights cells), in the metric's units: positive is better for a higher-is-better "
                 "metric, negative for a lower-is-better one (perplexity)"),
