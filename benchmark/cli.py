@@ -15,6 +15,7 @@ STORE_FAULT = 3  # exit status when the tracking store (not a cell) failed
 #: `prunebench ui`'s worker processes
 UI_WORKERS = 1
 
+
 def _int_in(low: int, high: int | None = None):
     """An argparse type: an integer in [low, high], else a message naming the value and the range."""
     def parse(text: str) -> int:
@@ -329,7 +330,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from .sweeps.tracking import default_tracking_uri
 
     uri = args.tracking_uri or default_tracking_uri()
-    child = mlflow_child("ui", uri, args.host, args.port, workers=args.workers)  # the URI in its environment, not in `ps`
+    # the URI goes in the child's environment, not in `ps`
+    child = mlflow_child("ui", uri, args.host, args.port, workers=args.workers)
     base = f"http://{args.host}:{args.port}"
     print(f"starting the MLflow UI for {redact(uri)} ...", file=sys.stderr)
     # read before the server starts (this opens, and if need be creates, the store under its

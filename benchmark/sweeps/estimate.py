@@ -14,8 +14,8 @@
   tasks' ratio; a task that declares no cost is unknown until one of its cells finishes, and is
   then estimated at its finished cells' seconds per sample-pass; its cells that train nothing
   (one-shot post-training pruning), and every cell of a task whose training-set size cannot be
-  read without loading its data, at the mean seconds of such finished cells of the task. Cells finished before this run
-  (in the store) count as finished cells.
+  read without loading its data, at the mean seconds of such finished cells of the task. Cells
+  finished before this run (in the store) count as finished cells.
 """
 from __future__ import annotations
 
