@@ -47,18 +47,27 @@ def test_the_board_lists_each_methods_settings_as_logged_or_marked_when_filled(t
     # newer cells of the same method with the same settings: their own record wins over the filled one
     _log(tracker, "ucb", {}, None, "data")
     _log(tracker, "ucb", {}, get_method("ucb").settings({}), "data", seeds=(2,))
-    _log(tracker, "aum", {"margin": "logit"}, None, "data")  # older, with options: cannot be told
+    # older, with options: logged flattened (method_options.margin), read back under the defaults
+    _log(tracker, "aum", {"margin": "logit"}, None, "data")
+    _log(tracker, "el2n", {"proxy_runs": 2, "score_epochs": 1}, None, "data")
     runs = load_runs(uri, "notes")
     headers, rows, filled = notes_table(runs)
     assert headers[0] == "method" and filled
     by_label = {row[0]: row for row in rows}
-    assert sorted(by_label) == ["aum", "forgetting", "infobatch-dataset", "ucb"]  # the reference has none
+    assert sorted(by_label) == ["aum", "el2n", "forgetting", "infobatch-dataset", "ucb"]  # the reference has none
     assert by_label["ucb"][3] == "alpha=0.5, bonus=variance, c=1.0"  # no † : its newest cell logged them
     assert by_label["aum"][4] == "the fraction of training samples removed"  # never 'nan' 
     assert by_label["infobatch-dataset"][3] == "delta=0.875, ratio_of=dataset"
     assert by_label["infobatch-dataset"][4].startswith("the fraction of training samples skipped")
     assert by_label["forgetting"][3] == "class_balanced=False, never_learned=zero, proxy_epochs=None †"
-    assert by_label["aum"][3] == NOT_RECORDED
+    aum = {**get_method("aum").settings({}), "margin": "logit"}
+    assert by_label["aum"][3] == ", ".join(f"{k}={v}" for k, v in sorted(aum.items())) + " †"
+    el2n = by_label["el2n"][3]
+    assert "proxy_runs=2," in el2n and "score_epochs=1" in el2n and el2n.endswith(" †")  # numbers, not '2'
+    assert json.loads(runs[runs.label == "el2n"].method_options.iloc[0]) == {"proxy_runs": 2, "score_epochs": 1}
+    # a method not installed where the board is built: its settings cannot be filled in
+    plugin = runs[runs.label == "aum"].assign(method="not-installed-plugin", label="plugin")
+    assert notes_table(plugin)[1][0][3] == NOT_RECORDED
     text = render_markdown(build_board(runs, "notes"))
     assert "## Methods on this board: settings as run" in text and FILLED_NOTE in text
     assert "delta=0.875, ratio_of=dataset" in text

@@ -97,16 +97,21 @@ def test_the_leaderboard_reads_the_same_runs_and_values_either_way(tmp_path):
     assert rows.loc[cells["twice"].id, "start_time"] == max(r.info.start_time for r in twice)
 
     sql, mlflow = (StoreQuery(tracker.client, uri, sql=flag).finished_runs(
-        tracker.experiment_id, RUN_TAGS, RUN_PARAMS, RUN_METRICS, ("test_",)) for flag in (True, False))
+        tracker.experiment_id, RUN_TAGS, RUN_PARAMS, RUN_METRICS, ("test_",), ("method_options.",))
+        for flag in (True, False))
     assert [r.run_id for r in sql] == [r.run_id for r in mlflow]  # same runs, same order
     for fast_run, slow_run in zip(sql, mlflow):
         assert fast_run.start_time == slow_run.start_time
         assert fast_run.tags == {k: v for k, v in slow_run.tags.items() if k in RUN_TAGS}
-        assert fast_run.params == {k: v for k, v in slow_run.params.items() if k in RUN_PARAMS}
+        assert fast_run.params == {k: v for k, v in slow_run.params.items()
+                                   if k in RUN_PARAMS or k.startswith("method_options.")}
         wanted = {k: v for k, v in slow_run.metrics.items() if k in RUN_METRICS or k.startswith("test_")}
         assert fast_run.metrics.keys() == wanted.keys()
         assert all(fast_run.metrics[k] == v or (math.isnan(v) and math.isnan(fast_run.metrics[k]))
                    for k, v in wanted.items())
+    # the flattened options of older cells come back under the prefix, on the two runs that logged them only
+    flat = {r.tags.get("cell_id"): r.params["method_options.proxy_runs"] for r in sql if "method_options.proxy_runs" in r.params}
+    assert flat == {cells["finished"].id: "3", cells["reference"].id: "3"}
 
 
 def index_names(db: Path) -> set[str]:

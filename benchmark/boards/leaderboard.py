@@ -10,7 +10,9 @@ baseline, cost figures, and a score normalised across tasks. Every "better" (row
 """
 from __future__ import annotations
 
+import ast
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -77,6 +79,23 @@ RUN_TAGS = (*CELL_TAGS, "label", "family", "provenance", "data_origin", "code_ve
             "metric_bounds", direction.TAG, "scores_cached")
 RUN_PARAMS = (*CELL_PARAMS, "method_options", "method_settings", "method_ratio_means",
               *(param for param, _ in DERIVED_FORWARD_PASSES.values()))
+#: older cells logged their explicit options flattened, one param each (``method_options.proxy_runs``)
+FLAT_OPTIONS = "method_options."
+
+
+def _explicit_options(params: dict) -> str | None:
+    """The cell's explicit options as JSON: its ``method_options`` param, else (older cells) the
+    flattened ``method_options.*`` params, their values read back as Python literals where they are."""
+    if params.get("method_options") is not None:
+        return params["method_options"]
+    flat = {}
+    for key, text in params.items():
+        if key.startswith(FLAT_OPTIONS):
+            try:
+                flat[key[len(FLAT_OPTIONS):]] = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                flat[key[len(FLAT_OPTIONS):]] = text
+    return json.dumps(flat, sort_keys=True, default=str) if flat else None
 
 
 def is_cell_run(run) -> bool:
@@ -107,7 +126,8 @@ def load_runs(tracking_uri: str, experiment: str, client=None, sql: bool | None 
                          "or pass --experiment with the sweep's name")
     query = StoreQuery(client, tracking_uri, sql=sql)
     finished = guarded(tracking_uri, "cannot read the finished cells", lambda: query.finished_runs(
-        found.experiment_id, RUN_TAGS, RUN_PARAMS, RUN_METRICS, metric_prefixes=("test_",)))
+        found.experiment_id, RUN_TAGS, RUN_PARAMS, RUN_METRICS, metric_prefixes=("test_",),
+        param_prefixes=(FLAT_OPTIONS,)))
     rows = []
     for run in filter(is_cell_run, finished):
         tags, params, metrics = run.tags, run.params, run.metrics
@@ -120,7 +140,7 @@ def load_runs(tracking_uri: str, experiment: str, client=None, sql: bool | None 
             "chance_level": _chance_level(tags), **_metric_bounds(tags),
             direction.COLUMN: _higher_is_better(tags),
             "ratio": float(params["ratio"]), "seed": int(params["seed"]),
-            "method_options": params.get("method_options"), "method_settings": params.get("method_settings"),
+            "method_options": _explicit_options(params), "method_settings": params.get("method_settings"),
             "method_ratio_means": params.get("method_ratio_means"),
             "value": metrics.get(f"test_{metric}"), "start_time": run.start_time,
         }

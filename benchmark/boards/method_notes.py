@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 #: shown when a cell's settings cannot be told: logged before settings were, with explicit options
-NOT_RECORDED = "not recorded (cells logged before settings were; see the runs' method_options.* params)"
+NOT_RECORDED = "not recorded (cells logged before settings were, by a method not installed here)"
 #: what a family's ratio removes when the method is not installed where the board is built
 FAMILY_RATIO = {"data": "the fraction of training samples removed", "model": "the fraction of prunable weights zeroed"}
 
@@ -33,10 +33,14 @@ def _settings_of(row: pd.Series, method_cls) -> tuple[dict | None, bool]:
             return json.loads(logged), False
         except ValueError:
             pass
-    explicit = row.get("method_options")
-    # older cells logged their options as one param only when there were none ("{}")
-    if explicit == "{}" and method_cls is not None:
-        return method_cls.settings({}), True
+    explicit = row.get("method_options")  # older cells: their explicit options only (load_runs)
+    if isinstance(explicit, str) and method_cls is not None:
+        try:
+            options = json.loads(explicit)
+        except ValueError:
+            return None, False
+        if isinstance(options, dict):
+            return method_cls.settings(options), True
     return None, False
 
 
@@ -89,5 +93,5 @@ def notes_table(runs: pd.DataFrame) -> tuple[list[str], list[list[str]], bool]:
             any(n.from_current_code for n in notes))
 
 
-FILLED_NOTE = ("†: the cells logged no settings, only that no option was set; the settings shown are the "
+FILLED_NOTE = ("†: the cells logged no settings, only the options they set; the other settings shown are the "
                "defaults of the code building this board (the cells' code_version tells which code ran).")

@@ -94,7 +94,8 @@ def add_routes(flask_app) -> None:
     def finished_runs():
         def read(query, experiment, body):
             runs = query.finished_runs(experiment, _names(body, "tags"), _names(body, "params"),
-                                       _names(body, "metrics"), _names(body, "metric_prefixes"))
+                                       _names(body, "metrics"), _names(body, "metric_prefixes"),
+                                       _names(body, "param_prefixes"))
             return {"runs": [[r.run_id, r.start_time, r.tags, r.params,
                               {k: _finite(v) for k, v in r.metrics.items()}] for r in runs]}
         return answer(read)

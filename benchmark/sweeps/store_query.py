@@ -149,13 +149,17 @@ class StoreQuery:
     # --- finished runs: the named fields only ----------------------------------------
 
     def finished_runs(self, experiment_id: str, tags: Collection[str], params: Collection[str],
-                      metrics: Collection[str], metric_prefixes: Collection[str] = ()) -> list[RunRecord]:
-        """Every active finished run, newest first (``search_runs``' order): the ``tags`` and
-        ``params`` named, and the latest value of each metric named or starting with a prefix."""
+                      metrics: Collection[str], metric_prefixes: Collection[str] = (),
+                      param_prefixes: Collection[str] = ()) -> list[RunRecord]:
+        """Every active finished run, newest first (``search_runs``' order): the ``tags`` named,
+        the ``params`` named or starting with one of ``param_prefixes``, and the latest value of
+        each metric named or starting with one of ``metric_prefixes``. (A server from before
+        ``param_prefixes`` ignores them: the params named come back, not the prefixed ones.)"""
         if not self.sql and self.remote:
             served = self._ask(RUNS_ENDPOINT, {"experiment_id": experiment_id, "tags": list(tags),
                                                "params": list(params), "metrics": list(metrics),
-                                               "metric_prefixes": list(metric_prefixes)})
+                                               "metric_prefixes": list(metric_prefixes),
+                                               "param_prefixes": list(param_prefixes)})
             if served is not None:
                 return [RunRecord(run_id, start, tags_, params_, {k: float(v) for k, v in metrics_.items()})
                         for run_id, start, tags_, params_, metrics_ in served["runs"]]
@@ -172,17 +176,17 @@ class StoreQuery:
                 "WHERE r.experiment_id = :experiment AND r.lifecycle_stage = 'active' "
                 "ORDER BY r.start_time DESC, r.run_uuid", **bind):
             records[run_uuid] = RunRecord(run_uuid, start_time, {}, {}, {})
-        for table, keys in (("tags", tags), ("params", params)):
-            if keys:
-                names, named = _in_list("k", keys)
+        for table, keys, key_prefixes in (("tags", tags, ()), ("params", params, param_prefixes)):
+            if keys or key_prefixes:
+                names, named = _in_list("k", keys or [""])
+                prefixed = _prefixed("t", key_prefixes, named)
                 into = {run_uuid: getattr(record, table) for run_uuid, record in records.items()}
                 for run_uuid, key, value in self._sql(
-                        f"SELECT t.run_uuid, t.\"key\", t.value FROM {table} t WHERE t.\"key\" IN ({names}) "
+                        f"SELECT t.run_uuid, t.\"key\", t.value FROM {table} t WHERE (t.\"key\" IN ({names}){prefixed}) "
                         f"AND t.run_uuid IN ({finished})", **bind, **named):
                     into[run_uuid][key] = value
         names, named = _in_list("m", metrics or [""])
-        prefixes = "".join(f" OR substr(m.\"key\", 1, {len(p)}) = :p{i}" for i, p in enumerate(metric_prefixes))
-        named.update({f"p{i}": p for i, p in enumerate(metric_prefixes)})
+        prefixes = _prefixed("m", metric_prefixes, named)
         for run_uuid, key, value, is_nan in self._sql(
                 f"SELECT m.run_uuid, m.\"key\", m.value, m.is_nan FROM latest_metrics m "
                 f"WHERE (m.\"key\" IN ({names}){prefixes}) AND m.run_uuid IN ({finished})", **bind, **named):
@@ -242,6 +246,15 @@ class StoreQuery:
             token = page.token
             if not token:
                 return
+
+
+def _prefixed(alias: str, prefixes: Collection[str], named: dict[str, str]) -> str:
+    """`` OR substr(alias.key, 1, n) = :p0 ...`` for each prefix, its value bound into ``named``."""
+    clauses = []
+    for i, prefix in enumerate(prefixes):
+        named[f"p{i}"] = prefix
+        clauses.append(f" OR substr({alias}.\"key\", 1, {len(prefix)}) = :p{i}")
+    return "".join(clauses)
 
 
 def _in_list(prefix: str, values: Collection[str]) -> tuple[str, dict[str, str]]:
