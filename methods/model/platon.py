@@ -132,6 +132,13 @@ class SevenPlatonScore:
 class Platon(ModelPruner):
     provenance = "reference-code"
 
+    @classmethod
+    def ratio_meaning(cls, settings: dict) -> str:
+        if settings.get("variant", "official") == "official":
+            return ("the fraction of the prunable weights outside the pooler removed (official PLATON leaves "
+                    "the pooler dense, so the model's realised sparsity, in 'sparsity', is a little lower)")
+        return "the fraction of prunable weights zeroed, the pooler included (SEVEN's re-implementation)"
+
     def __init__(self, ratio: float, seed: int = 0, *, variant: str = "official", beta1: float | None = None,
                  beta2: float | None = None, deltaT: int = 10, warmup_steps: float = 0.05,
                  initial_warmup: float = 1.0, final_warmup: float = 5.0, count_rule: str = "harness",
@@ -213,6 +220,11 @@ class Platon(ModelPruner):
 
     def summary(self) -> dict[str, float]:
         out = super().summary()
+        if self.variant == "official":
+            # figures over the weights PLATON prunes (the pooler apart), under names of their own: the
+            # harness measures realised_sparsity over every prunable weight, the pooler included
+            for key in ("realised_sparsity", "prunable_params", "prunable_params_remaining"):
+                out[f"platon_pruned_layers_{key.removeprefix('prunable_').removeprefix('realised_')}"] = out.pop(key)
         out["platon_mask_updates"] = float(len(self.mask_steps))
         out["platon_variant_seven"] = float(self.variant == "seven")
         return out
