@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-#: shown when a cell's settings cannot be told: logged before settings were, with explicit options
+#: shown when a cell's settings cannot be told: logged before settings were, by a method not installed here
 NOT_RECORDED = "not recorded (cells logged before settings were, by a method not installed here)"
 #: what a family's ratio removes when the method is not installed where the board is built
 FAMILY_RATIO = {"data": "the fraction of training samples removed", "model": "the fraction of prunable weights zeroed"}
