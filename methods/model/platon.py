@@ -128,6 +128,12 @@ class SevenPlatonScore:
         return {n: self.m[n] * self.v[n] for n in self.weights}
 
 
+#: the base summary's figures, renamed for official PLATON: they count only the weights it prunes
+OWN_FIGURES = {"realised_sparsity": "platon_pruned_layers_sparsity",
+               "prunable_params": "platon_pruned_layers_params",
+               "prunable_params_remaining": "platon_pruned_layers_params_remaining"}
+
+
 @register_method("platon")
 class Platon(ModelPruner):
     provenance = "reference-code"
@@ -223,8 +229,8 @@ class Platon(ModelPruner):
         if self.variant == "official":
             # figures over the weights PLATON prunes (the pooler apart), under names of their own: the
             # harness measures realised_sparsity over every prunable weight, the pooler included
-            for key in ("realised_sparsity", "prunable_params", "prunable_params_remaining"):
-                out[f"platon_pruned_layers_{key.removeprefix('prunable_').removeprefix('realised_')}"] = out.pop(key)
+            for key, own in OWN_FIGURES.items():
+                out[own] = out.pop(key)
         out["platon_mask_updates"] = float(len(self.mask_steps))
         out["platon_variant_seven"] = float(self.variant == "seven")
         return out
