@@ -20,7 +20,10 @@ Each measurement is a fresh process (``python -m benchmark.cli ...`` with ``PYTH
 the tree measured), its CPU seconds (user + system) and peak RSS from ``wait4``, its wall
 seconds from the clock; repeats are interleaved (size by size, tree by tree, command by
 command, then again). Commands: ``run`` with nothing to do (every cell finished),
-``leaderboard --no-mlflow``, ``validate``, and one claim look-up (``Tracker.runs_of_cell``
+``leaderboard --no-mlflow``, ``publish`` (``leaderboard`` with its summary runs and HTML board
+logged to MLflow), ``cell`` (``run --max-cells 1`` of the sweep plus one new seed: one claim and
+one real smoke cell, the seed's reference cell, checked finished in the store afterwards),
+``validate``, and one claim look-up (``Tracker.runs_of_cell``
 of one cell, CPU ms, median of 5 calls after one warm-up, in a process that opened the store).
 A tree whose code upgrades a store (adds an index) does so in one warm-up run per store
 before the timed repeats; that one-time cost is reported on its own.
@@ -74,14 +77,17 @@ SWEEP = {"name": EXPERIMENT, "profile": "smoke", "ratios": [0.1, 0.2, 0.3, 0.4, 
          "tasks": ["fashion-mnist"], "methods": ["random", "el2n", "magnitude", "random-weights"]}
 CELLS_PER_SEED = 37  # the reference cell and four methods at nine ratios
 LIMIT = 20_000  # the sweep cell limit before this issue: a larger sweep says so (max_cells)
-COMMANDS = ("run", "leaderboard", "validate", "claim", "gc")
-DEFAULT_COMMANDS = COMMANDS[:4]  # gc: the pending-cell read alone, with the collector's share of it
+COMMANDS = ("run", "leaderboard", "validate", "claim", "cell", "publish", "gc", "stages")
+# gc: the pending-cell read alone, with the collector's share of it; stages: the leaderboard's
+# steps in one process, each one's CPU seconds and peak resident set (VmHWM, reset between steps)
+DEFAULT_COMMANDS = COMMANDS[:6]
 
 
-def sweep_file(path: Path, seeds: int) -> Path:
-    data = {**SWEEP, "seeds": list(range(seeds))}
-    if seeds * CELLS_PER_SEED > LIMIT:
-        data["max_cells"] = seeds * CELLS_PER_SEED
+def sweep_file(path: Path, seeds: int, extra_seed: int | None = None) -> Path:
+    """The store's sweep (seeds 0..seeds-1), with one more seed whose cells are all pending if given."""
+    data = {**SWEEP, "seeds": list(range(seeds)) + ([] if extra_seed is None else [extra_seed])}
+    if len(data["seeds"]) * CELLS_PER_SEED > LIMIT:
+        data["max_cells"] = len(data["seeds"]) * CELLS_PER_SEED
     path.write_text(yaml.safe_dump(data, default_flow_style=True, width=1 << 20))
     return path
 
@@ -235,6 +241,45 @@ print(json.dumps({"read_cpu_s": cpu, "gc_s": spent[0], "gen0": collections[0], "
 """
 
 
+STAGES_PROBE = """
+import json, sys, tempfile, time
+from pathlib import Path
+def kib(field):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+stages, last = [], [time.process_time()]
+def stage(name, **extra):
+    now = time.process_time()
+    stages.append({"stage": name, "cpu_s": now - last[0], "peak_mb": kib("VmHWM") / 1024, "rss_mb": kib("VmRSS") / 1024,
+                   **extra})
+    Path("/proc/self/clear_refs").write_text("5")  # the next stage's peak starts from the resident set now
+    last[0] = time.process_time()
+from benchmark.boards.html import render_html
+from benchmark.boards.leaderboard import build_board, load_runs
+from benchmark.boards.markdown import render_markdown
+from benchmark.boards.plots import board_plots
+from benchmark.boards.publish import write_files
+from benchmark.sweeps.store import open_client
+stage("imports")
+client = open_client(sys.argv[1])
+stage("open the store")
+runs = load_runs(sys.argv[1], sys.argv[2], client)
+stage("read the finished cells", rows=len(runs), frame_mb=float(runs.memory_usage(deep=True).sum()) / 2**20)
+board = build_board(runs, sys.argv[2])
+stage("build the board (tables, statistics)")
+markdown = render_markdown(board)
+stage("markdown")
+plots = board_plots(board)
+stage("plots", plots=len(plots), png_mb=sum(len(p) for p in plots.values()) / 2**20)
+html = render_html(board, plots, None)
+stage("HTML", html_mb=len(html.encode()) / 2**20)
+write_files(board, markdown, html, plots, Path(tempfile.mkdtemp()))
+stage("write the files")
+print(json.dumps(stages))
+"""
+
+
 _SERVERS: dict[Path, tuple[str, int]] = {}  # store -> (URL, process group) of its `mlflow server` (--server)
 _POSTMASTER: list[int] = []  # the PostgreSQL server's pid (--postgres): its CPU is server CPU too
 
@@ -318,16 +363,37 @@ def command_line(what: str, store: Path, scratch: Path) -> list[str]:
     if what == "run":
         return ["-m", "benchmark.cli", "run", sweep, "--tracking-uri", uri, "--cache-dir", str(scratch / "cache"),
                 "--quiet"]
-    if what == "leaderboard":
+    if what in ("leaderboard", "publish"):  # publish: the summary runs and the HTML board logged to MLflow too
         return ["-m", "benchmark.cli", "leaderboard", "--experiment", EXPERIMENT, "--tracking-uri", uri,
-                "--no-mlflow", "--out", str(scratch / "board")]
+                "--out", str(scratch / "board"), *(["--no-mlflow"] if what == "leaderboard" else [])]
+    if what == "cell":
+        # the sweep plus one new seed (a number no other measurement used): the runner claims that
+        # seed's first cell, the reference cell (a real smoke training run), runs it and stops
+        extra = sweep_file(scratch / "sweep.yaml", _seeds(store), extra_seed=10**6 + random.randrange(10**9))
+        return ["-m", "benchmark.cli", "run", str(extra), "--tracking-uri", uri, "--cache-dir",
+                str(scratch / "cache"), "--max-cells", "1", "--quiet"]
     if what == "validate":
         return ["-m", "benchmark.cli", "validate", sweep]
     if what == "gc":
         return ["-c", GC_PROBE, uri, EXPERIMENT]
+    if what == "stages":
+        return ["-c", STAGES_PROBE, uri, EXPERIMENT]
     el2n = next(c for c in template_cells().values() if c.method == "el2n" and c.ratio == 0.5)
     middle = dataclasses.replace(el2n, seed=_seeds(store) // 2)
     return ["-c", CLAIM_PROBE, uri, EXPERIMENT, middle.id]
+
+
+def _check_one_new_cell(store: Path, sweep: Path) -> None:
+    """The extra seed's reference cell, and only it, is finished in the store (the measurement ran a cell)."""
+    seed = yaml.safe_load(sweep.read_text())["seeds"][-1]
+    db = sqlite3.connect(store / "mlflow.db")
+    try:
+        statuses = db.execute("SELECT s.value FROM params p JOIN tags s ON s.run_uuid = p.run_uuid AND s.key = 'status' "
+                              "WHERE p.key = 'seed' AND p.value = ?", (str(seed),)).fetchall()
+    finally:
+        db.close()
+    if statuses != [("finished",)]:
+        raise RuntimeError(f"cell on {store}: expected one finished run of seed {seed}, found {statuses}")
 
 
 def _seeds(store: Path) -> int:
@@ -343,15 +409,19 @@ def measure_once(what: str, store: Path, tree: Path) -> dict:
         out, err = process.communicate()
         wall = time.perf_counter() - began
         # the process is reaped by communicate(); its own resource use is in RUSAGE_CHILDREN's delta
-    usage = _child_usage.pop(process.pid, None)
-    if process.returncode != 0:
-        raise RuntimeError(f"{what} on {store} with {tree} exited {process.returncode}:\n{err[-3000:]}")
+        usage = _child_usage.pop(process.pid, None)
+        if process.returncode != 0:
+            raise RuntimeError(f"{what} on {store} with {tree} exited {process.returncode}:\n{err[-3000:]}")
+        if what == "cell" and not _POSTMASTER:
+            _check_one_new_cell(store, Path(scratch) / "sweep.yaml")
     result = {"wall_s": wall, "cpu_s": usage["cpu_s"], "peak_mb": usage["peak_mb"]}
     if server_cpu is not None:
         result["server_cpu_s"] = server_cpu_s(store) - server_cpu
         result["total_cpu_s"] = result["cpu_s"] + result["server_cpu_s"]
     if what in ("claim", "gc"):
         result.update(json.loads(out.strip().splitlines()[-1]))
+    if what == "stages":
+        result["stages"] = json.loads(out.strip().splitlines()[-1])
     return result
 
 
@@ -435,8 +505,8 @@ def _measure(args: argparse.Namespace, stores: dict[int, Path]) -> None:
                     result = measure_once(what, store, Path(tree))
                     runs.append({"tree": label, "n": n, "command": what, "repeat": repeat,
                                  "load": os.getloadavg()[0], **result})
-                    print(f"{label} n={n} {what} #{repeat}: " + ", ".join(f"{k} {v:.3f}" for k, v in result.items()),
-                          flush=True)
+                    print(f"{label} n={n} {what} #{repeat}: " + ", ".join(
+                        f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()), flush=True)
                     if args.json:
                         Path(args.json).write_text(json.dumps(results, indent=1))
 
@@ -464,6 +534,11 @@ def exponent(points: list[tuple[int, float]]) -> float | None:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
 
 
+SHOWN = {"run": "`run` with nothing to do,", "leaderboard": "`leaderboard --no-mlflow`",
+         "publish": "`leaderboard` publishing to MLflow,", "cell": "`run --max-cells 1`: one claim + one smoke cell,",
+         "claim": "one claim look-up,"}
+
+
 def report(args: argparse.Namespace) -> None:
     data = json.loads(Path(args.json).read_text())
     table = medians(data["runs"])
@@ -472,10 +547,16 @@ def report(args: argparse.Namespace) -> None:
     lines = []
     for what, field, unit in (("run", "total_cpu_s", "client + server CPU s"),
                               ("leaderboard", "total_cpu_s", "client + server CPU s"),
+                              ("cell", "total_cpu_s", "client + server CPU s"),
+                              ("publish", "total_cpu_s", "client + server CPU s"),
                               ("claim", "server_cpu_s", "server CPU s (process, 1 + 6 calls)"),
                               ("run", "cpu_s", "CPU s"), ("run", "peak_mb", "peak MB"), ("run", "wall_s", "wall s"),
                               ("leaderboard", "cpu_s", "CPU s"), ("leaderboard", "peak_mb", "peak MB"),
-                              ("leaderboard", "wall_s", "wall s"), ("validate", "cpu_s", "CPU s"),
+                              ("leaderboard", "wall_s", "wall s"),
+                              ("publish", "cpu_s", "CPU s"), ("publish", "peak_mb", "peak MB"),
+                              ("publish", "wall_s", "wall s"),
+                              ("cell", "cpu_s", "CPU s"), ("cell", "peak_mb", "peak MB"), ("cell", "wall_s", "wall s"),
+                              ("validate", "cpu_s", "CPU s"),
                               ("claim", "cpu_ms", "CPU ms"), ("claim", "wall_ms", "wall ms"),
                               ("gc", "read_cpu_s", "pending read alone, CPU s"), ("gc", "gc_s", "of which in gc, s"),
                               ("gc", "gen2", "full collections")):
@@ -485,10 +566,24 @@ def report(args: argparse.Namespace) -> None:
                 continue
             figures = [f"{c[field]:,.1f}" if c and field in c else "" for c in cells]
             slope = exponent([(n, c[field]) for n, c in zip(sizes, cells) if c and field in c])
-            lines.append(f"| `{what}` {unit} | {tree} | " + " | ".join(figures)
+            lines.append(f"| {SHOWN.get(what, f'`{what}`')} {unit} | {tree} | " + " | ".join(figures)
                          + f" | {'' if slope is None else f'{slope:.2f}'} |")
     head = "| command | tree | " + " | ".join(f"{n:,}" for n in sizes) + " | growth exponent |"
     print("\n".join([head, "|---|---|" + "---:|" * len(sizes) + "---:|", *lines]))
+    stage_table(data["runs"])
+
+
+def stage_table(runs: list[dict]) -> None:
+    """The leaderboard's steps (``stages``): CPU s and peak resident MB of each, per size (last repeat)."""
+    last = {(r["tree"], r["n"]): r["stages"] for r in runs if r["command"] == "stages"}
+    if not last:
+        return
+    keys = sorted(last, key=lambda k: (k[0] != "before", k))
+    print("\n| step of `leaderboard` | " + " | ".join(f"{tree} {n:,}: CPU s / peak MB" for tree, n in keys) + " |")
+    print("|---|" + "---:|" * len(keys))
+    for i, step in enumerate(last[keys[0]]):
+        print(f"| {step['stage']} | " + " | ".join(
+            f"{last[k][i]['cpu_s']:.1f} / {last[k][i]['peak_mb']:,.0f}" for k in keys) + " |")
 
 
 def main() -> None:
