@@ -71,3 +71,25 @@ def test_the_board_lists_each_methods_settings_as_logged_or_marked_when_filled(t
     text = render_markdown(build_board(runs, "notes"))
     assert "## Methods on this board: settings as run" in text and FILLED_NOTE in text
     assert "delta=0.875, ratio_of=dataset" in text
+
+
+def test_a_label_with_many_cells_of_one_record_is_read_once_per_record(tmp_path, monkeypatch):
+    """The notes read each distinct record of a label once, not each cell (at 20,000 cells, reading
+    every cell's settings made the notes most of the leaderboard's time)."""
+    import pandas as pd
+
+    from benchmark.boards import method_notes
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tracker = Tracker(uri, "notes")
+    _log(tracker, "ucb", {}, None, "data")  # older cells: settings filled from the defaults
+    _log(tracker, "ucb", {}, get_method("ucb").settings({}), "data", seeds=(2,))  # a cell's own record
+    _log(tracker, "aum", {"margin": "logit"}, None, "data")
+    runs = load_runs(uri, "notes")
+    expected = notes_table(runs)[1]
+    many = pd.concat([runs] * 500, ignore_index=True)  # 2,500 cells, the same 3 distinct records
+    calls = []
+    original = method_notes._settings_of
+    monkeypatch.setattr(method_notes, "_settings_of", lambda row, cls: calls.append(1) or original(row, cls))
+    assert notes_table(many)[1] == expected
+    assert len(calls) == 3  # ucb: filled and its own record; aum: one
