@@ -203,9 +203,20 @@ def insert(db: sqlite3.Connection, table: str, rows: list[dict]) -> None:
 
 # --- measuring --------------------------------------------------------------------------
 
-CLAIM_PROBE = """
+# The probes run in the tree measured (PYTHONPATH). The installed checkout's import finder would
+# supply a module that tree lacks (ba16d62 has no benchmark.sweeps): the old module path is used
+# (in later trees an alias of the new one), and the probe checks the code came from the tree.
+TRACKER_IMPORT = """
+import os, sys, warnings
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from benchmark.tracking import Tracker
+_source = sys.modules[Tracker.__module__].__file__
+assert _source.startswith(os.environ["PYTHONPATH"]), (_source, os.environ["PYTHONPATH"])
+"""
+
+CLAIM_PROBE = TRACKER_IMPORT + """
 import json, statistics, sys, time
-from benchmark.sweeps.tracking import Tracker
 tracker = Tracker(sys.argv[1], sys.argv[2])
 cell_id = sys.argv[3]
 assert len(tracker.runs_of_cell(cell_id)) == 1
@@ -220,9 +231,8 @@ print(json.dumps({"cpu_ms": 1000 * statistics.median(cpu), "wall_ms": 1000 * sta
 """
 
 
-GC_PROBE = """
+GC_PROBE = TRACKER_IMPORT + """
 import gc, json, sys, time
-from benchmark.sweeps.tracking import Tracker
 tracker = Tracker(sys.argv[1], sys.argv[2])
 began, spent, collections = [0.0], [0.0], [0, 0, 0]
 def watch(phase, info):
@@ -242,7 +252,7 @@ print(json.dumps({"read_cpu_s": cpu, "gc_s": spent[0], "gen0": collections[0], "
 
 
 STAGES_PROBE = """
-import json, sys, tempfile, time
+import json, os, sys, tempfile, time
 from pathlib import Path
 def kib(field):
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -261,6 +271,7 @@ from benchmark.boards.markdown import render_markdown
 from benchmark.boards.plots import board_plots
 from benchmark.boards.publish import write_files
 from benchmark.sweeps.store import open_client
+assert sys.modules["benchmark.boards.leaderboard"].__file__.startswith(os.environ["PYTHONPATH"])  # the tree's code
 stage("imports")
 client = open_client(sys.argv[1])
 stage("open the store")
