@@ -31,6 +31,7 @@ from typing import Any
 TAG_INDEX = "prunebench_tags_key_value"
 FINISHED = "finished"
 PAGE = 1000  # runs per search_runs page (non-SQL stores)
+SQL_BATCH = 10_000  # rows fetched at a time by the SQL reads
 #: the narrow reads a ``prunebench server`` serves next to MLflow's REST API (:mod:`.server_app`)
 CELLS_ENDPOINT = "/prunebench/api/v1/finished-cells"
 RUNS_ENDPOINT = "/prunebench/api/v1/finished-runs"
@@ -184,33 +185,39 @@ class StoreQuery:
                 for run_uuid, key, value in self._sql(
                         f"SELECT t.run_uuid, t.\"key\", t.value FROM {table} t WHERE (t.\"key\" IN ({names}){prefixed}) "
                         f"AND t.run_uuid IN ({finished})", **bind, **named):
-                    into[run_uuid][key] = value
+                    into[run_uuid][sys.intern(key)] = value
         names, named = _in_list("m", metrics or [""])
         prefixes = _prefixed("m", metric_prefixes, named)
         for run_uuid, key, value, is_nan in self._sql(
                 f"SELECT m.run_uuid, m.\"key\", m.value, m.is_nan FROM latest_metrics m "
                 f"WHERE (m.\"key\" IN ({names}){prefixes}) AND m.run_uuid IN ({finished})", **bind, **named):
-            records[run_uuid].metrics[key] = float("nan") if is_nan else value  # as MLflow's entity reads it
+            records[run_uuid].metrics[sys.intern(key)] = float("nan") if is_nan else value  # as MLflow's entity reads it
         return list(records.values())
 
     # --- the three ways in -------------------------------------------------------------
 
-    def _sql(self, statement: str, **bind: Any) -> list[tuple]:
+    def _sql(self, statement: str, **bind: Any) -> Iterator[tuple]:
         """The rows as the driver returns them (plain tuples: SQLAlchemy's row objects cost more
-        than the query at 20,000 runs); sqlite3 takes the ``:name`` parameters as they are.
-        Another database (a server's PostgreSQL) gets them through SQLAlchemy's ``text``."""
+        than the query at 20,000 runs), a batch at a time: all of them at once were a transient
+        gigabyte at 100,000 runs, beside the records built from them. sqlite3 takes the ``:name``
+        parameters as they are. Another database (a server's PostgreSQL) gets them through
+        SQLAlchemy's ``text``."""
         engine = self.engine if self.engine is not None else sql_engine(self.tracking_uri)
         if engine.dialect.name != "sqlite":
             import sqlalchemy
 
             with engine.connect() as conn:
-                return [tuple(row) for row in conn.execute(sqlalchemy.text(statement), bind)]
+                result = conn.execution_options(stream_results=True).execute(sqlalchemy.text(statement), bind)
+                while batch := result.fetchmany(SQL_BATCH):
+                    yield from (tuple(row) for row in batch)
+            return
         conn = engine.raw_connection()
         try:
             cursor = conn.cursor()
             try:
                 cursor.execute(statement, bind)
-                return cursor.fetchall()
+                while batch := cursor.fetchmany(SQL_BATCH):
+                    yield from batch
             finally:
                 cursor.close()
         finally:
