@@ -49,3 +49,22 @@ def test_validate_prints_the_count_and_the_store_estimate(tmp_path, capsys):
     out = capsys.readouterr().out
     size = 2 * SEEDS * DB_BYTES_PER_CELL / 2**20
     assert f"valid. {2 * SEEDS} cells" in out and f"about {size:.0f} MiB in the tracking database" in out
+
+
+def test_a_run_computes_each_cell_id_once(monkeypatch, tmp_path):
+    """Parsing checks the cells (two labels for one cell) and the runner then asks which are
+    pending: both see the same Cell objects, so each id (a SHA-256 of the cell) is computed once."""
+    from collections import Counter
+
+    from benchmark.sweeps.cells import Cell
+    from benchmark.sweeps.runner import pending_cells
+    from benchmark.sweeps.tracking import Tracker
+
+    computed = Counter()
+    content = Cell.content
+    monkeypatch.setattr(Cell, "content", lambda cell: computed.update([cell]) or content(cell))
+    parsed = parse_sweep({"name": "ids", "profile": "smoke", "seeds": [0, 1, 2], "ratios": [0.3, 0.5],
+                          "tasks": ["cwru-sim"], "methods": ["random", "magnitude"]}, check_data=False)
+    pending, finished = pending_cells(parsed, Tracker(f"sqlite:///{tmp_path}/mlflow.db", "ids"))
+    assert len(pending) == 15 and not finished  # 3 seeds x (reference + 2 methods x 2 ratios)
+    assert len(computed) == 15 and set(computed.values()) == {1}

@@ -37,7 +37,7 @@ import json
 import math
 import reprlib
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -113,8 +113,9 @@ class Cell:
 
     def content(self) -> dict[str, Any]:
         """The canonical content the id is computed from."""
-        data = asdict(self)
-        data.pop("label")
+        # the fields as they are (no deep copy: dataclasses.asdict was most of a 100,000-cell sweep's
+        # start); the options' tuples are written by json as the lists asdict gave
+        data = {f.name: getattr(self, f.name) for f in _CELL_FIELDS if f.name != "label"}
         data["ratio"] = float(self.ratio)
         data["method_options"] = dict(self.method_options)
         data["task_options"] = dict(self.task_options)
@@ -128,6 +129,9 @@ class Cell:
     @property
     def display(self) -> str:
         return f"{self.task} {self.label or self.method} r={self.ratio:g} seed={self.seed}"
+
+
+_CELL_FIELDS = fields(Cell)
 
 
 @dataclass(frozen=True)
@@ -160,7 +164,12 @@ class Sweep:
     slurm: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def cells(self) -> list[Cell]:
-        """Every cell, reference cells included, seed by seed so early seeds finish first."""
+        """Every cell, reference cells included, seed by seed so early seeds finish first (the same
+        Cell objects on every call, so that each one's id is computed once per command)."""
+        return list(self._cells)
+
+    @functools.cached_property  # a frozen dataclass keeps it in __dict__
+    def _cells(self) -> tuple[Cell, ...]:
         out: list[Cell] = []
         for task in self.tasks:
             task_options = _frozen_items(task.options)
@@ -174,7 +183,7 @@ class Sweep:
                             continue  # the reference cell above already is this cell
                         out.append(Cell(method=method.name, ratio=float(ratio), label=method.label,
                                         method_options=_frozen_items(method.options), **common))
-        return out
+        return tuple(out)
 
     def cell_count(self) -> int:
         """``len(self.cells())``, counted without building them."""
