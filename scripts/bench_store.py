@@ -21,7 +21,8 @@ the tree measured), its CPU seconds (user + system) and peak RSS from ``wait4``,
 seconds from the clock; repeats are interleaved (size by size, tree by tree, command by
 command, then again). Commands: ``run`` with nothing to do (every cell finished),
 ``leaderboard --no-mlflow``, ``publish`` (``leaderboard`` with its summary runs and HTML board
-logged to MLflow), ``cell`` (``run --max-cells 1`` of the sweep plus one new seed: one claim and
+logged to MLflow), ``cell`` (``run --max-cells 1`` of the sweep with its last seed replaced by a
+new one, so the same number of cells: one claim and
 one real smoke cell, the seed's reference cell, checked finished in the store afterwards),
 ``validate``, and one claim look-up (``Tracker.runs_of_cell``
 of one cell, CPU ms, median of 5 calls after one warm-up, in a process that opened the store).
@@ -378,9 +379,10 @@ def command_line(what: str, store: Path, scratch: Path) -> list[str]:
         return ["-m", "benchmark.cli", "leaderboard", "--experiment", EXPERIMENT, "--tracking-uri", uri,
                 "--out", str(scratch / "board"), *(["--no-mlflow"] if what == "leaderboard" else [])]
     if what == "cell":
-        # the sweep plus one new seed (a number no other measurement used): the runner claims that
-        # seed's first cell, the reference cell (a real smoke training run), runs it and stops
-        extra = sweep_file(scratch / "sweep.yaml", _seeds(store), extra_seed=10**6 + random.randrange(10**9))
+        # the sweep with its last seed replaced by a new one (a number no other measurement used), so
+        # that it has as many cells as the store's (ba16d62 refuses more than 20,000): the runner
+        # claims that seed's first cell, the reference cell (a real smoke training run), runs it and stops
+        extra = sweep_file(scratch / "sweep.yaml", _seeds(store) - 1, extra_seed=10**6 + random.randrange(10**9))
         return ["-m", "benchmark.cli", "run", str(extra), "--tracking-uri", uri, "--cache-dir",
                 str(scratch / "cache"), "--max-cells", "1", "--quiet"]
     if what == "validate":
