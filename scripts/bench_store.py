@@ -513,7 +513,7 @@ def _measure(args: argparse.Namespace, stores: dict[int, Path]) -> None:
         for n, store in stores.items():
             for label, tree in trees.items():
                 for what in args.commands:
-                    if what in ("run", "validate") and n > LIMIT and label in args.no_large:
+                    if what in ("run", "validate", "cell") and n > LIMIT and label in args.no_large:
                         continue
                     result = measure_once(what, store, Path(tree))
                     runs.append({"tree": label, "n": n, "command": what, "repeat": repeat,
@@ -613,7 +613,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--commands", nargs="+", default=list(DEFAULT_COMMANDS), choices=COMMANDS)
     p.add_argument("--no-large", nargs="*", default=["before"],
-                   help="trees that refuse sweeps over 20,000 cells (their run and validate are skipped there)")
+                   help="trees that refuse sweeps over 20,000 cells (their run, cell and validate are skipped there)")
     p.add_argument("--json", default=None)
     p.add_argument("--server", action="store_true",
                    help="through a local `mlflow server` on each store (its CPU measured too); no validate")
