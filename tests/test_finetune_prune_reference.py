@@ -30,6 +30,14 @@ def tensor(entry) -> torch.Tensor:
     return torch.tensor(entry["values"], dtype=torch.float64).view(*entry["shape"])
 
 
+def close_at_scale(ours: torch.Tensor, theirs: torch.Tensor) -> None:
+    """Float32 scores against the reference's, to 1e-5 relative and 1e-5 of the tensor's largest
+    entry: on another CPU an entry that is a sum with cancellation (a gradient near 0) differs by a
+    few rounding steps at the tensor's scale (seen on an AMD EPYC: 3.2e-7 of the largest PLATON
+    |W x G|, 1.6e-5 of that entry's own value)."""
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5 * float(theirs.abs().max()))
+
+
 def masks_of(bits: dict, like: dict) -> dict:
     return {n: unpack_mask(b, like[n].shape) for n, b in bits.items()}
 
@@ -58,8 +66,7 @@ def test_platon_official_scores_match_the_official_code():
     assert set(method._weights) == set(ENCODER)  # the pooler left dense, as the official names select
     for name in ENCODER:
         for field in ("ipt", "exp_avg_ipt", "exp_avg_unc"):
-            ours = getattr(method.score, field)[name].double()
-            torch.testing.assert_close(ours, tensor(ref[field][name]), rtol=1e-5, atol=1e-12)
+            close_at_scale(getattr(method.score, field)[name].double(), tensor(ref[field][name]))
     assert method.mask_steps == [(10, 0.5)]
 
 
@@ -130,7 +137,7 @@ def test_seven_platon_importance_matches():
     masks, scores = seen[6]
     for name, entry in FIXTURE["seven_platon"]["final_importance"].items():
         expected = tensor(entry)
-        torch.testing.assert_close(scores[name].double()[masks[name]], expected[masks[name]], rtol=1e-5, atol=1e-12)
+        close_at_scale(scores[name].double()[masks[name]], expected[masks[name]])
 
 
 # -- Hugging Face's movement and soft movement ---------------------------------------------------
