@@ -38,11 +38,11 @@ class Watch(Hook):
                                    if n in masks)
 
 
-def run(text_task, method, with_model: bool = False):
+def run(text_task, method):
     task, splits = text_task
     watch = Watch(method)
     model, result = fit(task, hooks=[method, watch], seed=0, splits=splits)
-    return (watch, result, model) if with_model else (watch, result)
+    return watch, result, model
 
 
 METHODS = [
@@ -59,7 +59,7 @@ METHODS = [
 def test_ends_at_the_target_with_pruned_weights_zero_and_masks_only_shrinking(text_task, label, make):
     ratio = 0.6
     method = make(ratio)
-    watch, result, model = run(text_task, method, with_model=True)
+    watch, result, model = run(text_task, method)
     assert result.state.total_steps == EPOCHS * 12
     weights = method._weights
     per_matrix = method.scope == "layer"
@@ -87,7 +87,7 @@ def test_ends_at_the_target_with_pruned_weights_zero_and_masks_only_shrinking(te
 def test_movement_masks_follow_the_cubic_schedule_per_matrix(text_task):
     ratio = 0.6
     method = Movement(ratio)  # warmup_steps 0.1 of 24 steps: dense to step 2.4, fixed after 24 - 4.8
-    watch, result = run(text_task, method)
+    watch, result, _ = run(text_task, method)
     total_steps = result.state.total_steps
     for step, masks in enumerate(watch.masks, start=1):  # masks set for the forward pass of step `step`
         keep = method.keep_at(step)
@@ -103,7 +103,7 @@ def test_movement_masks_follow_the_cubic_schedule_per_matrix(text_task):
 def test_platon_masks_on_its_schedule(text_task):
     ratio = 0.6
     method = Platon(ratio, deltaT=3)
-    watch, result = run(text_task, method)
+    watch, result, _ = run(text_task, method)
     total = result.state.total_steps
     expected = [(step, kept) for step in range(total)
                 for kept, now in [platon_schedule(step, total, 0.05 * total, 1 - ratio, 1.0, 5.0, 3)] if now]
