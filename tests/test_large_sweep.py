@@ -68,3 +68,16 @@ def test_a_run_computes_each_cell_id_once(monkeypatch, tmp_path):
     pending, finished = pending_cells(parsed, Tracker(f"sqlite:///{tmp_path}/mlflow.db", "ids"))
     assert len(pending) == 15 and not finished  # 3 seeds x (reference + 2 methods x 2 ratios)
     assert len(computed) == 15 and set(computed.values()) == {1}
+
+
+def test_a_pickled_sweep_leaves_its_built_cells_behind():
+    """The Slurm executor pickles the sweep into each array task: the cells are rebuilt from the
+    fields there, not carried."""
+    import pickle
+
+    parsed = parse_sweep({"name": "p", "profile": "smoke", "seeds": [0, 1], "ratios": [0.5], "tasks": ["cwru-sim"],
+                          "methods": ["random"]}, check_data=False)
+    built = parsed.cells()
+    copy = pickle.loads(pickle.dumps(parsed))
+    assert "_cells" in parsed.__dict__ and "_cells" not in copy.__dict__
+    assert copy == parsed and [c.id for c in copy.cells()] == [c.id for c in built] and len(built) == 4

@@ -168,6 +168,11 @@ class Sweep:
         Cell objects on every call, so that each one's id is computed once per command)."""
         return list(self._cells)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # without the built cells: they are rebuilt from the fields, and a pickled sweep (the Slurm
+        # executor's array task) need not carry 100,000 of them
+        return {k: v for k, v in self.__dict__.items() if k != "_cells"}
+
     @functools.cached_property  # a frozen dataclass keeps it in __dict__
     def _cells(self) -> tuple[Cell, ...]:
         out: list[Cell] = []
