@@ -95,14 +95,17 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _load_sweep_or_report(path: str):
-    """The validated sweep, or None after printing every problem to stderr."""
+    """The validated sweep (its warnings printed to stderr), or None after printing every problem."""
     from .sweeps.cells import SweepError, load_sweep
 
     try:
-        return load_sweep(path)
+        sweep = load_sweep(path)
     except SweepError as error:
         print(f"invalid sweep {error}", file=sys.stderr)
         return None
+    for warning in sweep.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return sweep
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

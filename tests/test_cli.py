@@ -120,6 +120,19 @@ def test_validate_good_sweep_prints_the_cell_count(good_sweep: Path):
     assert result.stdout.count("\n") == 1  # no cell list without --cells
 
 
+def test_validate_prints_a_recipe_warning_and_still_passes(good_sweep: Path):
+    good_sweep.write_text(good_sweep.read_text().replace("  - random\n", "  - infobatch\n"))
+    result = prunebench("validate", str(good_sweep))
+    assert result.returncode == 0, result.stderr
+    assert f"{good_sweep}: valid. 8 cells" in result.stdout
+    # the smoke profile's 2 epochs: InfoBatch's delta 0.875 reaches no epoch after the first
+    assert result.stderr.splitlines() == [
+        "warning: method 'infobatch' on task 'fashion-mnist' (smoke profile, 2 epoch(s)) prunes nothing with delta "
+        "0.875: only epochs e with e + 1 <= delta x epochs may prune, and epoch 0's well-learned pool is empty "
+        "(every score starts at 3), so every epoch trains on all the data; give the task at least 3 epochs (task "
+        "option epochs) or set delta to at least 1"]
+
+
 def test_validate_cells_prints_every_cell_id(good_sweep: Path):
     result = prunebench("validate", "--cells", str(good_sweep))
     assert result.returncode == 0, result.stderr

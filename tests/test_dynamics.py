@@ -246,3 +246,25 @@ def test_grand_bad_options():
                        ({"score_epochs": -1}, "score_epochs=-1")):
         with pytest.raises(ValueError, match=f"'grand' option {named}"):
             GraNd(0.5, **bad)
+
+
+@pytest.mark.parametrize("name", ["tdds", "dyn-unc"])
+def test_a_record_too_short_for_a_windowed_score_is_refused_when_the_sweep_is_read(name):
+    from benchmark.sweeps.cells import SweepError, parse_sweep
+
+    def sweep(task_options, method_options):
+        return parse_sweep({"name": "short", "profile": "smoke", "seeds": [0], "ratios": [0.5],
+                            "tasks": [{"name": "fashion-mnist", "options": task_options}],
+                            "methods": [{"name": name, "options": method_options}, "forgetting"]}, check_data=False)
+
+    for task_options, method_options, source in (({"epochs": 1}, {}, "the task's epochs, as proxy_epochs is unset"),
+                                                 ({}, {"proxy_epochs": 1}, "its proxy_epochs")):
+        with pytest.raises(SweepError) as error:
+            sweep(task_options, method_options)
+        assert error.value.problems == [
+            f"method {name!r} on task 'fashion-mnist' (smoke profile, {task_options.get('epochs', 2)} epoch(s)): "
+            f"needs a recorded run of at least 2 epochs, and the proxy run would record 1 ({source}); set the "
+            "method's option proxy_epochs to at least 2, or the task's option epochs"]
+    # either fix is accepted; forgetting's count is defined on one epoch (all zeros), so it is not refused
+    assert len(sweep({"epochs": 1}, {"proxy_epochs": 2}).cells()) == 3
+    assert len(sweep({"epochs": 2}, {}).cells()) == 3

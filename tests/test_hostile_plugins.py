@@ -16,6 +16,7 @@ from pathlib import Path
 # each import registers its hostile method in the global registry
 import hostile_plugins.overwrite_metric
 import hostile_plugins.raise_in_init
+import hostile_plugins.raise_in_recipe_check
 import hostile_plugins.repeat_indices
 import hostile_plugins.system_exit_in_hook
 import hostile_plugins.wrong_mask_shape  # noqa: F401
@@ -88,6 +89,16 @@ def test_hostile_methods_fail_their_own_cells_and_never_reach_the_board(tmp_path
     assert set(board.runs.cell_id) == set(honest.values())
     assert not set(board.runs.cell_id) & set(hostile.values())
     assert (board.runs.value < 1.0).all()  # no claimed 1.0 anywhere
+
+
+def test_a_recipe_check_that_raises_refuses_the_sweep_naming_the_method(tmp_path):
+    from benchmark.sweeps.cells import SweepError
+
+    with pytest.raises(SweepError) as error:
+        sweep_of(tmp_path, ["random", "hostile-raise-in-recipe-check"])
+    assert error.value.problems == [
+        "method 'hostile-raise-in-recipe-check' on task 'fashion-mnist' (smoke profile, 1 epoch(s)): its recipe "
+        "check raised KeyError: 'epochs_total'; fix the method's recipe_problem / recipe_warning"]
 
 
 def test_a_plugin_hanging_at_import_is_reported_and_blocks_nothing(tmp_path):

@@ -180,3 +180,58 @@ def test_through_fit_the_trainer_measures_what_infobatch_kept(one_cpu_thread):  
     assert result.state.sample_passes == sum(sizes)
     summary = method.summary()
     assert summary["pruning_epochs"] == 3.0 and 0 < summary["well_learned_fraction_mean"] < 1
+
+
+def epochs_that_skipped(method: InfoBatch, n: int, epochs: int) -> list[int]:
+    """The epochs of a run by hand in which the method trained on fewer than all ``n`` samples
+    (losses drawn afresh each epoch, so a pool below the mean exists from epoch 1 on)."""
+    state = state_for(n, epochs)
+    method.on_run_start(state)
+    losses = np.random.default_rng(0)
+    skipped = []
+    for epoch in range(epochs):
+        state.epoch = epoch
+        indices, _ = run_epoch(method, state, losses.random(n).astype(np.float32))
+        if len(indices) < n:
+            skipped.append(epoch)
+    return skipped
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 3, 4, 8])
+@pytest.mark.parametrize("delta", [0.0, 0.3, 0.5, 0.875, 1.0])
+def test_the_recipe_warning_is_given_exactly_when_a_run_skips_nothing(epochs, delta):
+    warning = InfoBatch.recipe_warning(InfoBatch.settings({"delta": delta}), epochs)
+    skipped = epochs_that_skipped(InfoBatch(0.5, delta=delta), 40, epochs)
+    assert (warning is not None) == (skipped == []), (warning, skipped)
+    if warning:
+        assert f"delta {delta:g}" in warning and "prunes nothing" in warning
+
+
+@pytest.mark.parametrize("delta, epochs, fix", [
+    (0.875, 2, "give the task at least 3 epochs (task option epochs) or set delta to at least 1"),
+    (0.5, 3, "give the task at least 4 epochs (task option epochs) or set delta to at least 0.666667"),
+    (1.0, 1, "give the task at least 2 epochs (task option epochs)"),
+    (0.0, 4, "set delta to at least 0.5"),
+])
+def test_the_recipe_warning_names_a_fix_that_prunes(delta, epochs, fix):
+    warning = InfoBatch.recipe_warning({"delta": delta}, epochs)
+    assert warning.endswith(fix)
+    fewer_epochs = [int(part.split()[0]) for part in fix.split("at least ")[1:2] if "epochs" in part]
+    for more in fewer_epochs:  # the named epochs prune, one fewer does not
+        assert epochs_that_skipped(InfoBatch(0.5, delta=delta), 40, more) != []
+        assert epochs_that_skipped(InfoBatch(0.5, delta=delta), 40, more - 1) == []
+    if "set delta" in fix:  # the named delta prunes at these epochs
+        named = float(fix.rsplit("at least ", 1)[1])
+        assert epochs_that_skipped(InfoBatch(0.5, delta=min(1.0, named + 1e-6)), 40, epochs) != []
+
+
+def test_a_sweep_whose_recipe_lets_infobatch_prune_nothing_is_valid_and_warned():
+    sweep = parse_sweep({"name": "t", "profile": "cpu", "tasks": ["fashion-mnist", "rt-polarity"],
+                         "seeds": [0], "ratios": [0.5], "methods": ["infobatch", "random"]}, check_data=False)
+    # fashion-mnist's cpu recipe has 6 epochs; rt-polarity's has 2, where delta 0.875 leaves only epoch 0
+    assert sweep.warnings == (
+        "method 'infobatch' on task 'rt-polarity' (cpu profile, 2 epoch(s)) prunes nothing with delta 0.875: only "
+        "epochs e with e + 1 <= delta x epochs may prune, and epoch 0's well-learned pool is empty (every score "
+        "starts at 3), so every epoch trains on all the data; give the task at least 3 epochs (task option epochs) "
+        "or set delta to at least 1",)
+    assert len(sweep.cells()) == 2 * (1 + 2)  # the cell still runs: what it measured is a finding

@@ -149,3 +149,16 @@ def test_through_fit_epoch_zero_is_full_then_n_keep(method_cls, one_cpu_thread):
     n_keep = n - round(0.7 * n)
     assert result.active_sizes == [n, n_keep, n_keep]
     assert result.state.sample_passes == n + 2 * n_keep
+
+
+@pytest.mark.parametrize("method_cls", [UCB, EpsilonGreedy])
+def test_a_one_epoch_recipe_is_warned_because_only_epoch_zero_would_run(method_cls):
+    assert method_cls.recipe_warning(method_cls.settings({}), 2) is None
+    warning = method_cls.recipe_warning(method_cls.settings({}), 1)
+    assert warning.startswith("prunes nothing: epoch 0 trains on every sample") and "at least 2 epochs" in warning
+    sweep = parse_sweep({"name": "t", "profile": "smoke", "seeds": [0], "ratios": [0.5],
+                         "tasks": [{"name": "fashion-mnist", "options": {"epochs": 1}}],
+                         "methods": [method_cls.name]}, check_data=False)
+    assert sweep.warnings == (f"method {method_cls.name!r} on task 'fashion-mnist' (smoke profile, 1 epoch(s)) "
+                              + warning,)
+    # what it warns of is what the hooks do: test_through_fit_epoch_zero_is_full_then_n_keep

@@ -89,6 +89,20 @@ class Method(Hook):
             )
         return None
 
+    @classmethod
+    def recipe_problem(cls, settings: dict[str, Any], epochs: int) -> str | None:
+        """Why this method, run with ``settings`` (:meth:`settings` of a cell's options), cannot run
+        under a recipe of ``epochs`` training epochs, or None. A sweep with such a cell is refused
+        before any compute; the caller names the task."""
+        return None
+
+    @classmethod
+    def recipe_warning(cls, settings: dict[str, Any], epochs: int) -> str | None:
+        """What this method, run with ``settings``, cannot do under a recipe of ``epochs`` epochs
+        although it runs (a dynamic pruner that would prune nothing), or None. ``validate`` and
+        ``run`` print it; the cell still runs, and its realised kept fraction shows the outcome."""
+        return None
+
     def prepare(self, context: "RunContext") -> None:
         pass
 

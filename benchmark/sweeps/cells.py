@@ -162,6 +162,8 @@ class Sweep:
     max_cells: int = MAX_CELLS  # the guard on the cell count (the sweep's `max_cells`, if given)
     #: resources of the Slurm executor's array tasks (:mod:`.slurm_options`); not part of any cell
     slurm: dict[str, Any] = field(default_factory=dict, compare=False)
+    #: what a method cannot do under a task's recipe although it runs (``validate`` and ``run`` print them)
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def cells(self) -> list[Cell]:
         """Every cell, reference cells included, seed by seed so early seeds finish first (the same
@@ -438,7 +440,8 @@ def parse_sweep(data: dict[str, Any], source: str = "<sweep>", check_data: bool 
     ratios = _check_ratios("sweep", data.get("ratios", [0.5]), problems)
 
     train_sizes: dict[str, int] = {}  # task -> training samples, where the task can tell before loading
-    tasks = [_parse_task(entry, profile, check_data, problems, train_sizes)
+    recipe_epochs: dict[str, int] = {}  # task -> its recipe's epochs under the profile
+    tasks = [_parse_task(entry, profile, check_data, problems, train_sizes, recipe_epochs)
              for entry in _as_list(data, "tasks", problems)]
     methods = [_parse_method(entry, problems, ratios) for entry in _as_list(data, "methods", problems)]
     tasks = [t for t in tasks if t is not None]
@@ -457,11 +460,12 @@ def parse_sweep(data: dict[str, Any], source: str = "<sweep>", check_data: bool 
             reason = METHODS.get(method.name).incompatibility(task_cls)
             if reason:
                 problems.append(f"{reason}; remove the pair from the sweep (or split it into two sweeps)")
+    warnings = _recipe_checks(tasks, methods, recipe_epochs, profile, problems)
 
     max_cells = _check_max_cells(data, problems)
     sweep = Sweep(name=name, profile=profile, budget=budget, seeds=seeds, ratios=ratios,
                   tasks=tuple(tasks), methods=tuple(methods), source=source, max_cells=max_cells,
-                  slurm=dict(slurm) if isinstance(slurm, dict) else {})
+                  slurm=dict(slurm) if isinstance(slurm, dict) else {}, warnings=tuple(warnings))
     if not problems:
         problems.extend(_ratios_keeping_nothing(sweep, train_sizes))
     count = sweep.cell_count()
@@ -479,6 +483,38 @@ def parse_sweep(data: dict[str, Any], source: str = "<sweep>", check_data: bool 
     if problems:
         raise SweepError(source, problems)
     return sweep
+
+
+def _recipe_checks(tasks: list[TaskEntry], methods: list[MethodEntry], recipe_epochs: dict[str, int],
+                   profile: str, problems: list[str]) -> list[str]:
+    """Each method's verdict on each task's recipe (:meth:`Method.recipe_problem` is added to
+    ``problems``); the warnings of :meth:`Method.recipe_warning` are returned. Only pairs whose
+    options are valid are asked."""
+    warnings = []
+    for task in tasks:
+        epochs = recipe_epochs.get(task.name)
+        if epochs is None:
+            continue
+        for method in methods:
+            method_cls = METHODS.get(method.name)
+            try:
+                method_cls.check_options(method.options)
+            except ValueError:
+                continue  # reported by _parse_method
+            settings = method_cls.settings(method.options)
+            where = f"method {method.label!r} on task {task.name!r} ({profile} profile, {epochs} epoch(s))"
+            try:  # a plugin's check that raises is its own fault: named, never a traceback
+                problem = method_cls.recipe_problem(settings, epochs)
+                warning = method_cls.recipe_warning(settings, epochs)
+            except Exception as error:  # noqa: BLE001
+                problems.append(f"{where}: its recipe check raised {type(error).__name__}: {error}; fix the "
+                                f"method's recipe_problem / recipe_warning")
+                continue
+            if problem:
+                problems.append(f"{where}: {problem}")
+            if warning:
+                warnings.append(f"{where} {warning}")
+    return warnings
 
 
 def _ratios_keeping_nothing(sweep: Sweep, train_sizes: dict[str, int]) -> list[str]:
@@ -550,7 +586,8 @@ def _entry(entry: Any, kind: str, keys: tuple[str, ...], problems: list[str]) ->
 
 
 def _parse_task(entry: Any, profile: str, check_data: bool, problems: list[str],
-                train_sizes: dict[str, int] | None = None) -> TaskEntry | None:
+                train_sizes: dict[str, int] | None = None,
+                recipe_epochs: dict[str, int] | None = None) -> TaskEntry | None:
     entry = _entry(entry, "task", TASK_KEYS, problems)
     if entry is None:
         return None
@@ -575,6 +612,8 @@ def _parse_task(entry: Any, profile: str, check_data: bool, problems: list[str],
     except (TypeError, ValueError) as error:
         problems.append(f"task {name!r}: {error}")
         return None
+    if recipe_epochs is not None:
+        recipe_epochs[name] = task.recipe.epochs
     if check_data:
         try:
             task.check_data()

@@ -28,7 +28,7 @@ one forward pass over the training set) is charged to every cell that uses it.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..api.cache_files import check_cost, check_tensor, load_entry, require, save_entry
 from ..api.hooks import Hook, TrainState
@@ -217,10 +217,22 @@ class DynamicsMethod(DataPruner):
     (scores, record -> sorted kept indices)."""
 
     requires = frozenset({"classification"})
+    #: epochs the recorded run needs for the score to be defined (a windowed spread needs two)
+    min_record_epochs: ClassVar[int] = 1
 
     @classmethod
     def incompatibility(cls, task_cls: type[Task]) -> str | None:
         return super().incompatibility(task_cls) or sequence_refusal(cls.name, task_cls)
+
+    @classmethod
+    def recipe_problem(cls, settings: dict[str, Any], epochs: int) -> str | None:
+        recorded = settings.get("proxy_epochs") or epochs
+        if recorded >= cls.min_record_epochs:
+            return None
+        source = "its proxy_epochs" if settings.get("proxy_epochs") else "the task's epochs, as proxy_epochs is unset"
+        return (f"needs a recorded run of at least {cls.min_record_epochs} epochs, and the proxy "
+                f"run would record {recorded} ({source}); set the method's option proxy_epochs to at least "
+                f"{cls.min_record_epochs}, or the task's option epochs")
 
     def _set_proxy_epochs(self, proxy_epochs: int | None) -> None:
         if proxy_epochs is not None:

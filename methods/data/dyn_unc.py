@@ -42,6 +42,7 @@ def realised_window(window: int, epochs: int, method: str) -> int:
 @register_method("dyn-unc")
 class DynUnc(DynamicsMethod):
     provenance = "reference-code"
+    min_record_epochs = 2  # a standard deviation over epochs needs two
 
     def __init__(self, ratio: float, seed: int = 0, *, window: int = 10, proxy_epochs: int | None = None):
         super().__init__(ratio, seed)

@@ -57,6 +57,7 @@ from benchmark.api.lazy import lazy_import
 from benchmark.api.masks import count_removed
 from benchmark.api.method import DataPruner
 from benchmark.api.registry import register_method
+from benchmark.api.task import COUNT_LIMITS
 
 np = lazy_import("numpy")  # `prunebench list` imports this module: no numpy (nor torch) then
 torch = lazy_import("torch")
@@ -100,6 +101,25 @@ class InfoBatch(DataPruner):
             return ("the reference's prune_ratio: the fraction of the well-learned samples (loss below the mean) "
                     "skipped per pruning epoch; the data removed is smaller, see 'kept'")
         return "the fraction of training samples skipped per pruning epoch (full-data epochs at the end)"
+
+    @classmethod
+    def recipe_warning(cls, settings: dict, epochs: int) -> str | None:
+        """Epoch 0 never prunes (its pool is empty), so the rule must reach epoch 1:
+        ``2 <= delta * epochs``."""
+        delta = float(settings.get("delta", 0.875))
+        if is_pruning_epoch(1, epochs, delta):
+            return None
+        fixes = []
+        if delta > 0:
+            fewest = next((e for e in range(2, COUNT_LIMITS["epochs"] + 1) if is_pruning_epoch(1, e, delta)), None)
+            if fewest is not None:
+                fixes.append(f"give the task at least {fewest} epochs (task option epochs)")
+        if epochs >= 2:
+            fixes.append(f"set delta to at least {2 / epochs:g}")
+        return (f"prunes nothing with delta {delta:g}: only epochs e with e + 1 <= delta x "
+                f"epochs may prune, and epoch 0's well-learned pool is empty (every score starts at "
+                f"{INITIAL_SCORE:g}), so every epoch trains on all the data; "
+                + (" or ".join(fixes) if fixes else "no recipe lets it prune"))
 
     def __init__(self, ratio: float, seed: int = 0, *, delta: float = 0.875, ratio_of: str = "well-learned"):
         super().__init__(ratio, seed)

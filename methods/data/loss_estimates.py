@@ -61,6 +61,13 @@ class LossEstimatePruner(DataPruner):
         super().__init__(ratio, seed)
         self.alpha = check_alpha(self.name, alpha)
 
+    @classmethod
+    def recipe_warning(cls, settings: dict, epochs: int) -> str | None:
+        if epochs >= 2:
+            return None
+        return ("prunes nothing: epoch 0 trains on every sample to fill the loss "
+                "estimates, and pruning starts at epoch 1; give the task at least 2 epochs (task option epochs)")
+
     def on_run_start(self, state: TrainState) -> None:
         self.estimates = RunningLoss(state.n_train, self.alpha, state.device)
         self._generator = self.generator()

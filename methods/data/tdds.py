@@ -48,6 +48,7 @@ def tdds_scores(change: torch.Tensor, trajectory_len: int, window: int, decay: f
 @register_method("tdds")
 class TDDS(DynamicsMethod):
     provenance = "reference-code"
+    min_record_epochs = 2  # a softmax change is between two epochs
 
     def __init__(self, ratio: float, seed: int = 0, *, trajectory_len: int = 10, window: int = 10,
                  decay: float = 0.9, reweight: bool = False, proxy_epochs: int | None = None):
