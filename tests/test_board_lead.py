@@ -399,3 +399,27 @@ def test_methods_that_tie_for_the_best_mean_are_both_marked():
     page = parse(render_html(build_board(runs, "tie"), {}))
     lead = next(t for t in page.tables if t["id"] == "lead-fashion-mnist--model")
     assert sorted(r[0]["text"] for r in lead["rows"] if TOP_MARK in r[1]["text"]) == ["magnitude", "wanda"]
+
+
+def test_a_cell_that_removed_other_than_its_ratio_says_what_it_removed():
+    runs = make_runs(tasks=("fashion-mnist",), ratios=(0.3, 0.5), seeds=(0, 1))
+    # emp removed half its ratio (a dynamic method's full first epoch); ted 0.04 less than its ratio
+    # (within the 0.05 tolerance); magnitude's realised sparsity 0.1 under its ratio
+    runs.loc[runs.label == "emp", "kept_fraction"] = 1 - runs[runs.label == "emp"].ratio / 2
+    runs.loc[runs.label == "ted", "kept_fraction"] = 1 - runs[runs.label == "ted"].ratio + 0.04
+    runs.loc[runs.label == "magnitude", "realised_sparsity"] = runs[runs.label == "magnitude"].ratio - 0.1
+    board = build_board(runs, "off")
+    page = parse(render_html(board, {}))
+    marked = {}
+    for family in ("data", "model"):
+        lead = next(t for t in page.tables if t["id"] == f"lead-fashion-mnist--{family}")
+        for row in lead["rows"]:
+            for ratio, cell in zip((0.3, 0.5), row[1:]):
+                if "removed" in cell["text"]:
+                    marked[(row[0]["text"], ratio)] = cell["text"].rsplit("removed ", 1)[1]
+    assert marked == {("emp", 0.3): "0.15", ("emp", 0.5): "0.25", ("magnitude", 0.3): "0.20",
+                      ("magnitude", 0.5): "0.40"}
+    lead_md = render_markdown(board).split("**data pruning")[1].split("**model pruning")[0]
+    emp_row = next(line for line in lead_md.splitlines() if line.startswith("| emp "))
+    assert emp_row.count(" · removed ") == 2 and "removed 0.15" in emp_row and "removed 0.25" in emp_row
+    assert "'removed x': the cell removed x" in render_markdown(board)

@@ -20,13 +20,19 @@ FRONT_MARK = "★"  # on the family's metric-cost Pareto front
 BEST_MARK = "▲"  # the best mean at its ratio, ahead of the next by more than noise
 TOP_MARK = "◆"  # the best mean at its ratio, whatever the margin (always marked)
 ONE_SEED_NOTE = "One seed: no intervals and no significance tests; every cell shows the value only."
+#: a cell whose realised removal is further than this from its ratio says what it removed
+OFF_RATIO = 0.05
+OFF_RATIO_KEY = (f"'removed x': the cell removed x (data: 1 - its kept fraction; model: its sparsity), more than "
+                 f"{OFF_RATIO:g} away from its ratio (a dynamic method's full-data epochs, a ratio that means "
+                 "something else): compare it at equal cost in the details.")
 MARK_KEY = (f"{TOP_MARK} best mean at its ratio (bold); {BEST_MARK} ahead of the next best by more than noise "
-            "(paired t-test over seeds, p < 0.05); [low, high]: 95% confidence interval of the mean over seeds.")
+            "(paired t-test over seeds, p < 0.05); [low, high]: 95% confidence interval of the mean over seeds; "
+            + OFF_RATIO_KEY)
 
 
 def mark_key(single: bool = False) -> str:
     """What the lead tables' marks mean (on a one-seed board only the best's: no test, no interval)."""
-    return f"{TOP_MARK} best value at its ratio (bold)." if single else MARK_KEY
+    return f"{TOP_MARK} best value at its ratio (bold); {OFF_RATIO_KEY}" if single else MARK_KEY
 ORDER_RULES = ("Order: tasks alphabetical (one tab each); data pruning, then model pruning; in the lead tables "
                "ratios ascend left to right and methods go by their mean rank over the ratios (rank 1 = best "
                "mean at a ratio), then by name; detail tables by ratio, then best mean first.")
@@ -319,6 +325,17 @@ class LeadCell:
     interval: str  # its 95% CI, "(1 seed)", or "" on a one-seed board
     top: bool  # the best mean at its ratio
     significant: bool  # and ahead of the next best by more than noise
+    removed: str = ""  # "removed x" when the realised removal is off its ratio (:func:`off_ratio`)
+
+
+def off_ratio(row) -> str:
+    """``removed x`` when a family-table row's realised removal (data: ``1 - kept``; model: the
+    sparsity) is more than :data:`OFF_RATIO` from its ratio, else ``""``."""
+    realised = row.get("realised")
+    if missing(realised):
+        return ""
+    removed = 1.0 - realised if row.family == "data" else realised
+    return f"removed {removed:.2f}" if abs(removed - row.ratio) > OFF_RATIO else ""
 
 
 def lead_grid(table: pd.DataFrame, single: bool = False) -> tuple[list[float], list[tuple[str, list]]]:
@@ -336,7 +353,7 @@ def lead_grid(table: pd.DataFrame, single: bool = False) -> tuple[list[float], l
         else:
             shown = f"[{r.ci_low:.4f}, {r.ci_high:.4f}]"
         cells[(r.method, r.ratio)] = LeadCell(number(r["mean"]), shown, r._rank == 1,
-                                              not missing(r.get("best")) and bool(r.get("best")))
+                                              not missing(r.get("best")) and bool(r.get("best")), off_ratio(r))
     return ratios, [(method, [cells.get((method, ratio)) for ratio in ratios]) for method in order]
 
 
@@ -346,7 +363,7 @@ def lead_text(cell: "LeadCell | None", bold: str = "**") -> str:
         return ""
     value = f"{bold}{cell.value}{bold}" if cell.top else cell.value
     marks = (f" {TOP_MARK}" if cell.top else "") + (f" {BEST_MARK}" if cell.significant else "")
-    return " ".join(part for part in (value, cell.interval) if part) + marks
+    return " ".join(part for part in (value, cell.interval) if part) + marks + (f" · {cell.removed}" if cell.removed else "")
 
 
 def overview(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:

@@ -11,9 +11,9 @@ import base64
 import html
 import math
 
-from .format import (BEST_MARK, LEGEND, ONE_SEED_NOTE, ORDER_RULES, TOP_MARK, column_help, cost_sections, detail_tables,
-                     lead_grid, mark_key, missing, normalised_grid, normalised_note, normalised_tasks, one_seed, ranks,
-                     reference_line, simulated, task_heading)
+from .format import (BEST_MARK, LEGEND, OFF_RATIO_KEY, ONE_SEED_NOTE, ORDER_RULES, TOP_MARK, column_help, cost_sections,
+                     detail_tables, lead_grid, mark_key, missing, normalised_grid, normalised_note, normalised_tasks,
+                     one_seed, ranks, reference_line, simulated, task_heading)
 from .leaderboard import FAMILIES, FAMILY_TITLE, Board, table_baseline
 from .links import BoardLinks
 from .method_notes import FILLED_NOTE, notes_table
@@ -37,6 +37,7 @@ th[title] { text-decoration: underline dotted #999; cursor: help; }
 table.lead { font-size: 14px; }
 table.lead td.top { background: #eaf5ea; }
 table.lead .ci { color: #666; font-size: 12px; }
+table.lead .off { color: #a15c00; font-size: 12px; }
 table.lead a { color: inherit; }
 .mark { color: #1a7f37; font-weight: bold; }
 table.sortable { font-size: 12px; }
@@ -168,6 +169,8 @@ def lead_table(board: Board, task: str, family: str, single: bool, links: BoardL
             if cell.significant:
                 parts.append(f'<span class="mark" title="ahead of the next best at r={ratio:g} by more than noise '
                              f'(paired t-test, p &lt; 0.05)">{BEST_MARK}</span>')
+            if cell.removed:
+                parts.append(f'<span class="off" title="{_e(OFF_RATIO_KEY)}">{_e(cell.removed)}</span>')
             tds.append(f'<td class="{"top" if cell.top else ""}">{" ".join(parts)}</td>')
         body.append("<tr>" + "".join(tds) + "</tr>")
     return (f'<div class="wide"><table class="lead" id="lead-{_e(task)}--{family}"><thead><tr>{head}</tr></thead>'
