@@ -541,3 +541,28 @@ def test_summaries_provenance_and_sample_passes(emp_run, ted_run):
         sizes = [len(s) for s in epoch_indices(recorder)]
         assert result.state.sample_passes == sum(sizes) == sum(result.active_sizes)
         assert [h["active_samples"] for h in result.state.history] == [float(s) for s in sizes]
+
+
+def test_one_epoch_recipe_refuses_ted_and_warns_that_emp_prunes_nothing():
+    from benchmark.sweeps.cells import SweepError, parse_sweep
+
+    def sweep(methods, epochs):
+        return parse_sweep({"name": "short", "profile": "smoke", "seeds": [0], "ratios": [0.5],
+                            "tasks": [{"name": "fashion-mnist", "options": {"epochs": epochs}}], "methods": methods},
+                           check_data=False)
+
+    with pytest.raises(SweepError) as error:
+        sweep(["ted", "emp"], 1)
+    assert error.value.problems == [
+        "method 'ted' on task 'fashion-mnist' (smoke profile, 1 epoch(s)): needs at least 2 epochs: epoch 0 fills "
+        "the scores and pruning starts at epoch 1; give the task at least 2 epochs (task option epochs)"]
+    assert sweep(["emp"], 1).warnings == (
+        "method 'emp' on task 'fashion-mnist' (smoke profile, 1 epoch(s)) prunes nothing: epoch 0 trains on every "
+        "sample to fill the scores, and pruning starts at epoch 1; give the task at least 2 epochs (task option "
+        "epochs)",)
+    assert sweep(["ted", "emp"], 2).warnings == ()
+
+
+def test_emp_on_one_epoch_trains_on_everything_as_its_warning_says(one_cpu_thread):  # noqa: F811
+    _, result = fit(tiny_task(epochs=1), hooks=[EMP(0.5)])
+    assert result.active_sizes == [result.state.n_train]

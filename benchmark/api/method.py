@@ -178,6 +178,15 @@ class DataPruner(Method):
         return n - count_removed(self.ratio, n)
 
 
+def epoch_zero_only(epochs: int, fills: str) -> str | None:
+    """Why a dynamic pruner whose epoch 0 trains on every sample (to fill ``fills``) and which
+    prunes from epoch 1 on cannot prune under ``epochs`` epochs, or None when it can."""
+    if epochs >= 2:
+        return None
+    return (f"prunes nothing: epoch 0 trains on every sample to fill {fills}, and pruning starts at epoch 1; give "
+            "the task at least 2 epochs (task option epochs)")
+
+
 class ModelPruner(Method):
     """Chooses weight masks over the task's prunable weights and keeps them enforced."""
 

@@ -25,7 +25,7 @@ import time
 
 from benchmark.api.hooks import TrainState
 from benchmark.api.lazy import lazy_import
-from benchmark.api.method import DataPruner
+from benchmark.api.method import DataPruner, epoch_zero_only
 from benchmark.api.registry import register_method
 from benchmark.api.sequence import counted_rows, per_sample
 
@@ -62,6 +62,10 @@ class EMP(DataPruner):
             raise ValueError(f"emp beta must be >= 0, got {beta}")
         self.beta = float(beta)
         self.infobatch = bool(infobatch)
+
+    @classmethod
+    def recipe_warning(cls, settings: dict, epochs: int) -> str | None:
+        return epoch_zero_only(epochs, "the scores")
 
     def on_run_start(self, state: TrainState) -> None:
         # scores live beside the losses: updating them never waits

@@ -22,7 +22,7 @@ import time
 
 from benchmark.api.hooks import TrainState
 from benchmark.api.lazy import lazy_import
-from benchmark.api.method import DataPruner
+from benchmark.api.method import DataPruner, epoch_zero_only
 
 torch = lazy_import("torch")
 
@@ -63,10 +63,7 @@ class LossEstimatePruner(DataPruner):
 
     @classmethod
     def recipe_warning(cls, settings: dict, epochs: int) -> str | None:
-        if epochs >= 2:
-            return None
-        return ("prunes nothing: epoch 0 trains on every sample to fill the loss "
-                "estimates, and pruning starts at epoch 1; give the task at least 2 epochs (task option epochs)")
+        return epoch_zero_only(epochs, "the loss estimates")
 
     def on_run_start(self, state: TrainState) -> None:
         self.estimates = RunningLoss(state.n_train, self.alpha, state.device)

@@ -72,8 +72,14 @@ class TED(DataPruner):
             raise ValueError(f"until is the fraction of the run by which pruning ends, in (0, 1]; got {until}")
         self.ema, self.grad_momentum, self.stages, self.until = ema, grad_momentum, stages, until
 
+    @classmethod
+    def recipe_problem(cls, settings: dict, epochs: int) -> str | None:
+        # refused: on_run_start would refuse it, but only after the data was loaded
+        return None if epochs >= 2 else ("needs at least 2 epochs: epoch 0 fills the scores and pruning starts at "
+                                         "epoch 1; give the task at least 2 epochs (task option epochs)")
+
     def on_run_start(self, state: TrainState) -> None:
-        if state.epochs < 2:
+        if state.epochs < 2:  # also checked when the sweep is read (recipe_problem)
             raise ValueError("ted needs at least 2 epochs: epoch 0 fills the scores, pruning starts at epoch 1")
         n = state.n_train
         device = state.device  # per-sample state beside the logits: scoring a batch never waits
