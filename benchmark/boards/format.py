@@ -363,7 +363,8 @@ def lead_text(cell: "LeadCell | None", bold: str = "**") -> str:
         return ""
     value = f"{bold}{cell.value}{bold}" if cell.top else cell.value
     marks = (f" {TOP_MARK}" if cell.top else "") + (f" {BEST_MARK}" if cell.significant else "")
-    return " ".join(part for part in (value, cell.interval) if part) + marks + (f" · {cell.removed}" if cell.removed else "")
+    removed = f" · {cell.removed}" if cell.removed else ""
+    return " ".join(part for part in (value, cell.interval) if part) + marks + removed
 
 
 def overview(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
