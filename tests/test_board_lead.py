@@ -18,7 +18,7 @@ from benchmark.boards.format import BEST_MARK, LEGEND, ONE_SEED_NOTE, TOP_MARK
 from benchmark.boards.html import render_html
 from benchmark.boards.leaderboard import RUN_METRICS, build_board
 from benchmark.boards.links import BoardLinks, cells_url, run_url
-from benchmark.boards.markdown import render_markdown
+from benchmark.boards.markdown import render_markdown, render_note
 from benchmark.boards.plots import board_figures
 
 RNG = np.random.default_rng(7)
@@ -423,3 +423,7 @@ def test_a_cell_that_removed_other_than_its_ratio_says_what_it_removed():
     emp_row = next(line for line in lead_md.splitlines() if line.startswith("| emp "))
     assert emp_row.count(" · removed ") == 2 and "removed 0.15" in emp_row and "removed 0.25" in emp_row
     assert "'removed x': the cell removed x" in render_markdown(board)
+    note = render_note(board)  # the experiment's description in MLflow says it the same way
+    note_row = next(line for line in note.splitlines() if line.startswith("| emp "))
+    assert note_row.count(" · removed ") == 2 and "removed 0.15" in note_row and "'removed x'" in note
+    assert " · removed " not in next(line for line in note.splitlines() if line.startswith("| random "))

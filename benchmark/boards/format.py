@@ -368,9 +368,12 @@ def lead_text(cell: "LeadCell | None", bold: str = "**") -> str:
 
 
 def overview(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """Method x ratio grid of mean ± std (the best of a ratio marked), methods by their mean over ratios."""
+    """Method x ratio grid of mean ± std (the best of a ratio marked, an off-ratio removal said as in the
+    lead tables), methods by their mean over ratios."""
     best = table["best"] if "best" in table else [False] * len(table)
-    grid = table.assign(shown=[mean_std(m, s) + best_mark(b) for m, s, b in zip(table["mean"], table["std"], best)])
+    removed = [f" · {off}" if (off := off_ratio(r)) else "" for _, r in table.iterrows()]
+    grid = table.assign(shown=[mean_std(m, s) + best_mark(b) + o
+                               for m, s, b, o in zip(table["mean"], table["std"], best, removed)])
     grid = grid.pivot(index="method", columns="ratio", values="shown").fillna("")
     first = direction.ascending(direction.higher_is_better(table))
     order = table.groupby("method")["mean"].mean().sort_values(ascending=first, kind="stable").index

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from .format import (BEST_MARK, LEGEND, ONE_SEED_NOTE, ORDER_RULES, cost_sections, detail_tables, lead_grid, lead_text,
-                     mark_key, normalised_grid, normalised_note, normalised_tasks, one_seed, overview, reference_line,
-                     task_heading)
+from .format import (BEST_MARK, LEGEND, OFF_RATIO_KEY, ONE_SEED_NOTE, ORDER_RULES, cost_sections, detail_tables,
+                     lead_grid, lead_text, mark_key, normalised_grid, normalised_note, normalised_tasks, one_seed,
+                     overview, reference_line, task_heading)
 from .method_notes import FILLED_NOTE, notes_table
 from .leaderboard import FAMILIES, FAMILY_TITLE, Board
 from ..sweeps.names import markdown_cell, markdown_code, markdown_text
@@ -85,7 +85,7 @@ def render_note(board: Board, board_link: str = "", view_link: str = "") -> str:
             f"{len(board.runs)} finished cells, generated {board.generated}; code version(s): "
             f"{markdown_text(', '.join(board.code_versions))}. Mean ± std over seeds of the test metric at the end of training; "
             f"{BEST_MARK} marks the best method of a ratio when its paired difference to the next best is not "
-            "noise (p < 0.05)."]
+            f"noise (p < 0.05); {OFF_RATIO_KEY}"]
     view = f"[the board's view]({view_link})" if view_link else "the board's view"
     head += ["", f"The runs table in {view} (filter `{SUMMARY_FILTER}`, grouped by ratio, family and task in "
              "the board's order, `rank` 1 = best within a group) is the leaderboard: one summary run per task, "
