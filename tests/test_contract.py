@@ -244,4 +244,8 @@ def test_realised_sparsity_is_measured_from_the_trained_weights(tiny):
     zeros = sum(len(range(0, w.numel(), 4)) for w in weights.values())
     figures = measured_sparsity(model, task)
     assert figures == {"realised_sparsity": zeros / total, "prunable_params": float(total),
-                       "prunable_params_remaining": float(total - zeros)}
+                       "prunable_params_remaining": float(total - zeros), "empty_matrices": 0.0}
+    name, last = list(weights.items())[-1]
+    with torch.no_grad():
+        last.zero_()  # one matrix emptied: counted, whatever its size
+    assert measured_sparsity(model, task)["empty_matrices"] == 1.0

@@ -13,7 +13,7 @@ from benchmark.sweeps.execute import measured_sparsity
 from methods.model.movement import Movement, SoftMovement
 from methods.model.platon import Platon, platon_schedule
 from helpers_text import tiny_rt_task
-from helpers_tiny import fit, one_cpu_thread  # noqa: F401  (autouse fixture)
+from helpers_tiny import fit, one_cpu_thread, tiny_task  # noqa: F401  (autouse fixture)
 
 EPOCHS, BATCH = 2, 8  # 96 training snippets: 24 steps
 
@@ -162,3 +162,20 @@ def test_the_variant_that_ran_is_a_run_tag():
     assert variant_tag(Seven(0.5, variant="pre")) == {"method_variant": "pre"}
     from methods.model.magnitude import Magnitude
     assert variant_tag(Magnitude(0.5)) == {}
+
+
+def test_soft_movement_global_topk_can_empty_a_whole_matrix_and_the_cell_says_so(one_cpu_thread):  # noqa: F811
+    """Found on rt-polarity (2026-12-06): soft-movement's default scheduled top-k over all matrices
+    zeroed MiniLM's pooler and whole attention matrices, and every cell sat at chance. On the tiny
+    CNN it zeroes the first conv layer; the harness's measured figures count the emptied matrices,
+    and per-matrix top-k (scope: layer) empties none."""
+    counts, from_masks = {}, {}
+    for scope in ("global", "layer"):
+        torch.manual_seed(0)
+        task = tiny_task(epochs=6)
+        method = SoftMovement(0.5, 0, scope=scope)
+        model, _ = fit(task, hooks=[method])
+        counts[scope] = measured_sparsity(model, task)["empty_matrices"]
+        from_masks[scope] = float(sum(not bool(m.any()) for m in method.final_masks().values()))
+    assert counts == from_masks  # the weights' count agrees with the method's own masks
+    assert counts["global"] >= 1 and counts["layer"] == 0

@@ -110,7 +110,10 @@ def measured_sparsity(model: torch.nn.Module, task: Task) -> dict[str, float]:
     total = sum(w.numel() for w in weights.values())
     zero_fraction = sparsity(weights)
     return {"realised_sparsity": zero_fraction, "prunable_params": float(total),
-            "prunable_params_remaining": float(round(total * (1 - zero_fraction)))}
+            "prunable_params_remaining": float(round(total * (1 - zero_fraction))),
+            # a weight matrix left all zero cuts the signal path (a global ranking can empty a
+            # whole layer): the figure that explains a cell at chance level
+            "empty_matrices": float(sum(1 for w in weights.values() if not bool(w.detach().any())))}
 
 
 @functools.lru_cache(maxsize=2)
