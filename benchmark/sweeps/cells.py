@@ -490,18 +490,20 @@ def _recipe_checks(tasks: list[TaskEntry], methods: list[MethodEntry], recipe_ep
     """Each method's verdict on each task's recipe (:meth:`Method.recipe_problem` is added to
     ``problems``); the warnings of :meth:`Method.recipe_warning` are returned. Only pairs whose
     options are valid are asked."""
+    asked = []  # (entry, class, settings) of each method whose options are valid, read once
+    for method in methods:
+        method_cls = METHODS.get(method.name)
+        try:
+            method_cls.check_options(method.options)
+        except ValueError:
+            continue  # reported by _parse_method
+        asked.append((method, method_cls, method_cls.settings(method.options)))
     warnings = []
     for task in tasks:
         epochs = recipe_epochs.get(task.name)
         if epochs is None:
             continue
-        for method in methods:
-            method_cls = METHODS.get(method.name)
-            try:
-                method_cls.check_options(method.options)
-            except ValueError:
-                continue  # reported by _parse_method
-            settings = method_cls.settings(method.options)
+        for method, method_cls, settings in asked:
             where = f"method {method.label!r} on task {task.name!r} ({profile} profile, {epochs} epoch(s))"
             try:  # a plugin's check that raises is its own fault: named, never a traceback
                 problem = method_cls.recipe_problem(settings, epochs)

@@ -106,7 +106,7 @@ class InfoBatch(DataPruner):
     def recipe_warning(cls, settings: dict, epochs: int) -> str | None:
         """Epoch 0 never prunes (its pool is empty), so the rule must reach epoch 1:
         ``2 <= delta * epochs``."""
-        delta = float(settings.get("delta", 0.875))
+        delta = float(settings["delta"])
         if is_pruning_epoch(1, epochs, delta):
             return None
         fixes = []
